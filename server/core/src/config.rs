@@ -1,0 +1,156 @@
+//! Typed configuration, read once at start-up and passed down (never read from the environment
+//! deeper in the code). Loading (file, environment, flags) lives in the `server` crate.
+
+use serde::Deserialize;
+use std::{net::IpAddr, path::PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds to.
+    pub listen: String,
+    /// The URL people type into their browser; decides cookie `Secure` and allowed origins.
+    pub public_url: String,
+    /// Where the database (by default), secrets and later user data live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…`, `postgres://…` or `mysql://…`. Empty means SQLite in the data dir.
+    pub database_url: String,
+    /// Peers whose `X-Forwarded-For` is believed; everyone else is identified by the socket.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Directory holding the compiled site (WASM, JS, CSS, public assets). Empty: found
+    /// next to the binary.
+    pub site_root: String,
+    /// Session cookie signing key (hex, 64 bytes); generated into the data dir when empty.
+    pub session_secret: String,
+    /// Days a session stays valid without use.
+    pub session_days: i64,
+    pub rate_limits: RateLimits,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Attempts allowed in one window.
+    pub max: u32,
+    /// Window length in seconds.
+    pub per_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Login attempts per client address.
+    pub login_per_ip: Limit,
+    /// Login attempts per account name, whatever the address.
+    pub login_per_account: Limit,
+    /// Registrations per client address.
+    pub register_per_ip: Limit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            login_per_ip: Limit { max: 20, per_seconds: 60 },
+            login_per_account: Limit { max: 10, per_seconds: 300 },
+            register_per_ip: Limit { max: 10, per_seconds: 3600 },
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:3000".into(),
+            public_url: "http://localhost:3000".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            trusted_proxies: Vec::new(),
+            site_root: String::new(),
+            session_secret: String::new(),
+            session_days: 14,
+            rate_limits: RateLimits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The database URL in force: the configured one, or SQLite under the data dir.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("qingting.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// Whether cookies must carry `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// `scheme://host[:port]` of the public URL, as browsers send it in `Origin`.
+    pub fn public_origin(&self) -> String {
+        let url = self.public_url.trim_end_matches('/');
+        match url.find("://") {
+            Some(i) => match url[i + 3..].find('/') {
+                Some(j) => url[..i + 3 + j].to_string(),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        }
+    }
+
+    /// Rejects settings that would fail later in a confusing way.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(format!(
+                "public URL must start with http:// or https://, got {:?}",
+                self.public_url
+            ));
+        }
+        if self.session_days < 1 {
+            return Err("session_days must be at least 1".into());
+        }
+        for (name, l) in [
+            ("login_per_ip", self.rate_limits.login_per_ip),
+            ("login_per_account", self.rate_limits.login_per_account),
+            ("register_per_ip", self.rate_limits.register_per_ip),
+        ] {
+            if l.max == 0 || l.per_seconds == 0 {
+                return Err(format!("rate_limits.{name}: max and per_seconds must be positive"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_drops_path_and_slash() {
+        let mut c = Config::default();
+        assert_eq!(c.public_origin(), "http://localhost:3000");
+        c.public_url = "https://studio.example.com/base/".into();
+        assert_eq!(c.public_origin(), "https://studio.example.com");
+        assert!(c.is_https());
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_data_dir() {
+        let c = Config::default();
+        assert_eq!(c.effective_database_url(), "sqlite://./data/qingting.db?mode=rwc");
+    }
+
+    #[test]
+    fn validate_rejects_bad_values() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        c.public_url = "localhost:3000".into();
+        assert!(c.validate().is_err());
+        c = Config::default();
+        c.rate_limits.login_per_ip.max = 0;
+        assert!(c.validate().is_err());
+    }
+}

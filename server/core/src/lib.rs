@@ -1,0 +1,16 @@
+//! QingTing Studio's server-only domain: configuration types, the store, accounts and the
+//! guards (rate limits, redirect targets) that every entry point shares.
+//!
+//! The `app` crate reaches this only under its `ssr` feature, so nothing here is ever compiled
+//! to WebAssembly.
+
+pub mod accounts;
+pub mod config;
+pub mod rate_limit;
+pub mod redirect;
+pub mod state;
+pub mod store;
+pub mod testing;
+
+pub use config::Config;
+pub use state::AppState;

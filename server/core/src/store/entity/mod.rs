@@ -1,0 +1,4 @@
+//! Table definitions. Times are Unix seconds (`i64`) on every backend.
+
+pub mod session;
+pub mod user;

@@ -1,0 +1,14 @@
+//! Schema migrations, applied in order at start-up and by `qingting migrate`.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_users_sessions;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_users_sessions::Migration)]
+    }
+}

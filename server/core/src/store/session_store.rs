@@ -1,0 +1,109 @@
+//! tower-sessions records in the application database, so a restart logs nobody out and
+//! several replicas share sessions.
+
+use super::{entity::session, now_unix};
+use async_trait::async_trait;
+use sea_orm::{
+    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
+    QueryFilter,
+};
+use tower_sessions::{
+    session::{Id, Record},
+    session_store::{Error, ExpiredDeletion, Result},
+    SessionStore,
+};
+
+/// Session key holding the signed-in user's id.
+pub const USER_ID_KEY: &str = "uid";
+
+#[derive(Debug, Clone)]
+pub struct DbSessionStore {
+    db: DatabaseConnection,
+}
+
+impl DbSessionStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    fn to_row(record: &Record) -> Result<session::ActiveModel> {
+        let data = serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
+        Ok(session::ActiveModel {
+            id: Set(record.id.to_string()),
+            user_id: Set(record.data.get(USER_ID_KEY).and_then(|v| v.as_i64())),
+            data: Set(data),
+            expires_at: Set(record.expiry_date.unix_timestamp()),
+        })
+    }
+}
+
+fn backend(e: sea_orm::DbErr) -> Error {
+    Error::Backend(e.to_string())
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        // A 128-bit random id practically never collides, but never overwrite someone else's.
+        loop {
+            let exists = session::Entity::find_by_id(record.id.to_string())
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+                .is_some();
+            if !exists {
+                break;
+            }
+            record.id = Id::default();
+        }
+        session::Entity::insert(Self::to_row(record)?).exec(&self.db).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> Result<()> {
+        session::Entity::insert(Self::to_row(record)?)
+            .on_conflict(
+                OnConflict::column(session::Column::Id)
+                    .update_columns([
+                        session::Column::UserId,
+                        session::Column::Data,
+                        session::Column::ExpiresAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let row = session::Entity::find_by_id(id.to_string())
+            .filter(session::Column::ExpiresAt.gt(now_unix()))
+            .one(&self.db)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let data = serde_json::from_str(&row.data).map_err(|e| Error::Decode(e.to_string()))?;
+        let expiry_date = time::OffsetDateTime::from_unix_timestamp(row.expires_at)
+            .map_err(|e| Error::Decode(e.to_string()))?;
+        Ok(Some(Record { id: *id, data, expiry_date }))
+    }
+
+    async fn delete(&self, id: &Id) -> Result<()> {
+        session::Entity::delete_by_id(id.to_string()).exec(&self.db).await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for DbSessionStore {
+    async fn delete_expired(&self) -> Result<()> {
+        session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lte(now_unix()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
