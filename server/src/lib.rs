@@ -1,0 +1,14 @@
+//! The `qingting` server: configuration loading, wiring of the HTTP stack, and the
+//! operational pieces (health, logs, shutdown). Domain logic lives in `qingting-core`.
+
+pub mod cli;
+mod client_ip_layer;
+mod csrf;
+mod healthz;
+pub mod http;
+mod secrets;
+pub mod settings;
+mod site;
+pub mod telemetry;
+
+pub use http::{start, RunningServer};

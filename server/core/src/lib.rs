@@ -5,6 +5,7 @@
 //! to WebAssembly.
 
 pub mod accounts;
+pub mod client_ip;
 pub mod config;
 pub mod rate_limit;
 pub mod redirect;

@@ -1,0 +1,26 @@
+use crate::api::ApiError;
+use leptos::prelude::*;
+
+/// Signs in with a password; answers the page to go to next (`next` if it is ours).
+#[server(prefix = "/api", endpoint = "login")]
+pub async fn login(
+    username: String,
+    password: String,
+    next: Option<String>,
+) -> Result<String, ApiError> {
+    use crate::api::server_ctx::{client_ip, rate_limit, redirect_for_forms, session, sign_in, state};
+    use qingting_core::{accounts, redirect::next_or_home};
+
+    let (state, session) = (state()?, session().await?);
+    let limits = &state.config.rate_limits;
+    rate_limit(&state, "login-ip", &client_ip(), limits.login_per_ip)?;
+    let username = username.trim().to_string();
+    rate_limit(&state, "login-account", &username, limits.login_per_account)?;
+
+    let account = accounts::authenticate(&state.db, &username, &password).await?;
+    sign_in(&session, &account).await?;
+    tracing::info!(user = %account.username, "signed in");
+    let to = next_or_home(next.as_deref());
+    redirect_for_forms(&to);
+    Ok(to)
+}

@@ -1,0 +1,9 @@
+//! The API: server functions grouped by area, each a thin shell (authenticate, validate,
+//! call one service, map errors). Every endpoint is listed in docs/api.md.
+
+pub mod auth;
+mod error;
+#[cfg(feature = "ssr")]
+pub(crate) mod server_ctx;
+
+pub use error::ApiError;

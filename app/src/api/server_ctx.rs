@@ -1,0 +1,118 @@
+//! Server-side plumbing shared by the server functions: the app state, the session, the
+//! client address, and turning errors into responses. Compiled only with `ssr`.
+
+use super::ApiError;
+use axum::http::{header, request::Parts, HeaderValue, StatusCode};
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+use qingting_core::{
+    accounts::{self, Account, AccountError},
+    client_ip::ClientIp,
+    config::Limit,
+    store::session_store::USER_ID_KEY,
+    AppState,
+};
+use tower_sessions::Session;
+
+pub fn state() -> Result<AppState, ApiError> {
+    use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server-function context");
+        ApiError::Internal
+    })
+}
+
+pub async fn session() -> Result<Session, ApiError> {
+    leptos_axum::extract::<Session>().await.map_err(|e| {
+        tracing::error!("no session layer: {e}");
+        ApiError::Internal
+    })
+}
+
+fn request_parts() -> Option<Parts> {
+    use_context::<Parts>()
+}
+
+/// A plain HTML form post (no WASM yet): answered with redirects, not status codes.
+pub fn is_form_post() -> bool {
+    request_parts()
+        .and_then(|p| p.headers.get(header::ACCEPT)?.to_str().ok().map(|a| a.contains("text/html")))
+        .unwrap_or(false)
+}
+
+pub fn client_ip() -> String {
+    request_parts()
+        .and_then(|p| p.extensions.get::<ClientIp>().copied())
+        .map(|ClientIp(ip)| ip.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Records the error's status (and `Retry-After`) on the response and returns it.
+///
+/// Plain form posts keep the redirect that carries the error back to the form; only
+/// `Retry-After` is added there.
+pub fn fail(err: ApiError) -> ApiError {
+    if let Some(res) = use_context::<ResponseOptions>() {
+        if let ApiError::RateLimited { retry_after } = &err {
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                res.insert_header(header::RETRY_AFTER, v);
+            }
+        }
+        if !is_form_post() {
+            res.set_status(StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST));
+        }
+    }
+    err
+}
+
+/// Counts one attempt against a limit.
+pub fn rate_limit(state: &AppState, bucket: &'static str, key: &str, limit: Limit) -> Result<(), ApiError> {
+    state
+        .limits
+        .check(bucket, key, limit)
+        .map_err(|l| fail(ApiError::RateLimited { retry_after: l.retry_after_secs }))
+}
+
+/// Where to go after an auth change: a 302 for plain forms; JS callers get the path back
+/// and navigate client-side.
+pub fn redirect_for_forms(to: &str) {
+    if is_form_post() {
+        leptos_axum::redirect(to);
+    }
+}
+
+/// The signed-in account, if the session has one that still exists.
+pub async fn current_account(state: &AppState, session: &Session) -> Result<Option<Account>, ApiError> {
+    let uid: Option<i64> = session.get(USER_ID_KEY).await.map_err(internal)?;
+    let Some(uid) = uid else { return Ok(None) };
+    let account = accounts::find_by_id(&state.db, uid).await.map_err(internal)?;
+    if account.is_none() {
+        // The user was deleted: the session is worthless.
+        session.flush().await.map_err(internal)?;
+    }
+    Ok(account)
+}
+
+/// Makes `account` the session's user, with a fresh session id (no fixation).
+pub async fn sign_in(session: &Session, account: &Account) -> Result<(), ApiError> {
+    session.cycle_id().await.map_err(internal)?;
+    session.insert(USER_ID_KEY, account.id).await.map_err(internal)?;
+    Ok(())
+}
+
+pub fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("internal error: {e}");
+    fail(ApiError::Internal)
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        let err = match e {
+            AccountError::InvalidUsername => ApiError::invalid("username", e.to_string()),
+            AccountError::WeakPassword(m) => ApiError::invalid("password", m),
+            AccountError::UsernameTaken => ApiError::Conflict(e.to_string()),
+            AccountError::InvalidCredentials => ApiError::BadCredentials,
+            AccountError::Store(_) | AccountError::Internal(_) => return internal(e),
+        };
+        fail(err)
+    }
+}

@@ -1,0 +1,102 @@
+//! The signed-in user as the UI sees it, and the guards built on it.
+
+use crate::api::{
+    auth::{current_user, UserView},
+    ApiError,
+};
+use leptos::{prelude::*, server_fn::ServerFn};
+use leptos_router::{
+    components::Redirect,
+    hooks::{use_location, use_navigate},
+};
+
+/// Shared through context: the current user, refetched whenever `epoch` moves (after
+/// sign-in, registration, sign-out).
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub user: Resource<Result<Option<UserView>, ApiError>>,
+    epoch: RwSignal<u32>,
+}
+
+impl Auth {
+    pub fn provide() {
+        let epoch = RwSignal::new(0u32);
+        let user = Resource::new(move || epoch.get(), |_| current_user());
+        provide_context(Auth { user, epoch });
+    }
+
+    pub fn get() -> Auth {
+        expect_context::<Auth>()
+    }
+}
+
+/// After an auth action succeeds (its value is the page to go to), reloads the user and
+/// navigates there without a page reload.
+pub fn navigate_on_success<S>(action: ServerAction<S>)
+where
+    S: ServerFn<Output = String, Error = ApiError> + Clone + Send + Sync + 'static,
+{
+    let auth = Auth::get();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(to)) = action.value().get() {
+            action.value().set(None);
+            auth.epoch.update(|e| *e += 1);
+            navigate(&to, Default::default());
+        }
+    });
+}
+
+/// The error of an action's last run, as the message to show.
+pub fn action_error<S>(action: ServerAction<S>) -> Signal<Option<String>>
+where
+    S: ServerFn<Error = ApiError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    Signal::derive(move || action.value().with(|v| match v {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    }))
+}
+
+/// Renders `children` for a signed-in user; anyone else is sent to the login page with a
+/// `next` back here.
+#[component]
+pub fn RequireUser(children: ChildrenFn) -> impl IntoView {
+    let auth = Auth::get();
+    let location = use_location();
+    let children = StoredValue::new(children);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match auth.user.await {
+                    Ok(Some(_)) => children.with_value(|c| c()).into_any(),
+                    _ => {
+                        let search = location.search.get_untracked();
+                        let here = if search.is_empty() {
+                            location.pathname.get_untracked()
+                        } else {
+                            format!("{}?{}", location.pathname.get_untracked(), search.trim_start_matches('?'))
+                        };
+                        let to = format!("/login?next={}", urlencoding::encode(&here));
+                        view! { <Redirect path=to /> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// For pages only the signed-out need (login, register): a signed-in visitor goes home.
+#[component]
+pub fn RedirectIfSignedIn() -> impl IntoView {
+    let auth = Auth::get();
+    view! {
+        <Suspense>
+            {move || Suspend::new(async move {
+                matches!(auth.user.await, Ok(Some(_)))
+                    .then(|| view! { <Redirect path="/workspaces" /> })
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,4 @@
+//! Reusable pieces of the dashboard.
+
+pub mod form;
+pub mod nav;

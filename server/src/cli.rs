@@ -1,0 +1,84 @@
+//! The command line: every option is also an environment variable (`QINGTING_…`) and a key
+//! in the optional TOML file; flags beat the environment, which beats the file.
+
+use crate::{settings, telemetry::LogFormat};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qingting",
+    version,
+    about = "QingTing Studio: self-hosted, serverless Web IDE workspaces",
+    long_about = "QingTing Studio: self-hosted, serverless Web IDE workspaces.\n\n\
+        With no arguments, serves a complete local instance on http://localhost:3000 \
+        with its data (SQLite database, secrets) under ./data."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+    /// Log output format.
+    #[arg(long, global = true, env = "QINGTING_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Options {
+    /// TOML configuration file (optional; see docs/configuration.md).
+    #[arg(long, global = true, env = "QINGTING_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:3000].
+    #[arg(long, global = true, env = "QINGTING_LISTEN")]
+    pub listen: Option<String>,
+    /// URL people use to reach the dashboard [default: http://localhost:3000].
+    #[arg(long, global = true, env = "QINGTING_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Directory for the database, secrets and user data [default: ./data].
+    #[arg(long, global = true, env = "QINGTING_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://…, postgres://… or mysql://… [default: SQLite in the data dir].
+    #[arg(long, global = true, env = "QINGTING_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Proxy address whose X-Forwarded-For is trusted (repeat, or comma-separate in the
+    /// environment).
+    #[arg(long = "trusted-proxy", global = true, env = "QINGTING_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Directory with the compiled site (WASM, JS, CSS) [default: found next to the binary].
+    #[arg(long, global = true, env = "QINGTING_SITE_ROOT")]
+    pub site_root: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the dashboard and API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets masked) and exit.
+    Config,
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let config = settings::load(&self.options)?;
+        match self.command.unwrap_or(Command::Serve) {
+            Command::Serve => {
+                let server = crate::start(config).await?;
+                server.wait().await
+            }
+            Command::Migrate => {
+                let db = qingting_core::store::connect(&config.effective_database_url()).await?;
+                qingting_core::store::migrate(&db).await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Config => {
+                print!("{}", settings::describe(&config));
+                Ok(())
+            }
+        }
+    }
+}

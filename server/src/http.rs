@@ -1,0 +1,172 @@
+//! The HTTP stack: Leptos pages and server functions, health, sessions, client address,
+//! CSRF guard, request ids and access logs; plus start-up and graceful shutdown.
+
+use crate::{client_ip_layer, csrf, healthz::healthz, secrets, site};
+use anyhow::Context;
+use app::{shell, App};
+use axum::{http::HeaderName, middleware, routing::get, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use qingting_core::{store, AppState, Config};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+    LatencyUnit,
+};
+use tower_sessions::{cookie::{Key, SameSite}, session_store::ExpiredDeletion, Expiry, SessionManagerLayer};
+use tracing::Level;
+
+/// Name of the dashboard session cookie (host-only; never sent to workspace hosts).
+pub const SESSION_COOKIE: &str = "qingting_session";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the full application router over `state`.
+pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
+    let config = state.config.clone();
+    let site_root = site::locate(&config.site_root);
+    match &site_root {
+        Some(root) => tracing::info!(site_root = %root.display(), "serving site files"),
+        None => tracing::error!(
+            "compiled site files not found (looked for pkg/qingting.js); pages will render \
+             without interactivity. Build with `cargo leptos build` or set --site-root."
+        ),
+    }
+    let site_root = site_root.map(|p| p.display().to_string()).unwrap_or_else(|| "target/site".into());
+    let options = LeptosOptions::builder()
+        .output_name("qingting")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000))))
+        .build();
+    let routes = generate_route_list(App);
+
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let sessions = SessionManagerLayer::new(store::DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.is_https())
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(config.session_days)))
+        .with_signed(Key::try_from(session_key).context("session key")?);
+
+    let health = Router::new().route("/healthz", get(healthz)).with_state(state.clone());
+    let app = Router::new()
+        .leptos_routes_with_context(&options, routes, context.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
+        .with_state(options)
+        .layer(middleware::from_fn_with_state(Arc::<str>::from(config.public_origin()), csrf::guard))
+        .layer(sessions)
+        .merge(health)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(config.trusted_proxies.clone()),
+            client_ip_layer::client_ip,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    Ok(app)
+}
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Runs until SIGINT/SIGTERM, then finishes in-flight requests.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        Ok(self.task.await??)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        Ok(self.task.await??)
+    }
+}
+
+/// Connects the database, migrates, binds and starts serving in the background.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let db_url = config.effective_database_url();
+    let db = store::connect(&db_url).await.context("cannot open the database")?;
+    store::migrate(&db).await.context("database migration failed")?;
+    let session_key = secrets::load_or_generate(&config.data_dir, "session.key", &config.session_secret, 64)?;
+
+    let session_sweeper = store::DbSessionStore::new(db.clone());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = session_sweeper.delete_expired().await {
+                tracing::warn!("expired-session sweep failed: {e}");
+            }
+        }
+    });
+
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = config.public_url.clone();
+    let state = AppState::new(db, config);
+    let app = router(state.clone(), &session_key)?;
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = rx => {}
+                }
+                tracing::info!("shutting down: finishing in-flight requests");
+            })
+            .await
+    });
+    tracing::info!(%addr, %public_url, "QingTing Studio is listening");
+    Ok(RunningServer { addr, state, shutdown: Some(tx), task })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
