@@ -53,10 +53,12 @@ where
     S: ServerFn<Error = ApiError> + Clone + Send + Sync + 'static,
     S::Output: Clone + Send + Sync + 'static,
 {
-    Signal::derive(move || action.value().with(|v| match v {
-        Some(Err(e)) => Some(e.to_string()),
-        _ => None,
-    }))
+    Signal::derive(move || {
+        action.value().with(|v| match v {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        })
+    })
 }
 
 /// Renders `children` for a signed-in user; anyone else is sent to the login page with a

@@ -18,7 +18,13 @@ pub struct Cli {
     #[command(flatten)]
     pub options: Options,
     /// Log output format.
-    #[arg(long, global = true, env = "QINGTING_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "QINGTING_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -40,11 +46,21 @@ pub struct Options {
     #[arg(long, global = true, env = "QINGTING_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite://…, postgres://… or mysql://… [default: SQLite in the data dir].
-    #[arg(long, global = true, env = "QINGTING_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "QINGTING_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Proxy address whose X-Forwarded-For is trusted (repeat, or comma-separate in the
     /// environment).
-    #[arg(long = "trusted-proxy", global = true, env = "QINGTING_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        global = true,
+        env = "QINGTING_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Directory with the compiled site (WASM, JS, CSS) [default: found next to the binary].
     #[arg(long, global = true, env = "QINGTING_SITE_ROOT")]

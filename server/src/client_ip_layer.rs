@@ -21,7 +21,10 @@ pub async fn client_ip(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let xff = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
     let ip = resolve(peer, xff, &trusted);
     req.extensions_mut().insert(ClientIp(ip));
     next.run(req).await

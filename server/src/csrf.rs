@@ -15,7 +15,11 @@ pub const API_PREFIX: &str = "/api/";
 pub async fn guard(State(origin): State<Arc<str>>, req: Request, next: Next) -> Response {
     if req.uri().path().starts_with(API_PREFIX) {
         if req.method() != Method::POST {
-            return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")], "Use POST.\n")
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "POST")],
+                "Use POST.\n",
+            )
                 .into_response();
         }
         if let Some(reason) = refusal(&req, &origin) {

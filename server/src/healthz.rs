@@ -7,12 +7,17 @@ use serde_json::{json, Value};
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let version = env!("CARGO_PKG_VERSION");
     match qingting_core::store::ping(&state.db).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "version": version, "database": "ok"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "version": version, "database": "ok"})),
+        ),
         Err(e) => {
             tracing::error!("health check: database unreachable: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "version": version, "database": "unreachable"})),
+                Json(
+                    json!({"status": "unavailable", "version": version, "database": "unreachable"}),
+                ),
             )
         }
     }

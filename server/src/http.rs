@@ -15,7 +15,11 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
     LatencyUnit,
 };
-use tower_sessions::{cookie::{Key, SameSite}, session_store::ExpiredDeletion, Expiry, SessionManagerLayer};
+use tower_sessions::{
+    cookie::{Key, SameSite},
+    session_store::ExpiredDeletion,
+    Expiry, SessionManagerLayer,
+};
 use tracing::Level;
 
 /// Name of the dashboard session cookie (host-only; never sent to workspace hosts).
@@ -33,12 +37,19 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
              without interactivity. Build with `cargo leptos build` or set --site-root."
         ),
     }
-    let site_root = site_root.map(|p| p.display().to_string()).unwrap_or_else(|| "target/site".into());
+    let site_root = site_root
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "target/site".into());
     let options = LeptosOptions::builder()
         .output_name("qingting")
         .site_root(site_root)
         .site_pkg_dir("pkg")
-        .site_addr(config.listen.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000))))
+        .site_addr(
+            config
+                .listen
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000))),
+        )
         .build();
     let routes = generate_route_list(App);
 
@@ -52,10 +63,14 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         .with_same_site(SameSite::Lax)
         .with_secure(config.is_https())
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(config.session_days)))
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(
+            config.session_days,
+        )))
         .with_signed(Key::try_from(session_key).context("session key")?);
 
-    let health = Router::new().route("/healthz", get(healthz)).with_state(state.clone());
+    let health = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state.clone());
     let app = Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
@@ -111,9 +126,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let db_url = config.effective_database_url();
-    let db = store::connect(&db_url).await.context("cannot open the database")?;
-    store::migrate(&db).await.context("database migration failed")?;
-    let session_key = secrets::load_or_generate(&config.data_dir, "session.key", &config.session_secret, 64)?;
+    let db = store::connect(&db_url)
+        .await
+        .context("cannot open the database")?;
+    store::migrate(&db)
+        .await
+        .context("database migration failed")?;
+    let session_key =
+        secrets::load_or_generate(&config.data_dir, "session.key", &config.session_secret, 64)?;
 
     let session_sweeper = store::DbSessionStore::new(db.clone());
     tokio::spawn(async move {
@@ -136,18 +156,26 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown_signal() => {}
-                    _ = rx => {}
-                }
-                tracing::info!("shutting down: finishing in-flight requests");
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = rx => {}
+            }
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await
     });
     tracing::info!(%addr, %public_url, "QingTing Studio is listening");
-    Ok(RunningServer { addr, state, shutdown: Some(tx), task })
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 async fn shutdown_signal() {

@@ -6,10 +6,18 @@ use std::{fs, io::Write, path::Path};
 
 /// The configured hex secret, or the one stored under `name`, or a new random one of `len`
 /// bytes written there first.
-pub fn load_or_generate(data_dir: &Path, name: &str, configured: &str, len: usize) -> anyhow::Result<Vec<u8>> {
+pub fn load_or_generate(
+    data_dir: &Path,
+    name: &str,
+    configured: &str,
+    len: usize,
+) -> anyhow::Result<Vec<u8>> {
     if !configured.is_empty() {
         let bytes = hex::decode(configured.trim()).context("configured secret is not hex")?;
-        anyhow::ensure!(bytes.len() >= len, "configured secret must be at least {len} bytes");
+        anyhow::ensure!(
+            bytes.len() >= len,
+            "configured secret must be at least {len} bytes"
+        );
         return Ok(bytes);
     }
     let dir = data_dir.join("secrets");
@@ -38,7 +46,10 @@ pub fn load_or_generate(data_dir: &Path, name: &str, configured: &str, len: usiz
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     Ok(())
@@ -47,7 +58,12 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 #[cfg(unix)]
 fn private_file(path: &Path) -> anyhow::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    Ok(fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?)
+    Ok(fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?)
 }
 
 #[cfg(test)]
@@ -62,9 +78,15 @@ mod tests {
         let b = load_or_generate(dir.path(), "k", "", 64).unwrap();
         assert_eq!(a.len(), 64);
         assert_eq!(a, b, "the stored secret is reused");
-        let mode = fs::metadata(dir.path().join("secrets/k")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("secrets/k"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let mode = fs::metadata(dir.path().join("secrets")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("secrets"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
     }
 
@@ -72,7 +94,10 @@ mod tests {
     fn configured_secret_wins_and_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let hexed = "ab".repeat(64);
-        assert_eq!(load_or_generate(dir.path(), "k", &hexed, 64).unwrap(), vec![0xab; 64]);
+        assert_eq!(
+            load_or_generate(dir.path(), "k", &hexed, 64).unwrap(),
+            vec![0xab; 64]
+        );
         assert!(load_or_generate(dir.path(), "k", "zz", 64).is_err());
         assert!(load_or_generate(dir.path(), "k", "abab", 64).is_err());
     }

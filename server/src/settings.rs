@@ -32,17 +32,30 @@ pub fn load(opts: &Options) -> anyhow::Result<Config> {
     if let Some(v) = &opts.site_root {
         config.site_root = v.clone();
     }
-    config.validate().map_err(anyhow::Error::msg).context("invalid configuration")?;
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
     Ok(config)
 }
 
 /// The effective configuration as TOML-ish text, with secrets masked.
 pub fn describe(c: &Config) -> String {
-    let mask = |s: &str| if s.is_empty() { "(generated in data dir)".to_string() } else { "********".into() };
+    let mask = |s: &str| {
+        if s.is_empty() {
+            "(generated in data dir)".to_string()
+        } else {
+            "********".into()
+        }
+    };
     let db = c.effective_database_url();
     let db = match db.find('@') {
         // Credentials in a database URL are secrets too.
-        Some(at) => format!("{}://********{}", db.split("://").next().unwrap_or(""), &db[at..]),
+        Some(at) => format!(
+            "{}://********{}",
+            db.split("://").next().unwrap_or(""),
+            &db[at..]
+        ),
         None => db,
     };
     format!(
@@ -53,7 +66,10 @@ pub fn describe(c: &Config) -> String {
         c.public_url,
         c.data_dir.display().to_string(),
         db,
-        c.trusted_proxies.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+        c.trusted_proxies
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>(),
         c.site_root,
         mask(&c.session_secret),
         c.session_days,
@@ -91,9 +107,15 @@ mod tests {
     fn unknown_keys_and_bad_values_are_errors() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         writeln!(f, "lisen = \"x\"").unwrap();
-        let opts = Options { config: Some(f.path().to_path_buf()), ..Default::default() };
+        let opts = Options {
+            config: Some(f.path().to_path_buf()),
+            ..Default::default()
+        };
         assert!(load(&opts).is_err());
-        let opts = Options { public_url: Some("ftp://x".into()), ..Default::default() };
+        let opts = Options {
+            public_url: Some("ftp://x".into()),
+            ..Default::default()
+        };
         assert!(load(&opts).is_err());
     }
 

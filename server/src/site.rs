@@ -15,7 +15,11 @@ pub fn locate(configured: &str) -> Option<PathBuf> {
     if let Ok(v) = std::env::var("LEPTOS_SITE_ROOT") {
         candidates.push(PathBuf::from(v));
     }
-    if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+    {
         candidates.push(dir.join("site"));
         candidates.push(dir.join("../site"));
     }

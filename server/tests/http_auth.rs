@@ -24,8 +24,14 @@ async fn start(tdb: &TestDatabase) -> Harness {
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
         ..Default::default()
     };
-    config.rate_limits.login_per_ip = Limit { max: 4, per_seconds: 60 };
-    config.rate_limits.register_per_ip = Limit { max: 5, per_seconds: 60 };
+    config.rate_limits.login_per_ip = Limit {
+        max: 4,
+        per_seconds: 60,
+    };
+    config.rate_limits.register_per_ip = Limit {
+        max: 5,
+        per_seconds: 60,
+    };
     // The public URL must name the real port, so bind first via a probe listener.
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
@@ -34,7 +40,12 @@ async fn start(tdb: &TestDatabase) -> Harness {
     config.public_url = format!("http://localhost:{port}");
     let server = qingting_server::start(config).await.expect("server starts");
     let client = Client::builder().redirect(Policy::none()).build().unwrap();
-    Harness { base: format!("http://127.0.0.1:{}", server.addr.port()), client, server, _dir: dir }
+    Harness {
+        base: format!("http://127.0.0.1:{}", server.addr.port()),
+        client,
+        server,
+        _dir: dir,
+    }
 }
 
 /// A browser-like caller: its own address (via the trusted proxy header) and cookie.
@@ -46,7 +57,11 @@ struct Caller<'a> {
 
 impl<'a> Caller<'a> {
     fn new(h: &'a Harness, ip: &str) -> Self {
-        Self { h, ip: ip.into(), cookie: None }
+        Self {
+            h,
+            ip: ip.into(),
+            cookie: None,
+        }
     }
 
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
@@ -99,11 +114,18 @@ impl<'a> Caller<'a> {
 }
 
 async fn suite(backend: Backend) {
-    let Some(tdb) = TestDatabase::create(backend).await else { return };
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
     let h = start(&tdb).await;
 
     // Health.
-    let res = h.client.get(format!("{}/healthz", h.base)).send().await.unwrap();
+    let res = h
+        .client
+        .get(format!("{}/healthz", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["status"], "ok");
@@ -112,30 +134,70 @@ async fn suite(backend: Backend) {
 
     // Register: good, then the refusals with clear statuses and messages.
     let mut alice = Caller::new(&h, "10.0.0.1");
-    let res = alice.post("/api/register", &[("username", "alice"), ("password", "correct horse")]).await;
+    let res = alice
+        .post(
+            "/api/register",
+            &[("username", "alice"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let set_cookie = res.headers().get(header::SET_COOKIE).expect("session cookie").to_str().unwrap().to_string();
+    let set_cookie = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("session cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(set_cookie.starts_with("qingting_session="), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
-    assert!(!set_cookie.to_ascii_lowercase().contains("domain="), "host-only: {set_cookie}");
+    assert!(
+        !set_cookie.to_ascii_lowercase().contains("domain="),
+        "host-only: {set_cookie}"
+    );
     assert!(!set_cookie.contains("Secure"), "plain http: {set_cookie}");
     assert_eq!(res.json::<String>().await.unwrap(), "/workspaces");
     assert_eq!(alice.me().await["username"], "alice");
 
     let mut other = Caller::new(&h, "10.0.0.2");
-    let res = other.post("/api/register", &[("username", "alice"), ("password", "another one")]).await;
+    let res = other
+        .post(
+            "/api/register",
+            &[("username", "alice"), ("password", "another one")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
-    assert!(res.text().await.unwrap().contains("That user name is taken."));
-    let res = other.post("/api/register", &[("username", "Bad-Name"), ("password", "long enough")]).await;
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("That user name is taken."));
+    let res = other
+        .post(
+            "/api/register",
+            &[("username", "Bad-Name"), ("password", "long enough")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.text().await.unwrap().contains("lowercase letter"));
-    let res = other.post("/api/register", &[("username", "bob"), ("password", "short")]).await;
+    let res = other
+        .post(
+            "/api/register",
+            &[("username", "bob"), ("password", "short")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.text().await.unwrap().contains("at least 8 characters"));
     let res = other.post("/api/register", &[("username", "bob")]).await;
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "missing field is a 400, not a 500");
-    assert!(other.me().await.is_null(), "refused registrations sign nobody in");
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "missing field is a 400, not a 500"
+    );
+    assert!(
+        other.me().await.is_null(),
+        "refused registrations sign nobody in"
+    );
 
     // Protected page: anonymous → login with next; signed in → the page with the name.
     let res = other.get("/workspaces").await;
@@ -150,41 +212,90 @@ async fn suite(backend: Backend) {
     let res = alice.post("/api/logout", &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
     alice.cookie = old_cookie;
-    assert!(alice.me().await.is_null(), "a logged-out session id must not work again");
+    assert!(
+        alice.me().await.is_null(),
+        "a logged-out session id must not work again"
+    );
     alice.cookie = None;
 
     // Sign-in: wrong password and unknown user answer identically; next is checked.
     let mut carol = Caller::new(&h, "10.0.0.3");
-    let wrong = carol.post("/api/login", &[("username", "alice"), ("password", "wrong horse")]).await;
+    let wrong = carol
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", "wrong horse")],
+        )
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let wrong = wrong.text().await.unwrap();
-    let missing = carol.post("/api/login", &[("username", "nobody"), ("password", "wrong horse")]).await;
+    let missing = carol
+        .post(
+            "/api/login",
+            &[("username", "nobody"), ("password", "wrong horse")],
+        )
+        .await;
     assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(wrong, missing.text().await.unwrap());
     let res = carol
-        .post("/api/login", &[("username", "alice"), ("password", "correct horse"), ("next", "//evil.com")])
+        .post(
+            "/api/login",
+            &[
+                ("username", "alice"),
+                ("password", "correct horse"),
+                ("next", "//evil.com"),
+            ],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.json::<String>().await.unwrap(), "/workspaces", "off-site next ignored");
+    assert_eq!(
+        res.json::<String>().await.unwrap(),
+        "/workspaces",
+        "off-site next ignored"
+    );
     let first = carol.cookie.clone().unwrap();
     let res = carol
-        .post("/api/login", &[("username", "alice"), ("password", "correct horse"), ("next", "/workspaces?x=1")])
+        .post(
+            "/api/login",
+            &[
+                ("username", "alice"),
+                ("password", "correct horse"),
+                ("next", "/workspaces?x=1"),
+            ],
+        )
         .await;
     assert_eq!(res.json::<String>().await.unwrap(), "/workspaces?x=1");
     let second = carol.cookie.clone().unwrap();
     assert_ne!(first, second, "session id rotates on login");
-    let mut stale = Caller { h: &h, ip: "10.0.0.3".into(), cookie: Some(first) };
+    let mut stale = Caller {
+        h: &h,
+        ip: "10.0.0.3".into(),
+        cookie: Some(first),
+    };
     assert!(stale.me().await.is_null(), "the pre-rotation id is dead");
 
     // Rate limit per address: the fifth attempt in a minute is refused with Retry-After.
     let mut guesser = Caller::new(&h, "10.0.0.9");
     for _ in 0..4 {
-        let res = guesser.post("/api/login", &[("username", "alice"), ("password", "guess guess")]).await;
+        let res = guesser
+            .post(
+                "/api/login",
+                &[("username", "alice"), ("password", "guess guess")],
+            )
+            .await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
-    let res = guesser.post("/api/login", &[("username", "alice"), ("password", "correct horse")]).await;
+    let res = guesser
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry));
     assert!(res.text().await.unwrap().contains("RateLimited"));
     // A plain HTML form gets the error back on its page, still with Retry-After.
@@ -200,10 +311,18 @@ async fn suite(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
     assert!(res.headers().contains_key(header::RETRY_AFTER));
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .contains("__err="));
     // Another address is unaffected.
     let mut fresh = Caller::new(&h, "10.0.0.10");
-    let res = fresh.post("/api/login", &[("username", "alice"), ("password", "correct horse")]).await;
+    let res = fresh
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
 
     // Plain form post (no WASM): success is a 302 to next.
@@ -213,7 +332,11 @@ async fn suite(backend: Backend) {
         .header("x-forwarded-for", "10.0.0.11")
         .header(header::ACCEPT, "text/html")
         .header(header::REFERER, format!("{}/login", h.base))
-        .form(&[("username", "alice"), ("password", "correct horse"), ("next", "/workspaces")])
+        .form(&[
+            ("username", "alice"),
+            ("password", "correct horse"),
+            ("next", "/workspaces"),
+        ])
         .send()
         .await
         .unwrap();
@@ -239,11 +362,21 @@ async fn suite(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = h.client.get(format!("{}/api/me", h.base)).send().await.unwrap();
+    let res = h
+        .client
+        .get(format!("{}/api/me", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     // Unknown pages are a 404 page, not an error.
-    let res = h.client.get(format!("{}/no/such/page", h.base)).send().await.unwrap();
+    let res = h
+        .client
+        .get(format!("{}/no/such/page", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     eprintln!("http auth suite passed on {}", backend.name());
@@ -252,7 +385,12 @@ async fn suite(backend: Backend) {
 }
 
 async fn res_has_request_id(h: &Harness) -> bool {
-    let res = h.client.get(format!("{}/healthz", h.base)).send().await.unwrap();
+    let res = h
+        .client
+        .get(format!("{}/healthz", h.base))
+        .send()
+        .await
+        .unwrap();
     res.headers().contains_key("x-request-id")
 }
 

@@ -11,7 +11,10 @@ use server_fn::{
 pub enum ApiError {
     /// Bad input; `field` names the form field when there is one.
     #[error("{message}")]
-    Invalid { field: Option<String>, message: String },
+    Invalid {
+        field: Option<String>,
+        message: String,
+    },
     #[error("Please sign in to continue.")]
     Unauthorized,
     /// Same message whether the user exists or the password is wrong.
@@ -30,7 +33,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        ApiError::Invalid { field: Some(field.to_string()), message: message.into() }
+        ApiError::Invalid {
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
     }
 
     /// The HTTP status this error is answered with.
@@ -50,9 +56,10 @@ impl FromServerFnError for ApiError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let err = match value {
-            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
-                ApiError::Invalid { field: None, message: format!("Incomplete or malformed form: {m}") }
-            }
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => ApiError::Invalid {
+                field: None,
+                message: format!("Incomplete or malformed form: {m}"),
+            },
             other => ApiError::Transport(other.to_string()),
         };
         // On the server this runs inside the request (bad arguments): answer 400, not 500.

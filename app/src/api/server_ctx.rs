@@ -35,7 +35,13 @@ fn request_parts() -> Option<Parts> {
 /// A plain HTML form post (no WASM yet): answered with redirects, not status codes.
 pub fn is_form_post() -> bool {
     request_parts()
-        .and_then(|p| p.headers.get(header::ACCEPT)?.to_str().ok().map(|a| a.contains("text/html")))
+        .and_then(|p| {
+            p.headers
+                .get(header::ACCEPT)?
+                .to_str()
+                .ok()
+                .map(|a| a.contains("text/html"))
+        })
         .unwrap_or(false)
 }
 
@@ -65,11 +71,17 @@ pub fn fail(err: ApiError) -> ApiError {
 }
 
 /// Counts one attempt against a limit.
-pub fn rate_limit(state: &AppState, bucket: &'static str, key: &str, limit: Limit) -> Result<(), ApiError> {
-    state
-        .limits
-        .check(bucket, key, limit)
-        .map_err(|l| fail(ApiError::RateLimited { retry_after: l.retry_after_secs }))
+pub fn rate_limit(
+    state: &AppState,
+    bucket: &'static str,
+    key: &str,
+    limit: Limit,
+) -> Result<(), ApiError> {
+    state.limits.check(bucket, key, limit).map_err(|l| {
+        fail(ApiError::RateLimited {
+            retry_after: l.retry_after_secs,
+        })
+    })
 }
 
 /// Where to go after an auth change: a 302 for plain forms; JS callers get the path back
@@ -81,10 +93,15 @@ pub fn redirect_for_forms(to: &str) {
 }
 
 /// The signed-in account, if the session has one that still exists.
-pub async fn current_account(state: &AppState, session: &Session) -> Result<Option<Account>, ApiError> {
+pub async fn current_account(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<Account>, ApiError> {
     let uid: Option<i64> = session.get(USER_ID_KEY).await.map_err(internal)?;
     let Some(uid) = uid else { return Ok(None) };
-    let account = accounts::find_by_id(&state.db, uid).await.map_err(internal)?;
+    let account = accounts::find_by_id(&state.db, uid)
+        .await
+        .map_err(internal)?;
     if account.is_none() {
         // The user was deleted: the session is worthless.
         session.flush().await.map_err(internal)?;
@@ -95,7 +112,10 @@ pub async fn current_account(state: &AppState, session: &Session) -> Result<Opti
 /// Makes `account` the session's user, with a fresh session id (no fixation).
 pub async fn sign_in(session: &Session, account: &Account) -> Result<(), ApiError> {
     session.cycle_id().await.map_err(internal)?;
-    session.insert(USER_ID_KEY, account.id).await.map_err(internal)?;
+    session
+        .insert(USER_ID_KEY, account.id)
+        .await
+        .map_err(internal)?;
     Ok(())
 }
 

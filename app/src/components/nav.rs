@@ -13,7 +13,7 @@ pub fn TopNav() -> impl IntoView {
     view! {
         <header class="topbar">
             <A href="/" attr:class="brand">
-                <span class="brand-mark" aria-hidden="true">"蜻蜓"</span>
+                <img class="brand-mark" src="/favicon.svg" alt="" width="28" height="28" />
                 <span class="brand-name">"QingTing Studio"</span>
             </A>
             <nav class="topnav" aria-label="Account">

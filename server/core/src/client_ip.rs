@@ -48,10 +48,17 @@ mod tests {
     fn trusted_peer_uses_last_untrusted_hop() {
         let trusted = [ip("127.0.0.1"), ip("10.0.0.2")];
         assert_eq!(
-            resolve(ip("127.0.0.1"), Some("6.6.6.6, 5.5.5.5, 10.0.0.2"), &trusted),
+            resolve(
+                ip("127.0.0.1"),
+                Some("6.6.6.6, 5.5.5.5, 10.0.0.2"),
+                &trusted
+            ),
             ip("5.5.5.5")
         );
         assert_eq!(resolve(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
-        assert_eq!(resolve(ip("127.0.0.1"), Some("garbage"), &trusted), ip("127.0.0.1"));
+        assert_eq!(
+            resolve(ip("127.0.0.1"), Some("garbage"), &trusted),
+            ip("127.0.0.1")
+        );
     }
 }

@@ -50,9 +50,18 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
-            login_per_ip: Limit { max: 20, per_seconds: 60 },
-            login_per_account: Limit { max: 10, per_seconds: 300 },
-            register_per_ip: Limit { max: 10, per_seconds: 3600 },
+            login_per_ip: Limit {
+                max: 20,
+                per_seconds: 60,
+            },
+            login_per_account: Limit {
+                max: 10,
+                per_seconds: 300,
+            },
+            register_per_ip: Limit {
+                max: 10,
+                per_seconds: 3600,
+            },
         }
     }
 }
@@ -77,7 +86,10 @@ impl Config {
     /// The database URL in force: the configured one, or SQLite under the data dir.
     pub fn effective_database_url(&self) -> String {
         if self.database_url.is_empty() {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("qingting.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("qingting.db").display()
+            )
         } else {
             self.database_url.clone()
         }
@@ -117,7 +129,9 @@ impl Config {
             ("register_per_ip", self.rate_limits.register_per_ip),
         ] {
             if l.max == 0 || l.per_seconds == 0 {
-                return Err(format!("rate_limits.{name}: max and per_seconds must be positive"));
+                return Err(format!(
+                    "rate_limits.{name}: max and per_seconds must be positive"
+                ));
             }
         }
         Ok(())
@@ -140,7 +154,10 @@ mod tests {
     #[test]
     fn default_database_is_sqlite_in_data_dir() {
         let c = Config::default();
-        assert_eq!(c.effective_database_url(), "sqlite://./data/qingting.db?mode=rwc");
+        assert_eq!(
+            c.effective_database_url(),
+            "sqlite://./data/qingting.db?mode=rwc"
+        );
     }
 
     #[test]

@@ -52,15 +52,21 @@ impl RateLimiter {
         if map.len() > SWEEP_ABOVE {
             map.retain(|_, w| now.duration_since(w.started) < period);
         }
-        let w = map
-            .entry((bucket, key.to_string()))
-            .or_insert(Window { started: now, count: 0 });
+        let w = map.entry((bucket, key.to_string())).or_insert(Window {
+            started: now,
+            count: 0,
+        });
         if now.duration_since(w.started) >= period {
-            *w = Window { started: now, count: 0 };
+            *w = Window {
+                started: now,
+                count: 0,
+            };
         }
         if w.count >= limit.max {
             let left = period.saturating_sub(now.duration_since(w.started));
-            return Err(Limited { retry_after_secs: left.as_secs().max(1) });
+            return Err(Limited {
+                retry_after_secs: left.as_secs().max(1),
+            });
         }
         w.count += 1;
         Ok(())
@@ -74,15 +80,22 @@ mod tests {
     #[test]
     fn refuses_after_max_and_resets_after_window() {
         let rl = RateLimiter::new();
-        let limit = Limit { max: 2, per_seconds: 60 };
+        let limit = Limit {
+            max: 2,
+            per_seconds: 60,
+        };
         let t0 = Instant::now();
         assert!(rl.check_at("b", "k", limit, t0).is_ok());
         assert!(rl.check_at("b", "k", limit, t0).is_ok());
-        let err = rl.check_at("b", "k", limit, t0 + Duration::from_secs(10)).unwrap_err();
+        let err = rl
+            .check_at("b", "k", limit, t0 + Duration::from_secs(10))
+            .unwrap_err();
         assert_eq!(err.retry_after_secs, 50);
         // Other keys and buckets are independent.
         assert!(rl.check_at("b", "other", limit, t0).is_ok());
         assert!(rl.check_at("c", "k", limit, t0).is_ok());
-        assert!(rl.check_at("b", "k", limit, t0 + Duration::from_secs(60)).is_ok());
+        assert!(rl
+            .check_at("b", "k", limit, t0 + Duration::from_secs(60))
+            .is_ok());
     }
 }

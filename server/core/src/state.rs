@@ -13,6 +13,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: DatabaseConnection, config: Config) -> Self {
-        Self { db, config: Arc::new(config), limits: Arc::new(RateLimiter::new()) }
+        Self {
+            db,
+            config: Arc::new(config),
+            limits: Arc::new(RateLimiter::new()),
+        }
     }
 }

@@ -29,7 +29,10 @@ impl Backend {
     fn server_url(self) -> Option<String> {
         let (var, default) = match self {
             Backend::Sqlite => return None,
-            Backend::Postgres => ("QINGTING_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
+            Backend::Postgres => (
+                "QINGTING_TEST_POSTGRES_URL",
+                "postgres://postgres@127.0.0.1:5432",
+            ),
             Backend::MySql => ("QINGTING_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306"),
         };
         Some(std::env::var(var).unwrap_or_else(|_| default.to_string()))
@@ -87,8 +90,15 @@ impl TestDatabase {
             Ok(c) => c,
             Err(e) => {
                 let required = std::env::var("QINGTING_TEST_REQUIRE_DBS").as_deref() == Ok("1");
-                assert!(!required, "{} required but unreachable at {server}: {e}", backend.name());
-                eprintln!("SKIPPED on {}: unreachable at {server}: {e}", backend.name());
+                assert!(
+                    !required,
+                    "{} required but unreachable at {server}: {e}",
+                    backend.name()
+                );
+                eprintln!(
+                    "SKIPPED on {}: unreachable at {server}: {e}",
+                    backend.name()
+                );
                 return None;
             }
         };
@@ -107,8 +117,12 @@ impl TestDatabase {
 
     /// Connects and migrates.
     pub async fn connect(&self) -> DatabaseConnection {
-        let db = crate::store::connect(&self.url).await.expect("connect test database");
-        crate::store::migrate(&db).await.expect("migrate test database");
+        let db = crate::store::connect(&self.url)
+            .await
+            .expect("connect test database");
+        crate::store::migrate(&db)
+            .await
+            .expect("migrate test database");
         db
     }
 

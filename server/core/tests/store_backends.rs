@@ -12,14 +12,18 @@ use tower_sessions::{
 };
 
 async fn suite(backend: Backend) {
-    let Some(tdb) = TestDatabase::create(backend).await else { return };
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
     let db = tdb.connect().await;
     // Migrating an up-to-date database is a no-op.
     store::migrate(&db).await.unwrap();
     store::ping(&db).await.unwrap();
 
     // Registration and its refusals.
-    let alice = accounts::register(&db, "alice", "correct horse").await.unwrap();
+    let alice = accounts::register(&db, "alice", "correct horse")
+        .await
+        .unwrap();
     assert_eq!(alice.username, "alice");
     assert!(matches!(
         accounts::register(&db, "alice", "another password").await,
@@ -34,23 +38,38 @@ async fn suite(backend: Backend) {
         Err(AccountError::WeakPassword(_))
     ));
     // Refusals leave no row behind.
-    assert!(accounts::find_by_username(&db, "bob").await.unwrap().is_none());
+    assert!(accounts::find_by_username(&db, "bob")
+        .await
+        .unwrap()
+        .is_none());
 
     // Two registrations racing for one name: exactly one wins.
     let (a, b) = tokio::join!(
         accounts::register(&db, "carol", "password one"),
         accounts::register(&db, "carol", "password two"),
     );
-    assert!(a.is_ok() ^ b.is_ok(), "exactly one registration must win: {a:?} {b:?}");
+    assert!(
+        a.is_ok() ^ b.is_ok(),
+        "exactly one registration must win: {a:?} {b:?}"
+    );
 
     // Sign-in: same error for wrong password and unknown user.
-    let back = accounts::authenticate(&db, "alice", "correct horse").await.unwrap();
+    let back = accounts::authenticate(&db, "alice", "correct horse")
+        .await
+        .unwrap();
     assert_eq!(back, alice);
-    let wrong = accounts::authenticate(&db, "alice", "wrong horse").await.unwrap_err();
-    let missing = accounts::authenticate(&db, "nobody", "correct horse").await.unwrap_err();
+    let wrong = accounts::authenticate(&db, "alice", "wrong horse")
+        .await
+        .unwrap_err();
+    let missing = accounts::authenticate(&db, "nobody", "correct horse")
+        .await
+        .unwrap_err();
     assert_eq!(wrong.to_string(), missing.to_string());
     assert!(matches!(missing, AccountError::InvalidCredentials));
-    assert_eq!(accounts::find_by_id(&db, alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        accounts::find_by_id(&db, alice.id).await.unwrap(),
+        Some(alice.clone())
+    );
 
     // Sessions: create, load, update, expire, delete.
     let store = DbSessionStore::new(db.clone());
@@ -73,7 +92,10 @@ async fn suite(backend: Backend) {
         expiry_date: time::OffsetDateTime::now_utc() - time::Duration::seconds(5),
     };
     store.create(&mut old).await.unwrap();
-    assert!(store.load(&old.id).await.unwrap().is_none(), "expired sessions don't load");
+    assert!(
+        store.load(&old.id).await.unwrap().is_none(),
+        "expired sessions don't load"
+    );
     store.delete_expired().await.unwrap();
     store.delete(&rec.id).await.unwrap();
     assert!(store.load(&rec.id).await.unwrap().is_none());

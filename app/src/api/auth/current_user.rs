@@ -14,7 +14,8 @@ pub struct UserView {
 pub async fn current_user() -> Result<Option<UserView>, ApiError> {
     use crate::api::server_ctx::{current_account, session, state};
     let (state, session) = (state()?, session().await?);
-    Ok(current_account(&state, &session)
-        .await?
-        .map(|a| UserView { id: a.id, username: a.username }))
+    Ok(current_account(&state, &session).await?.map(|a| UserView {
+        id: a.id,
+        username: a.username,
+    }))
 }

@@ -8,7 +8,9 @@ pub async fn login(
     password: String,
     next: Option<String>,
 ) -> Result<String, ApiError> {
-    use crate::api::server_ctx::{client_ip, rate_limit, redirect_for_forms, session, sign_in, state};
+    use crate::api::server_ctx::{
+        client_ip, rate_limit, redirect_for_forms, session, sign_in, state,
+    };
     use qingting_core::{accounts, redirect::next_or_home};
 
     let (state, session) = (state()?, session().await?);

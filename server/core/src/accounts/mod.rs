@@ -39,7 +39,10 @@ pub struct Account {
 
 impl From<user::Model> for Account {
     fn from(m: user::Model) -> Self {
-        Self { id: m.id, username: m.username }
+        Self {
+            id: m.id,
+            username: m.username,
+        }
     }
 }
 

@@ -71,7 +71,11 @@ pub async fn verify_password(password: &str, hash: Option<&str>) -> Result<bool,
     let matched = tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash)
             .map_err(|e| AccountError::Internal(format!("stored hash unreadable: {e}")))?;
-        Ok::<_, AccountError>(argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        Ok::<_, AccountError>(
+            argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+        )
     })
     .await
     .map_err(|e| AccountError::Internal(e.to_string()))??;

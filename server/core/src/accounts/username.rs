@@ -12,7 +12,9 @@ pub fn validate_username(name: &str) -> Result<(), AccountError> {
     let b = name.as_bytes();
     let ok = (3..=31).contains(&b.len())
         && b[0].is_ascii_lowercase()
-        && b[1..].iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if ok {
         Ok(())
     } else {
@@ -30,7 +32,15 @@ mod tests {
             assert!(validate_username(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "ab", "1abc", "Alice", "al-ice", "al_ice", "al ice", "alicé", "аlice",
+            "",
+            "ab",
+            "1abc",
+            "Alice",
+            "al-ice",
+            "al_ice",
+            "al ice",
+            "alicé",
+            "аlice",
             &format!("a{}", "b".repeat(31)),
         ] {
             assert!(validate_username(bad).is_err(), "{bad}");

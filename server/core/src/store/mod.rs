@@ -28,7 +28,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .sqlx_logging(false);
     let db = Database::connect(opts).await?;
     if sqlite_path(url).is_some() {
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000;").await?;
+        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000;")
+            .await?;
     }
     Ok(db)
 }
@@ -44,7 +45,9 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or("");
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -58,7 +61,10 @@ pub fn now_unix() -> i64 {
 mod tests {
     #[test]
     fn sqlite_path_parsing() {
-        assert_eq!(super::sqlite_path("sqlite://./data/q.db?mode=rwc"), Some("./data/q.db"));
+        assert_eq!(
+            super::sqlite_path("sqlite://./data/q.db?mode=rwc"),
+            Some("./data/q.db")
+        );
         assert_eq!(super::sqlite_path("sqlite::memory:"), None);
         assert_eq!(super::sqlite_path("postgres://x/y"), None);
     }

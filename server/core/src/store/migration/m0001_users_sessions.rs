@@ -36,7 +36,12 @@ impl MigrationTrait for Migration {
                         .auto_increment()
                         .primary_key(),
                 )
-                .col(ColumnDef::new(Users::Username).string_len(32).not_null().unique_key())
+                .col(
+                    ColumnDef::new(Users::Username)
+                        .string_len(32)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(ColumnDef::new(Users::PasswordHash).string_len(255).null())
                 .col(ColumnDef::new(Users::CreatedAt).big_integer().not_null())
                 .to_owned(),
@@ -45,7 +50,12 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(Sessions::Table)
-                .col(ColumnDef::new(Sessions::Id).string_len(64).not_null().primary_key())
+                .col(
+                    ColumnDef::new(Sessions::Id)
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(Sessions::UserId).big_integer().null())
                 .col(ColumnDef::new(Sessions::Data).text().not_null())
                 .col(ColumnDef::new(Sessions::ExpiresAt).big_integer().not_null())
@@ -71,7 +81,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_table(Table::drop().table(Sessions::Table).to_owned()).await?;
-        m.drop_table(Table::drop().table(Users::Table).to_owned()).await
+        m.drop_table(Table::drop().table(Sessions::Table).to_owned())
+            .await?;
+        m.drop_table(Table::drop().table(Users::Table).to_owned())
+            .await
     }
 }

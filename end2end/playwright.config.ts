@@ -1,0 +1,55 @@
+import { defineConfig, devices } from '@playwright/test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+// The server under test: a freshly started binary with a throw-away data dir and SQLite.
+const port = Number(process.env.QINGTING_E2E_PORT ?? 3100);
+const bin = process.env.QINGTING_BIN ?? path.resolve(__dirname, '../target/debug/qingting');
+if (!process.env.QINGTING_E2E_DATA) {
+  // Set once in the main process; workers inherit it.
+  process.env.QINGTING_E2E_DATA = fs.mkdtempSync(path.join(os.tmpdir(), 'qingting-e2e-'));
+}
+const dataDir = process.env.QINGTING_E2E_DATA;
+
+// Debian's Chromium; Playwright's own browser download is not used. Device presets don't
+// inherit top-level launch options, so every project names them.
+const launchOptions = {
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-dev-shm-usage',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+  ],
+};
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: true,
+  workers: 2,
+  retries: 0,
+  reporter: [['list'], ['html', { open: 'never', outputFolder: 'playwright-report' }]],
+  outputDir: 'test-results',
+  use: {
+    baseURL: `http://localhost:${port}`,
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+  },
+  projects: [
+    { name: 'desktop', use: { ...devices['Desktop Chrome'], launchOptions } },
+    { name: 'phone', use: { ...devices['Pixel 5'], launchOptions } },
+  ],
+  webServer: {
+    // Server logs go to the data dir (printed by scripts/test when a test fails).
+    command: `exec "${bin}" --config qingting.e2e.toml --listen 127.0.0.1:${port} --public-url http://localhost:${port} --data-dir "${dataDir}" > "${dataDir}/server.log" 2>&1`,
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+  },
+});

@@ -1,0 +1,68 @@
+# Installs what building and testing QingTing Studio needs on a fresh Debian machine, skipping
+# whatever is already there. Sourced by scripts/run and scripts/test.
+#
+# cargo-leptos would download wasm-bindgen, wasm-opt and friends from GitHub at build time;
+# that is not possible everywhere, so each is installed from a package registry instead.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARGO_LEPTOS_VERSION=0.3.10
+export PATH="$HOME/.cargo/bin:$PATH"
+# Build outputs live outside the checkout so fresh clones (CI) reuse earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/qingting/target}"
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+ensure_rust_target() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "Adding the wasm32-unknown-unknown Rust target"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+ensure_cargo_leptos() {
+  if ! cargo leptos --version 2>/dev/null | grep -q " $CARGO_LEPTOS_VERSION"; then
+    say "Installing cargo-leptos $CARGO_LEPTOS_VERSION (one time, about 13 minutes on 2 cores)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  fi
+}
+
+ensure_wasm_bindgen() {
+  # The CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+  local want
+  want=$(grep -A1 '^name = "wasm-bindgen"$' "$ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
+    say "Installing wasm-bindgen-cli $want (about 3 minutes)"
+    # Not --locked: its lock file names a crate version the registry no longer has.
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+ensure_node_tools() {
+  # wasm-opt (binaryen from npm) for release builds; Debian's binaryen is too old and yields
+  # WASM that fails to hydrate.
+  if [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ]; then
+    say "Installing build tools from npm (binaryen)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund)
+  fi
+}
+
+ensure_build_tools() {
+  ensure_rust_target
+  ensure_cargo_leptos
+  ensure_wasm_bindgen
+  ensure_node_tools
+}
+
+ensure_browser_tools() {
+  if [ ! -x /usr/bin/chromium ]; then
+    say "Installing Debian's Chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
+  if [ ! -d "$ROOT/end2end/node_modules/@playwright/test" ]; then
+    say "Installing Playwright (test runner only; it uses the system Chromium)"
+    (cd "$ROOT/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+}
