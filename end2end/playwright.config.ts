@@ -5,6 +5,9 @@ import * as path from 'node:path';
 
 // The server under test: a freshly started binary with a throw-away data dir and SQLite.
 const port = Number(process.env.QINGTING_E2E_PORT ?? 3100);
+// The in-repo stand-in for GitHub OAuth (`qingting fake-github`).
+const githubPort = port + 1;
+const github = `http://127.0.0.1:${githubPort}`;
 const bin = process.env.QINGTING_BIN ?? path.resolve(__dirname, '../target/debug/qingting');
 if (!process.env.QINGTING_E2E_DATA) {
   // Set once in the main process; workers inherit it.
@@ -45,11 +48,23 @@ export default defineConfig({
     { name: 'desktop', use: { ...devices['Desktop Chrome'], launchOptions } },
     { name: 'phone', use: { ...devices['Pixel 5'], launchOptions } },
   ],
-  webServer: {
-    // Server logs go to the data dir (printed by scripts/test when a test fails).
-    command: `exec "${bin}" --config qingting.e2e.toml --listen 127.0.0.1:${port} --public-url http://localhost:${port} --data-dir "${dataDir}" > "${dataDir}/server.log" 2>&1`,
-    url: `http://127.0.0.1:${port}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-  },
+  webServer: [
+    {
+      command: `exec "${bin}" fake-github --listen 127.0.0.1:${githubPort} --client-id e2e-client --client-secret e2e-secret > "${dataDir}/fake-github.log" 2>&1`,
+      url: `${github}/`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+    },
+    {
+      // Server logs go to the data dir (printed by scripts/test when a test fails).
+      command: `exec "${bin}" --config qingting.e2e.toml --listen 127.0.0.1:${port} --public-url http://localhost:${port} --data-dir "${dataDir}" > "${dataDir}/server.log" 2>&1`,
+      url: `http://127.0.0.1:${port}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      env: {
+        QINGTING_GITHUB_CLIENT_ID: 'e2e-client',
+        QINGTING_GITHUB_CLIENT_SECRET: 'e2e-secret',
+      },
+    },
+  ],
 });

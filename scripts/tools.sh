@@ -55,6 +55,17 @@ ensure_build_tools() {
   ensure_node_tools
 }
 
+ensure_s3_server() {
+  # moto's S3 server from PyPI: a real S3 endpoint for the object-store tests.
+  local venv="$HOME/.cache/qingting/moto"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    say "Installing moto's S3 server (PyPI) for the object-store tests"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'moto[server]'
+  fi
+  export QINGTING_TEST_MOTO_SERVER="$venv/bin/moto_server"
+}
+
 ensure_browser_tools() {
   if [ ! -x /usr/bin/chromium ]; then
     say "Installing Debian's Chromium for the browser tests"

@@ -4,7 +4,11 @@ use crate::{
     auth::Auth,
     components::nav::TopNav,
     pages::{
-        home::HomePage, login::LoginPage, not_found::NotFound, register::RegisterPage,
+        home::HomePage,
+        login::LoginPage,
+        not_found::NotFound,
+        register::RegisterPage,
+        settings::{ProfileSettingsPage, SecuritySettingsPage},
         workspaces::WorkspacesPage,
     },
 };
@@ -57,6 +61,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                         <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async />
                         <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async />
+                        <Route path=path!("/settings/profile") view=ProfileSettingsPage ssr=SsrMode::Async />
+                        <Route path=path!("/settings/security") view=SecuritySettingsPage ssr=SsrMode::Async />
                     </Routes>
                 </main>
             </div>

@@ -28,6 +28,11 @@ impl Auth {
     pub fn get() -> Auth {
         expect_context::<Auth>()
     }
+
+    /// Reloads the user (after a profile change).
+    pub fn refresh(&self) {
+        self.epoch.update(|e| *e += 1);
+    }
 }
 
 /// After an auth action succeeds (its value is the page to go to), reloads the user and

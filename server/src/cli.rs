@@ -65,6 +65,33 @@ pub struct Options {
     /// Directory with the compiled site (WASM, JS, CSS) [default: found next to the binary].
     #[arg(long, global = true, env = "QINGTING_SITE_ROOT")]
     pub site_root: Option<String>,
+    /// GitHub OAuth app client id (enables "Sign in with GitHub").
+    #[arg(long, global = true, env = "QINGTING_GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+    /// GitHub OAuth app client secret.
+    #[arg(
+        long,
+        global = true,
+        env = "QINGTING_GITHUB_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub github_client_secret: Option<String>,
+    /// S3 access key id (with `objects.backend = "s3"`).
+    #[arg(
+        long,
+        global = true,
+        env = "QINGTING_S3_ACCESS_KEY_ID",
+        hide_env_values = true
+    )]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key.
+    #[arg(
+        long,
+        global = true,
+        env = "QINGTING_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,10 +102,45 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration (secrets masked) and exit.
     Config,
+    /// Run the in-repo stand-in for GitHub OAuth (for tests and local trials).
+    FakeGithub {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3900")]
+        listen: String,
+        /// OAuth client id the fake accepts.
+        #[arg(
+            long,
+            env = "QINGTING_GITHUB_CLIENT_ID",
+            default_value = "qingting-dev"
+        )]
+        client_id: String,
+        /// OAuth client secret the fake accepts.
+        #[arg(
+            long,
+            env = "QINGTING_GITHUB_CLIENT_SECRET",
+            default_value = "qingting-dev-secret",
+            hide_env_values = true
+        )]
+        client_secret: String,
+    },
 }
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
+        if let Some(Command::FakeGithub {
+            listen,
+            client_id,
+            client_secret,
+        }) = self.command
+        {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            println!("fake GitHub listening on http://{}", listener.local_addr()?);
+            let config = qingting_fake_github::FakeGithubConfig {
+                client_id,
+                client_secret,
+            };
+            return Ok(qingting_fake_github::serve(listener, config).await?);
+        }
         let config = settings::load(&self.options)?;
         match self.command.unwrap_or(Command::Serve) {
             Command::Serve => {
@@ -95,6 +157,7 @@ impl Cli {
                 print!("{}", settings::describe(&config));
                 Ok(())
             }
+            Command::FakeGithub { .. } => unreachable!("handled above"),
         }
     }
 }

@@ -1,10 +1,16 @@
 //! The HTTP stack: Leptos pages and server functions, health, sessions, client address,
 //! CSRF guard, request ids and access logs; plus start-up and graceful shutdown.
 
-use crate::{client_ip_layer, csrf, healthz::healthz, secrets, site};
+use crate::{avatar_http, client_ip_layer, csrf, github_oauth, healthz::healthz, secrets, site};
 use anyhow::Context;
 use app::{shell, App};
-use axum::{http::HeaderName, middleware, routing::get, Router};
+use axum::{
+    extract::DefaultBodyLimit,
+    http::HeaderName,
+    middleware,
+    routing::{get, post},
+    Extension, Router,
+};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use qingting_core::{store, AppState, Config};
@@ -76,10 +82,20 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
             let options = options.clone();
             move || shell(options.clone())
         })
+        .route(
+            "/api/avatar",
+            // Multipart framing on top of the image itself; the handler enforces the real limit.
+            post(avatar_http::upload)
+                .layer(DefaultBodyLimit::max(config.avatar_max_bytes as usize + 64 * 1024)),
+        )
+        .route("/avatars/{file}", get(avatar_http::serve))
+        .route("/auth/github/start", get(github_oauth::start))
+        .route("/auth/github/callback", get(github_oauth::callback))
         .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(options)
         .layer(middleware::from_fn_with_state(Arc::<str>::from(config.public_origin()), csrf::guard))
         .layer(sessions)
+        .layer(Extension(state.clone()))
         .merge(health)
         .layer(middleware::from_fn_with_state(
             Arc::new(config.trusted_proxies.clone()),

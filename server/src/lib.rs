@@ -1,9 +1,11 @@
 //! The `qingting` server: configuration loading, wiring of the HTTP stack, and the
 //! operational pieces (health, logs, shutdown). Domain logic lives in `qingting-core`.
 
+mod avatar_http;
 pub mod cli;
 mod client_ip_layer;
 mod csrf;
+mod github_oauth;
 mod healthz;
 pub mod http;
 mod secrets;

@@ -32,11 +32,31 @@ pub fn load(opts: &Options) -> anyhow::Result<Config> {
     if let Some(v) = &opts.site_root {
         config.site_root = v.clone();
     }
+    if let Some(v) = &opts.github_client_id {
+        config.github.client_id = v.clone();
+    }
+    if let Some(v) = &opts.github_client_secret {
+        config.github.client_secret = v.clone();
+    }
+    if let Some(v) = &opts.s3_access_key_id {
+        config.objects.s3.access_key_id = v.clone();
+    }
+    if let Some(v) = &opts.s3_secret_access_key {
+        config.objects.s3.secret_access_key = v.clone();
+    }
     config
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
     Ok(config)
+}
+
+fn mask_opt(s: &str) -> &'static str {
+    if s.is_empty() {
+        ""
+    } else {
+        "********"
+    }
 }
 
 /// The effective configuration as TOML-ish text, with secrets masked.
@@ -61,7 +81,7 @@ pub fn describe(c: &Config) -> String {
     format!(
         "listen = {:?}\npublic_url = {:?}\ndata_dir = {:?}\ndatabase_url = {:?}\n\
          trusted_proxies = {:?}\nsite_root = {:?}\nsession_secret = {:?}\nsession_days = {}\n\
-         rate_limits = {:?}\n",
+         rate_limits = {:?}\navatar_max_bytes = {}\nobjects.backend = {:?}\nobjects.s3 = {{ endpoint = {:?}, region = {:?}, bucket = {:?}, path_style = {}, access_key_id = {:?}, secret_access_key = {:?} }}\ngithub = {{ client_id = {:?}, client_secret = {:?}, authorize_url = {:?} }}\n",
         c.listen,
         c.public_url,
         c.data_dir.display().to_string(),
@@ -74,6 +94,17 @@ pub fn describe(c: &Config) -> String {
         mask(&c.session_secret),
         c.session_days,
         c.rate_limits,
+        c.avatar_max_bytes,
+        c.objects.backend,
+        c.objects.s3.endpoint,
+        c.objects.s3.region,
+        c.objects.s3.bucket,
+        c.objects.s3.path_style,
+        mask_opt(&c.objects.s3.access_key_id),
+        mask_opt(&c.objects.s3.secret_access_key),
+        c.github.client_id,
+        mask_opt(&c.github.client_secret),
+        c.github.authorize_url,
     )
 }
 

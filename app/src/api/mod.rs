@@ -5,5 +5,6 @@ pub mod auth;
 mod error;
 #[cfg(feature = "ssr")]
 pub(crate) mod server_ctx;
+pub mod settings;
 
 pub use error::ApiError;

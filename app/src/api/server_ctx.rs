@@ -7,9 +7,9 @@ use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 use qingting_core::{
     accounts::{self, Account, AccountError},
+    auth_session,
     client_ip::ClientIp,
     config::Limit,
-    store::session_store::USER_ID_KEY,
     AppState,
 };
 use tower_sessions::Session;
@@ -97,26 +97,23 @@ pub async fn current_account(
     state: &AppState,
     session: &Session,
 ) -> Result<Option<Account>, ApiError> {
-    let uid: Option<i64> = session.get(USER_ID_KEY).await.map_err(internal)?;
+    let uid = auth_session::user_id(session).await.map_err(internal)?;
     let Some(uid) = uid else { return Ok(None) };
     let account = accounts::find_by_id(&state.db, uid)
         .await
         .map_err(internal)?;
     if account.is_none() {
         // The user was deleted: the session is worthless.
-        session.flush().await.map_err(internal)?;
+        auth_session::sign_out(session).await.map_err(internal)?;
     }
     Ok(account)
 }
 
 /// Makes `account` the session's user, with a fresh session id (no fixation).
 pub async fn sign_in(session: &Session, account: &Account) -> Result<(), ApiError> {
-    session.cycle_id().await.map_err(internal)?;
-    session
-        .insert(USER_ID_KEY, account.id)
+    auth_session::sign_in(session, account.id)
         .await
-        .map_err(internal)?;
-    Ok(())
+        .map_err(internal)
 }
 
 pub fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -131,8 +128,21 @@ impl From<AccountError> for ApiError {
             AccountError::WeakPassword(m) => ApiError::invalid("password", m),
             AccountError::UsernameTaken => ApiError::Conflict(e.to_string()),
             AccountError::InvalidCredentials => ApiError::BadCredentials,
+            AccountError::InvalidField { field, message } => ApiError::invalid(field, message),
+            AccountError::WrongPassword => ApiError::invalid("current_password", e.to_string()),
+            AccountError::NotFound => ApiError::Unauthorized,
+            AccountError::GithubTaken
+            | AccountError::GithubAlreadyLinked
+            | AccountError::LastSignInMethod => ApiError::Conflict(e.to_string()),
             AccountError::Store(_) | AccountError::Internal(_) => return internal(e),
         };
         fail(err)
     }
+}
+
+/// The signed-in account, or `Unauthorized`.
+pub async fn require_account(state: &AppState, session: &Session) -> Result<Account, ApiError> {
+    current_account(state, session)
+        .await?
+        .ok_or_else(|| fail(ApiError::Unauthorized))
 }

@@ -40,12 +40,18 @@ fn SignedIn(user: UserView) -> impl IntoView {
     navigate_on_success(logout);
     view! {
         <A href="/workspaces" attr:class="navlink">"Workspaces"</A>
-        <span class="nav-user" data-testid="nav-user" title="Signed in">
-            <span class="avatar" aria-hidden="true">
-                {user.username.chars().next().unwrap_or('?').to_ascii_uppercase().to_string()}
-            </span>
-            <span class="nav-username">{user.username.clone()}</span>
-        </span>
+        <A href="/settings/profile" attr:class="nav-user" attr:data-testid="nav-user" attr:title="Settings">
+            {match user.avatar_url.clone() {
+                Some(url) => view! { <img class="avatar" src=url alt="" width="28" height="28" /> }.into_any(),
+                None => view! {
+                    <span class="avatar" aria-hidden="true">
+                        {user.username.chars().next().unwrap_or('?').to_ascii_uppercase().to_string()}
+                    </span>
+                }.into_any(),
+            }}
+            <span class="nav-username">{user.shown_name().to_string()}</span>
+            <span class="visually-hidden">{format!(" ({})", user.username)}</span>
+        </A>
         <ActionForm action=logout attr:class="inline">
             <button type="submit" class="button ghost">"Log out"</button>
         </ActionForm>

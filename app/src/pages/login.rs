@@ -1,7 +1,8 @@
 use crate::{
-    api::auth::Login,
+    api::auth::{sign_in_options, Login},
     auth::{action_error, navigate_on_success, RedirectIfSignedIn},
     components::form::{FormAlert, PasswordField},
+    pages::settings::OutcomeBanner,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -17,11 +18,28 @@ pub fn LoginPage() -> impl IntoView {
         n if n.is_empty() => "/register".to_string(),
         n => format!("/register?next={}", urlencoding::encode(&n)),
     };
+    let options = Resource::new(|| (), |_| sign_in_options());
+    let github_href = move || match next() {
+        n if n.is_empty() => "/auth/github/start?mode=login".to_string(),
+        n => format!(
+            "/auth/github/start?mode=login&next={}",
+            urlencoding::encode(&n)
+        ),
+    };
     view! {
         <Title text="Sign in · QingTing Studio" />
         <RedirectIfSignedIn />
         <section class="card auth-card">
             <h1>"Sign in"</h1>
+            <OutcomeBanner keys=&["github", "account"] />
+            <Suspense>
+                {move || Suspend::new(async move {
+                    matches!(options.await, Ok(o) if o.github).then(|| view! {
+                        <a class="button wide github" href=github_href rel="external">"Sign in with GitHub"</a>
+                        <p class="divider"><span>"or with a password"</span></p>
+                    })
+                })}
+            </Suspense>
             <ActionForm action=login attr:class="form" attr:id="login-form">
                 <input type="hidden" name="next" value=next />
                 <FormAlert message=action_error(login) />

@@ -25,6 +25,87 @@ pub struct Config {
     /// Days a session stays valid without use.
     pub session_days: i64,
     pub rate_limits: RateLimits,
+    /// Largest avatar upload accepted, in bytes (enforced while the body streams in).
+    pub avatar_max_bytes: u64,
+    pub objects: ObjectStoreConfig,
+    pub github: GithubConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectBackend {
+    /// A directory (`objects.dir`, default `<data_dir>/objects`).
+    #[default]
+    Dir,
+    /// S3 or an S3-compatible service (`objects.s3`).
+    S3,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    pub backend: ObjectBackend,
+    pub dir: String,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Empty for AWS itself; e.g. `https://s3.oss-cn-hangzhou.aliyuncs.com` for Alibaba OSS.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// Key prefix inside the bucket.
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// `bucket` in the path instead of the host name (MinIO, moto, s3s-fs); OSS needs `false`.
+    pub path_style: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            prefix: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            path_style: false,
+        }
+    }
+}
+
+/// GitHub OAuth app. Sign-in with GitHub is offered only when `client_id` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GithubConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    /// REST API base (`GET {api_url}/user`).
+    pub api_url: String,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: String::new(),
+            authorize_url: "https://github.com/login/oauth/authorize".into(),
+            token_url: "https://github.com/login/oauth/access_token".into(),
+            api_url: "https://api.github.com".into(),
+        }
+    }
+}
+
+impl GithubConfig {
+    pub fn enabled(&self) -> bool {
+        !self.client_id.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -78,6 +159,9 @@ impl Default for Config {
             session_secret: String::new(),
             session_days: 14,
             rate_limits: RateLimits::default(),
+            avatar_max_bytes: 2 * 1024 * 1024,
+            objects: ObjectStoreConfig::default(),
+            github: GithubConfig::default(),
         }
     }
 }
@@ -134,7 +218,30 @@ impl Config {
                 ));
             }
         }
+        if self.avatar_max_bytes < 1024 {
+            return Err("avatar_max_bytes must be at least 1024".into());
+        }
+        if self.objects.backend == ObjectBackend::S3 && self.objects.s3.bucket.is_empty() {
+            return Err("objects.s3.bucket is required when objects.backend = \"s3\"".into());
+        }
+        if self.github.enabled() && self.github.client_secret.is_empty() {
+            return Err("github.client_secret is required when github.client_id is set".into());
+        }
         Ok(())
+    }
+
+    /// The directory object store's root.
+    pub fn objects_dir(&self) -> PathBuf {
+        if self.objects.dir.is_empty() {
+            self.data_dir.join("objects")
+        } else {
+            PathBuf::from(&self.objects.dir)
+        }
+    }
+
+    /// Where GitHub sends people back to.
+    pub fn github_callback_url(&self) -> String {
+        format!("{}/auth/github/callback", self.public_origin())
     }
 }
 

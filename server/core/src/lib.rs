@@ -5,8 +5,11 @@
 //! to WebAssembly.
 
 pub mod accounts;
+pub mod auth_session;
+pub mod avatars;
 pub mod client_ip;
 pub mod config;
+pub mod objects;
 pub mod rate_limit;
 pub mod redirect;
 pub mod state;

@@ -98,7 +98,152 @@ async fn suite(backend: Backend) {
     );
     store.delete_expired().await.unwrap();
     store.delete(&rec.id).await.unwrap();
+    let store = store; // reused below
     assert!(store.load(&rec.id).await.unwrap().is_none());
+
+    // Profiles: validated, escaped on output elsewhere, user name editable and unique.
+    use qingting_core::accounts::{GithubIdentity, ProfileInput};
+    let input = |u: &str, d: &str, e: &str, b: &str| ProfileInput {
+        username: u.into(),
+        display_name: d.into(),
+        email: e.into(),
+        bio: b.into(),
+    };
+    let p = accounts::update_profile(
+        &db,
+        alice.id,
+        input("alice", "Alice <b>", "a@example.com", "hi\nthere"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.display_name.as_deref(), Some("Alice <b>"));
+    assert!(matches!(
+        accounts::update_profile(&db, alice.id, input("alice", "", "not-an-email", "")).await,
+        Err(AccountError::InvalidField { field: "email", .. })
+    ));
+    assert!(matches!(
+        accounts::update_profile(&db, alice.id, input("alice", &"x".repeat(65), "", "")).await,
+        Err(AccountError::InvalidField {
+            field: "display_name",
+            ..
+        })
+    ));
+    assert!(matches!(
+        accounts::update_profile(&db, alice.id, input("carol", "", "", "")).await,
+        Err(AccountError::UsernameTaken)
+    ));
+    let unchanged = accounts::profile(&db, alice.id).await.unwrap().unwrap();
+    assert_eq!(
+        unchanged.email.as_deref(),
+        Some("a@example.com"),
+        "a refused update changes nothing"
+    );
+    let p = accounts::update_profile(&db, alice.id, input("alice2", "", "", ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.username.as_str(), p.display_name, p.email),
+        ("alice2", None, None)
+    );
+    accounts::update_profile(&db, alice.id, input("alice", "", "", ""))
+        .await
+        .unwrap();
+
+    // Password change: the current one is required; the new one must be strong.
+    assert!(matches!(
+        accounts::change_password(&db, alice.id, "wrong", "brand new pass").await,
+        Err(AccountError::WrongPassword)
+    ));
+    assert!(matches!(
+        accounts::change_password(&db, alice.id, "correct horse", "short").await,
+        Err(AccountError::WeakPassword(_))
+    ));
+    accounts::change_password(&db, alice.id, "correct horse", "brand new pass")
+        .await
+        .unwrap();
+    accounts::authenticate(&db, "alice", "brand new pass")
+        .await
+        .unwrap();
+
+    // Revoking a user's sessions keeps the one named.
+    let mut keep = Record {
+        id: Id::default(),
+        data: [("uid".to_string(), serde_json::json!(alice.id))].into(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    let mut other = Record {
+        id: Id::default(),
+        ..keep.clone()
+    };
+    store.create(&mut keep).await.unwrap();
+    store.create(&mut other).await.unwrap();
+    let n = store::session_store::revoke_user_sessions(&db, alice.id, Some(&keep.id))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(store.load(&keep.id).await.unwrap().is_some());
+    assert!(store.load(&other.id).await.unwrap().is_none());
+
+    // GitHub: sign-in creates an account with a derived, unique name; linking is by id only.
+    let octo = GithubIdentity {
+        id: 583231,
+        login: "Alice".into(),
+    };
+    let (gh_user, created) = accounts::sign_in_with_github(&db, &octo).await.unwrap();
+    assert!(created);
+    assert_ne!(gh_user.username, "alice", "taken names get a suffix");
+    assert!(gh_user.username.starts_with("alice"));
+    let (again, created) = accounts::sign_in_with_github(&db, &octo).await.unwrap();
+    assert_eq!((again.id, created), (gh_user.id, false));
+    // The GitHub-only account cannot drop its only way in.
+    assert!(matches!(
+        accounts::unbind_github(&db, gh_user.id).await,
+        Err(AccountError::LastSignInMethod)
+    ));
+    // Nobody else can bind that GitHub id.
+    assert!(matches!(
+        accounts::bind_github(&db, alice.id, &octo).await,
+        Err(AccountError::GithubTaken)
+    ));
+    let other_gh = GithubIdentity {
+        id: 99,
+        login: "alice-gh".into(),
+    };
+    accounts::bind_github(&db, alice.id, &other_gh)
+        .await
+        .unwrap();
+    assert!(matches!(
+        accounts::bind_github(
+            &db,
+            alice.id,
+            &GithubIdentity {
+                id: 100,
+                login: "x".into()
+            }
+        )
+        .await,
+        Err(AccountError::GithubAlreadyLinked)
+    ));
+    let (via_gh, _) = accounts::sign_in_with_github(&db, &other_gh).await.unwrap();
+    assert_eq!(via_gh.id, alice.id);
+    accounts::unbind_github(&db, alice.id).await.unwrap();
+    // A GitHub-only account sets its first password without a current one.
+    accounts::change_password(&db, gh_user.id, "", "first password")
+        .await
+        .unwrap();
+    accounts::unbind_github(&db, gh_user.id).await.unwrap();
+
+    // Deleting an account removes the row and every session of it.
+    let mut s1 = Record {
+        id: Id::default(),
+        ..keep.clone()
+    };
+    store.create(&mut s1).await.unwrap();
+    let removed_avatar = accounts::delete_user_rows(&db, alice.id).await.unwrap();
+    assert_eq!(removed_avatar, None);
+    assert!(accounts::find_by_id(&db, alice.id).await.unwrap().is_none());
+    assert!(store.load(&s1.id).await.unwrap().is_none());
+    assert!(store.load(&keep.id).await.unwrap().is_none());
 
     eprintln!("store suite passed on {}", backend.name());
     drop(db);

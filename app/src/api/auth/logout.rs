@@ -5,7 +5,9 @@ use leptos::prelude::*;
 #[server(prefix = "/api", endpoint = "logout")]
 pub async fn logout() -> Result<String, ApiError> {
     use crate::api::server_ctx::{internal, redirect_for_forms, session};
-    session().await?.flush().await.map_err(internal)?;
+    qingting_core::auth_session::sign_out(&session().await?)
+        .await
+        .map_err(internal)?;
     let to = "/login".to_string();
     redirect_for_forms(&to);
     Ok(to)

@@ -1,10 +1,14 @@
 //! Accounts: registration, password sign-in and lookups. One service that every entry
 //! point (server functions, CLI, tests) calls.
 
+pub mod github;
 mod password;
+mod profile;
 mod username;
 
+pub use github::{bind_github, sign_in_with_github, unbind_github, GithubIdentity};
 pub use password::{hash_password, verify_password, MIN_PASSWORD_LEN};
+pub use profile::{profile, update_profile, valid_email, Profile, ProfileInput};
 pub use username::{validate_username, USERNAME_RULE};
 
 use crate::store::{entity::user, now_unix};
@@ -24,6 +28,21 @@ pub enum AccountError {
     /// Same message whether the user exists or the password is wrong.
     #[error("Wrong user name or password.")]
     InvalidCredentials,
+    #[error("{message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
+    #[error("The current password is wrong.")]
+    WrongPassword,
+    #[error("This account no longer exists.")]
+    NotFound,
+    #[error("That GitHub account is already linked to another QingTing account.")]
+    GithubTaken,
+    #[error("A GitHub account is already linked. Unlink it first.")]
+    GithubAlreadyLinked,
+    #[error("Set a password first: without GitHub you would have no way to sign in.")]
+    LastSignInMethod,
     #[error("storage error: {0}")]
     Store(#[from] DbErr),
     #[error("internal error: {0}")]
@@ -110,4 +129,110 @@ pub async fn find_by_username(
         .one(db)
         .await?
         .map(Into::into))
+}
+
+/// Changes the password after checking the current one (accounts without a password, made
+/// through GitHub, set their first one without it). The caller rotates the session and
+/// revokes the user's other sessions.
+pub async fn change_password(
+    db: &DatabaseConnection,
+    user_id: i64,
+    current: &str,
+    new: &str,
+) -> Result<(), AccountError> {
+    let row = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    if let Some(hash) = &row.password_hash {
+        if !verify_password(current, Some(hash)).await? {
+            return Err(AccountError::WrongPassword);
+        }
+    }
+    password::check_strength(new, &row.username)?;
+    let hash = hash_password(new).await?;
+    let mut row: user::ActiveModel = row.into();
+    row.password_hash = Set(Some(hash));
+    row.update(db).await?;
+    Ok(())
+}
+
+/// Checks a signed-in user's password (re-confirmation before destructive actions).
+pub async fn confirm_password(
+    db: &DatabaseConnection,
+    user_id: i64,
+    password: &str,
+) -> Result<(), AccountError> {
+    let row = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    match verify_password(password, row.password_hash.as_deref()).await? {
+        true => Ok(()),
+        false => Err(AccountError::WrongPassword),
+    }
+}
+
+/// Deletes the user row and every session of the user, atomically. Returns the avatar key so
+/// the caller can delete the object.
+pub async fn delete_user_rows(
+    db: &DatabaseConnection,
+    user_id: i64,
+) -> Result<Option<String>, AccountError> {
+    use crate::store::entity::session;
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    let row = user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    session::Entity::delete_many()
+        .filter(session::Column::UserId.eq(user_id))
+        .exec(&txn)
+        .await?;
+    user::Entity::delete_by_id(user_id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(row.avatar_key)
+}
+
+/// Records a new avatar key; returns the previous one (to delete).
+pub async fn replace_avatar_key(
+    db: &DatabaseConnection,
+    user_id: i64,
+    key: Option<String>,
+) -> Result<Option<String>, AccountError> {
+    let row = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let old = row.avatar_key.clone();
+    let mut row: user::ActiveModel = row.into();
+    row.avatar_key = Set(key);
+    row.update(db).await?;
+    Ok(old)
+}
+
+/// Something that must happen before an account disappears (its workspaces are deleted
+/// through this). A failing hook stops the deletion, so nothing is left half-deleted.
+#[async_trait::async_trait]
+pub trait AccountDeletionHook: Send + Sync + std::fmt::Debug {
+    async fn before_account_deletion(&self, user_id: i64) -> Result<(), String>;
+}
+
+/// Deletes an account: hooks first, then sessions and the user row together, then the
+/// avatar object. The caller has already re-confirmed the person's identity.
+pub async fn delete_account(state: &crate::AppState, user_id: i64) -> Result<(), AccountError> {
+    for hook in state.deletion_hooks.iter() {
+        hook.before_account_deletion(user_id)
+            .await
+            .map_err(AccountError::Internal)?;
+    }
+    if let Some(key) = delete_user_rows(&state.db, user_id).await? {
+        if let Err(e) = state.objects.delete(&key).await {
+            // The account is gone either way; an orphaned image is only storage.
+            tracing::warn!(%key, "could not delete avatar of deleted account: {e}");
+        }
+    }
+    tracing::info!(user_id, "account deleted");
+    Ok(())
 }

@@ -37,6 +37,19 @@ impl DbSessionStore {
     }
 }
 
+/// Deletes every session of `user_id` except `keep` (the caller's own, if any).
+pub async fn revoke_user_sessions(
+    db: &DatabaseConnection,
+    user_id: i64,
+    keep: Option<&Id>,
+) -> std::result::Result<u64, sea_orm::DbErr> {
+    let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
+    if let Some(keep) = keep {
+        q = q.filter(session::Column::Id.ne(keep.to_string()));
+    }
+    Ok(q.exec(db).await?.rows_affected)
+}
+
 fn backend(e: sea_orm::DbErr) -> Error {
     Error::Backend(e.to_string())
 }

@@ -12,6 +12,16 @@ pub struct Model {
     /// Argon2id PHC string; `None` for accounts that sign in only through GitHub.
     pub password_hash: Option<String>,
     pub created_at: i64,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub bio: Option<String>,
+    /// Object-store key of the current avatar image.
+    pub avatar_key: Option<String>,
+    /// GitHub's numeric user id: the only thing GitHub sign-in links by.
+    #[sea_orm(unique)]
+    pub github_id: Option<i64>,
+    pub github_login: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,12 +3,16 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_users_sessions;
+mod m0002_profiles_github;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_users_sessions::Migration)]
+        vec![
+            Box::new(m0001_users_sessions::Migration),
+            Box::new(m0002_profiles_github::Migration),
+        ]
     }
 }

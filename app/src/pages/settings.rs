@@ -1,0 +1,259 @@
+//! `/settings/profile` and `/settings/security`.
+
+use crate::{
+    api::settings::{
+        my_profile, ChangePassword, DeleteAccount, ProfileView, RemoveAvatar, SaveProfile,
+        UnlinkGithub,
+    },
+    auth::{action_error, navigate_on_success, Auth, RequireUser},
+    components::form::{FormAlert, PasswordField},
+};
+use leptos::{prelude::*, server_fn::ServerFn};
+use leptos_meta::Title;
+use leptos_router::{components::A, hooks::use_query_map};
+
+/// Fixed messages for outcome codes passed back in the URL (never free text from the URL).
+pub fn outcome_message(key: &str, code: &str) -> Option<(&'static str, &'static str)> {
+    let m = match (key, code) {
+        ("github", "linked") => ("ok", "GitHub is now linked to your account."),
+        ("github", "taken") => ("error", "That GitHub account is already linked to another QingTing account."),
+        ("github", "already_linked") => ("error", "A GitHub account is already linked. Unlink it first."),
+        ("github", "state_mismatch") => ("error", "The GitHub sign-in could not be verified (it expired or did not start here). Please try again."),
+        ("github", "denied") => ("error", "GitHub access was not granted."),
+        ("github", "mismatch") => ("error", "That is not the GitHub account linked to this account."),
+        ("github", "disabled") => ("error", "GitHub sign-in is not configured on this server."),
+        ("github", _) => ("error", "GitHub sign-in failed. Please try again."),
+        ("avatar", "updated") => ("ok", "Your avatar was updated."),
+        ("avatar_error", "too_large") => ("error", "That image is too large (the limit is shown below the picker)."),
+        ("avatar_error", "not_image") => ("error", "Choose a PNG, JPEG, WebP or GIF image."),
+        ("avatar_error", "corrupt") => ("error", "The image could not be read: it is damaged or not what it claims to be."),
+        ("avatar_error", "too_many_pixels") => ("error", "The image has too many pixels (at most 8192×8192)."),
+        ("avatar_error", _) => ("error", "The avatar could not be saved. Please try again."),
+        ("account", "deleted") => ("ok", "Your account was deleted."),
+        _ => return None,
+    };
+    Some(m)
+}
+
+/// Shows the message for any known outcome code in the query string.
+#[component]
+pub fn OutcomeBanner(keys: &'static [&'static str]) -> impl IntoView {
+    let query = use_query_map();
+    move || {
+        let q = query.read();
+        keys.iter()
+            .find_map(|k| q.get(k).and_then(|v| outcome_message(k, &v)))
+            .map(|(kind, text)| {
+                let class = if kind == "ok" {
+                    "alert alert-ok"
+                } else {
+                    "alert alert-error"
+                };
+                let role = if kind == "ok" { "status" } else { "alert" };
+                view! { <p class=class role=role data-testid="outcome">{text}</p> }
+            })
+    }
+}
+
+#[component]
+fn SettingsTabs() -> impl IntoView {
+    view! {
+        <nav class="tabs" aria-label="Settings">
+            <A href="/settings/profile">"Profile"</A>
+            <A href="/settings/security">"Security"</A>
+        </nav>
+    }
+}
+
+/// Success note for an action that returns `()`.
+fn saved<S>(action: ServerAction<S>, text: &'static str) -> impl IntoView
+where
+    S: ServerFn<Output = ()> + Clone + Send + Sync + 'static,
+    S::Error: Clone + Send + Sync + 'static,
+{
+    move || {
+        matches!(action.value().get(), Some(Ok(())))
+            .then(|| view! { <p class="alert alert-ok" role="status">{text}</p> })
+    }
+}
+
+/// Loads the profile, refreshed after any of the page's actions.
+fn profile_resource(
+    versions: impl Fn() -> usize + Send + Sync + 'static,
+) -> Resource<Result<ProfileView, crate::api::ApiError>> {
+    Resource::new(versions, |_| my_profile())
+}
+
+#[component]
+pub fn ProfileSettingsPage() -> impl IntoView {
+    view! {
+        <Title text="Profile · QingTing Studio" />
+        <RequireUser>
+            <ProfileSettings />
+        </RequireUser>
+    }
+}
+
+#[component]
+fn ProfileSettings() -> impl IntoView {
+    let auth = Auth::get();
+    let save = ServerAction::<SaveProfile>::new();
+    let remove = ServerAction::<RemoveAvatar>::new();
+    let unlink = ServerAction::<UnlinkGithub>::new();
+    let profile = profile_resource(move || {
+        save.version().get() + remove.version().get() + unlink.version().get()
+    });
+    // The nav shows the name and avatar: reload it after changes.
+    Effect::new(move |_| {
+        if matches!(save.value().get(), Some(Ok(())))
+            || matches!(remove.value().get(), Some(Ok(())))
+        {
+            auth.refresh();
+        }
+    });
+    view! {
+        <div class="page-head"><h1>"Settings"</h1></div>
+        <SettingsTabs />
+        <OutcomeBanner keys=&["github", "avatar", "avatar_error"] />
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let p = match profile.await {
+                    Ok(p) => p,
+                    Err(e) => return view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                };
+                let initial = p.username.chars().next().unwrap_or('?').to_ascii_uppercase().to_string();
+                view! {
+                    <section class="card settings-section">
+                        <h2>"Avatar"</h2>
+                        <div class="avatar-row">
+                            {match p.avatar_url.clone() {
+                                Some(url) => view! { <img class="avatar-large" src=url alt="Your avatar" data-testid="avatar-image" width="96" height="96" /> }.into_any(),
+                                None => view! { <span class="avatar avatar-large" aria-hidden="true">{initial}</span> }.into_any(),
+                            }}
+                            // A plain multipart form: uploads stream to /api/avatar with or without WASM.
+                            <form class="avatar-form" method="post" action="/api/avatar" enctype="multipart/form-data">
+                                <label for="avatar">"Choose an image"</label>
+                                <input id="avatar" name="avatar" type="file" accept="image/png,image/jpeg,image/webp,image/gif" required />
+                                <p class="hint">"PNG, JPEG, WebP or GIF, up to 2 MiB. It is cropped to a square."</p>
+                                <button type="submit" class="button primary">"Upload"</button>
+                            </form>
+                        </div>
+                        {p.avatar_url.is_some().then(|| view! {
+                            <ActionForm action=remove attr:class="inline">
+                                <button type="submit" class="button ghost">"Remove avatar"</button>
+                            </ActionForm>
+                        })}
+                    </section>
+
+                    <section class="card settings-section">
+                        <h2>"Profile"</h2>
+                        <ActionForm action=save attr:class="form" attr:id="profile-form">
+                            <FormAlert message=action_error(save) />
+                            {saved(save, "Profile saved.")}
+                            <div class="field">
+                                <label for="username">"User name"</label>
+                                <input id="username" name="username" value=p.username.clone() autocapitalize="none" spellcheck="false" required />
+                                <p class="hint">"Part of your workspace addresses. 3 to 31 characters: a lowercase letter, then lowercase letters or digits."</p>
+                            </div>
+                            <div class="field">
+                                <label for="display_name">"Display name"</label>
+                                <input id="display_name" name="display_name" value=p.display_name.clone() maxlength="64" />
+                            </div>
+                            <div class="field">
+                                <label for="email">"E-mail"</label>
+                                <input id="email" name="email" type="text" inputmode="email" value=p.email.clone() autocomplete="email" />
+                            </div>
+                            <div class="field">
+                                <label for="bio">"Bio"</label>
+                                <textarea id="bio" name="bio" rows="4" maxlength="500">{p.bio.clone()}</textarea>
+                            </div>
+                            <button type="submit" class="button primary">"Save profile"</button>
+                        </ActionForm>
+                    </section>
+
+                    {p.github_enabled.then(|| view! {
+                        <section class="card settings-section" data-testid="github-section">
+                            <h2>"GitHub"</h2>
+                            <FormAlert message=action_error(unlink) />
+                            {match p.github_login.clone() {
+                                Some(login) => view! {
+                                    <p>"Linked to GitHub user " <strong data-testid="github-login">{login}</strong>"."</p>
+                                    <ActionForm action=unlink attr:class="inline">
+                                        <button type="submit" class="button ghost">"Unlink GitHub"</button>
+                                    </ActionForm>
+                                }.into_any(),
+                                None => view! {
+                                    <p class="muted">"Link a GitHub account to sign in with it."</p>
+                                    <a class="button" href="/auth/github/start?mode=link" rel="external">"Link GitHub"</a>
+                                }.into_any(),
+                            }}
+                        </section>
+                    })}
+                }.into_any()
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn SecuritySettingsPage() -> impl IntoView {
+    view! {
+        <Title text="Security · QingTing Studio" />
+        <RequireUser>
+            <SecuritySettings />
+        </RequireUser>
+    }
+}
+
+#[component]
+fn SecuritySettings() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    let delete = ServerAction::<DeleteAccount>::new();
+    navigate_on_success(delete);
+    let profile = profile_resource(move || change.version().get());
+    view! {
+        <div class="page-head"><h1>"Settings"</h1></div>
+        <SettingsTabs />
+        <OutcomeBanner keys=&["github"] />
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let p = match profile.await {
+                    Ok(p) => p,
+                    Err(e) => return view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                };
+                view! {
+                    <section class="card settings-section">
+                        <h2>{if p.has_password { "Change password" } else { "Set a password" }}</h2>
+                        <ActionForm action=change attr:class="form" attr:id="password-form">
+                            <FormAlert message=action_error(change) />
+                            {saved(change, "Password changed. Your other sessions were signed out.")}
+                            {p.has_password.then(|| view! {
+                                <PasswordField id="current_password" name="current_password" label="Current password" autocomplete="current-password" />
+                            })}
+                            <PasswordField id="new_password" name="new_password" label="New password" autocomplete="new-password" hint="At least 8 characters." />
+                            <button type="submit" class="button primary">"Save password"</button>
+                        </ActionForm>
+                    </section>
+
+                    <section class="card settings-section danger-zone">
+                        <h2>"Delete account"</h2>
+                        <p class="muted">"This deletes your account, your sessions and your avatar. It cannot be undone."</p>
+                        {if p.has_password {
+                            view! {
+                                <ActionForm action=delete attr:class="form" attr:id="delete-form">
+                                    <FormAlert message=action_error(delete) />
+                                    <PasswordField id="delete_password" name="password" label="Confirm with your password" autocomplete="current-password" />
+                                    <button type="submit" class="button danger">"Delete my account"</button>
+                                </ActionForm>
+                            }.into_any()
+                        } else {
+                            view! {
+                                <a class="button danger" href="/auth/github/start?mode=delete" rel="external">"Confirm with GitHub and delete"</a>
+                            }.into_any()
+                        }}
+                    </section>
+                }.into_any()
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,164 @@
+//! `POST /api/avatar` (multipart upload, size enforced while streaming) and
+//! `GET /avatars/<file>` (served from the object store, cached forever: keys never repeat).
+
+use axum::{
+    extract::{Multipart, Path},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    Extension, Json,
+};
+use bytes::BytesMut;
+use qingting_core::{
+    auth_session,
+    avatars::{self, AvatarError},
+    objects::valid_key,
+    AppState,
+};
+use serde_json::json;
+use tower_sessions::Session;
+
+const SETTINGS: &str = "/settings/profile";
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// Stable codes the settings page turns into messages (a URL never carries free text).
+fn code(e: &AvatarError) -> (&'static str, StatusCode) {
+    match e {
+        AvatarError::TooLarge { .. } => ("too_large", StatusCode::PAYLOAD_TOO_LARGE),
+        AvatarError::NotAnImage => ("not_image", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        AvatarError::Corrupt(_) => ("corrupt", StatusCode::UNPROCESSABLE_ENTITY),
+        AvatarError::TooManyPixels => ("too_many_pixels", StatusCode::UNPROCESSABLE_ENTITY),
+        AvatarError::Storage(_) => ("storage", StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+fn refuse(html: bool, e: AvatarError) -> Response {
+    let (code, status) = code(&e);
+    if let AvatarError::Storage(detail) = &e {
+        tracing::error!("avatar storage failed: {detail}");
+    }
+    if html {
+        Redirect::to(&format!("{SETTINGS}?avatar_error={code}")).into_response()
+    } else {
+        (
+            status,
+            Json(json!({"error": code, "message": e.to_string()})),
+        )
+            .into_response()
+    }
+}
+
+pub async fn upload(
+    Extension(state): Extension<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let html = wants_html(&headers);
+    let user_id = match auth_session::user_id(&session).await {
+        Ok(Some(id)) => id,
+        _ if html => {
+            return Redirect::to(&format!("/login?next={}", "%2Fsettings%2Fprofile"))
+                .into_response()
+        }
+        _ => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "unauthorized"})),
+            )
+                .into_response()
+        }
+    };
+    let max = state.config.avatar_max_bytes;
+    let Ok(mut multipart) = multipart else {
+        return refuse(html, AvatarError::NotAnImage);
+    };
+    // Read the `avatar` field chunk by chunk, refusing as soon as it passes the limit: a huge
+    // upload is never buffered.
+    let mut data = BytesMut::new();
+    let mut found = false;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => {
+                return refuse(
+                    html,
+                    AvatarError::TooLarge {
+                        max_kib: max / 1024,
+                    },
+                )
+            }
+        };
+        if field.name() != Some("avatar") {
+            continue;
+        }
+        found = true;
+        let mut field = field;
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (data.len() + chunk.len()) as u64 > max {
+                        return refuse(
+                            html,
+                            AvatarError::TooLarge {
+                                max_kib: max / 1024,
+                            },
+                        );
+                    }
+                    data.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                // The body was cut short or exceeded the transport limit.
+                Err(_) => {
+                    return refuse(
+                        html,
+                        AvatarError::TooLarge {
+                            max_kib: max / 1024,
+                        },
+                    )
+                }
+            }
+        }
+        break;
+    }
+    if !found || data.is_empty() {
+        return refuse(html, AvatarError::NotAnImage);
+    }
+    match avatars::set_avatar(&state, user_id, data.freeze()).await {
+        Ok(_) if html => Redirect::to(&format!("{SETTINGS}?avatar=updated")).into_response(),
+        Ok(key) => Json(json!({"avatar_url": format!("/{key}")})).into_response(),
+        Err(e) => refuse(html, e),
+    }
+}
+
+pub async fn serve(Extension(state): Extension<AppState>, Path(file): Path<String>) -> Response {
+    let key = format!("avatars/{file}");
+    if !valid_key(&key) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match state.objects.get(&key).await {
+        Ok(Some((bytes, content_type))) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (
+                    header::CACHE_CONTROL,
+                    "public, max-age=31536000, immutable".to_string(),
+                ),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::error!(%key, "avatar read failed: {e}");
+            StatusCode::BAD_GATEWAY.into_response()
+        }
+    }
+}

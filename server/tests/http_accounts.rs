@@ -1,0 +1,508 @@
+//! Account settings over HTTP on SQLite, Postgres and MariaDB: avatars (with every refusal),
+//! password change revoking other sessions, GitHub sign-in / link / refusals / deletion
+//! against the in-repo fake GitHub.
+
+use qingting_core::{
+    testing::{Backend, TestDatabase},
+    Config,
+};
+use reqwest::{header, multipart, redirect::Policy, Client, StatusCode};
+use std::io::Cursor;
+
+struct H {
+    base: String,
+    client: Client,
+    server: qingting_server::RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(tdb: &TestDatabase) -> H {
+    // The fake GitHub, in process.
+    let gh = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gh_base = format!("http://127.0.0.1:{}", gh.local_addr().unwrap().port());
+    tokio::spawn(qingting_fake_github::serve(
+        gh,
+        qingting_fake_github::FakeGithubConfig {
+            client_id: "cid".into(),
+            client_secret: "csecret".into(),
+        },
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = Config {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: format!("http://127.0.0.1:{port}"),
+        data_dir: dir.path().to_path_buf(),
+        database_url: tdb.url.clone(),
+        avatar_max_bytes: 64 * 1024,
+        ..Default::default()
+    };
+    config.github.client_id = "cid".into();
+    config.github.client_secret = "csecret".into();
+    config.github.authorize_url = format!("{gh_base}/login/oauth/authorize");
+    config.github.token_url = format!("{gh_base}/login/oauth/access_token");
+    config.github.api_url = gh_base;
+    let server = qingting_server::start(config).await.expect("server starts");
+    H {
+        base: format!("http://127.0.0.1:{port}"),
+        client: Client::builder().redirect(Policy::none()).build().unwrap(),
+        server,
+        _dir: dir,
+    }
+}
+
+#[derive(Clone)]
+struct Caller {
+    cookie: Option<String>,
+}
+
+impl Caller {
+    fn absorb(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            if !v.starts_with("qingting_session=") {
+                continue;
+            }
+            let pair = v.split(';').next().unwrap().to_string();
+            self.cookie = if v.contains("Max-Age=0") {
+                None
+            } else {
+                Some(pair)
+            };
+        }
+    }
+
+    fn with_cookie(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(c) => req.header(header::COOKIE, c),
+            None => req,
+        }
+    }
+
+    async fn post(&mut self, h: &H, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let res = self
+            .with_cookie(h.client.post(format!("{}{path}", h.base)).form(form))
+            .send()
+            .await
+            .unwrap();
+        self.absorb(&res);
+        res
+    }
+
+    async fn get(&mut self, h: &H, url: &str) -> reqwest::Response {
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            format!("{}{url}", h.base)
+        };
+        let res = self
+            .with_cookie(h.client.get(url).header(header::ACCEPT, "text/html"))
+            .send()
+            .await
+            .unwrap();
+        self.absorb(&res);
+        res
+    }
+
+    async fn me(&mut self, h: &H) -> serde_json::Value {
+        self.post(h, "/api/me", &[]).await.json().await.unwrap()
+    }
+
+    async fn upload(&mut self, h: &H, bytes: Vec<u8>, html: bool) -> reqwest::Response {
+        let form = multipart::Form::new().part(
+            "avatar",
+            multipart::Part::bytes(bytes).file_name("../../etc/passwd.png"),
+        );
+        let mut req = self.with_cookie(
+            h.client
+                .post(format!("{}/api/avatar", h.base))
+                .multipart(form),
+        );
+        if html {
+            req = req.header(header::ACCEPT, "text/html");
+        }
+        req.send().await.unwrap()
+    }
+}
+
+fn image_bytes(format: image::ImageFormat, w: u32, h: u32) -> Vec<u8> {
+    let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, 90])
+    }));
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), format).unwrap();
+    out
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get(header::LOCATION)
+        .expect("a redirect")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Drives the GitHub flow from `start` through the fake's consent page as GitHub user
+/// (`login`, `id`); returns the final redirect of our callback.
+async fn github_flow(h: &H, who: &mut Caller, start: &str, login: &str, id: i64) -> String {
+    let res = who.get(h, start).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "start redirects to GitHub"
+    );
+    let authorize = url_of(&location(&res));
+    let consent = h.client.get(authorize.as_str()).send().await.unwrap();
+    assert_eq!(consent.status(), StatusCode::OK);
+    let q: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256", "PKCE is used");
+    let id_s = id.to_string();
+    let form = [
+        ("client_id", q["client_id"].as_str()),
+        ("redirect_uri", q["redirect_uri"].as_str()),
+        ("state", q["state"].as_str()),
+        ("code_challenge", q["code_challenge"].as_str()),
+        ("login", login),
+        ("user_id", id_s.as_str()),
+        ("decision", "authorize"),
+    ];
+    let mut post_url = authorize.clone();
+    post_url.set_query(None);
+    let back = h
+        .client
+        .post(post_url.as_str())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&back);
+    assert!(
+        callback.starts_with(&format!("{}/auth/github/callback?", h.base)),
+        "{callback}"
+    );
+    let res = who.get(h, &callback).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    location(&res)
+}
+
+fn url_of(s: &str) -> reqwest::Url {
+    reqwest::Url::parse(s).unwrap()
+}
+
+async fn suite(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    let mut alice = Caller { cookie: None };
+    let res = alice
+        .post(
+            &h,
+            "/api/register",
+            &[("username", "alice"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // --- Avatars -------------------------------------------------------------------------
+    let res = Caller { cookie: None }
+        .upload(&h, image_bytes(image::ImageFormat::Png, 10, 10), false)
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    let res = alice
+        .upload(&h, image_bytes(image::ImageFormat::Png, 300, 200), false)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let first: String = res.json::<serde_json::Value>().await.unwrap()["avatar_url"]
+        .as_str()
+        .unwrap()
+        .into();
+    assert!(
+        first.starts_with("/avatars/") && first.ends_with(".png") && !first.contains("passwd"),
+        "{first}"
+    );
+    assert_eq!(alice.me(&h).await["avatar_url"], first.as_str());
+    let img = h
+        .client
+        .get(format!("{}{first}", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(img.status(), StatusCode::OK);
+    assert_eq!(img.headers()[header::CONTENT_TYPE], "image/png");
+    assert!(img.headers()[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let decoded = image::load_from_memory(&img.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        (decoded.width(), decoded.height()),
+        (256, 256),
+        "re-encoded to a fixed size"
+    );
+
+    // Replacing deletes the old object.
+    let res = alice
+        .upload(&h, image_bytes(image::ImageFormat::Jpeg, 64, 64), false)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let second: String = res.json::<serde_json::Value>().await.unwrap()["avatar_url"]
+        .as_str()
+        .unwrap()
+        .into();
+    assert_ne!(first, second);
+    let gone = h
+        .client
+        .get(format!("{}{first}", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+
+    // Refusals leave the current avatar in place.
+    let mut liar = b"\x89PNG\r\n\x1a\n".to_vec();
+    liar.extend(std::iter::repeat_n(0x42u8, 4000));
+    let full = image_bytes(image::ImageFormat::Png, 120, 120);
+    let huge: Vec<u8> = (0..200 * 1024).map(|i| (i * 31 % 251) as u8).collect();
+    for (bytes, status, code) in [
+        (
+            b"just some text, not an image".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_image",
+        ),
+        (liar, StatusCode::UNPROCESSABLE_ENTITY, "corrupt"),
+        (
+            full[..full.len() / 2].to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "corrupt",
+        ),
+        (huge, StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+    ] {
+        let res = alice.upload(&h, bytes, false).await;
+        assert_eq!(res.status(), status, "{code}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], code);
+        assert!(!body["message"].as_str().unwrap().is_empty());
+        assert_eq!(
+            alice.me(&h).await["avatar_url"],
+            second.as_str(),
+            "{code}: old avatar kept"
+        );
+    }
+    let still = h
+        .client
+        .get(format!("{}{second}", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), StatusCode::OK);
+    // A plain form post gets redirected back to the settings page with a code.
+    let res = alice.upload(&h, b"GIF89a broken".to_vec(), true).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/settings/profile?avatar_error=corrupt");
+    // Object keys cannot be walked out of.
+    let res = h
+        .client
+        .get(format!(
+            "{}/avatars/..%2F..%2Fsecrets%2Fsession.key",
+            h.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // --- Password change: other sessions end, this one continues -------------------------
+    let mut other_device = Caller { cookie: None };
+    other_device
+        .post(
+            &h,
+            "/api/login",
+            &[("username", "alice"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(other_device.me(&h).await["username"], "alice");
+    let res = alice
+        .post(
+            &h,
+            "/api/settings/change-password",
+            &[
+                ("current_password", "wrong one"),
+                ("new_password", "new password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("The current password is wrong."));
+    let before = alice.cookie.clone();
+    let res = alice
+        .post(
+            &h,
+            "/api/settings/change-password",
+            &[
+                ("current_password", "correct horse"),
+                ("new_password", "new password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_ne!(before, alice.cookie, "session id rotated");
+    assert_eq!(
+        alice.me(&h).await["username"],
+        "alice",
+        "this session continues"
+    );
+    assert!(
+        other_device.me(&h).await.is_null(),
+        "other sessions are revoked"
+    );
+
+    // --- GitHub ----------------------------------------------------------------------------
+    let mut octo = Caller { cookie: None };
+    let to = github_flow(
+        &h,
+        &mut octo,
+        "/auth/github/start?mode=login&next=/settings/profile",
+        "Octo-Cat",
+        4242,
+    )
+    .await;
+    assert_eq!(to, "/settings/profile");
+    let me = octo.me(&h).await;
+    assert_eq!(me["username"], "octocat");
+
+    // State mismatch: a callback whose state is not this session's is refused.
+    let mut mallory = Caller { cookie: None };
+    let res = mallory.get(&h, "/auth/github/start?mode=login").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = mallory
+        .get(&h, "/auth/github/callback?code=abc&state=forged")
+        .await;
+    assert_eq!(location(&res), "/login?github=state_mismatch");
+    assert!(mallory.me(&h).await.is_null());
+    let res = Caller { cookie: None }
+        .get(&h, "/auth/github/callback?code=abc&state=x")
+        .await;
+    assert_eq!(
+        location(&res),
+        "/login?github=state_mismatch",
+        "no flow started at all"
+    );
+
+    // Linking a GitHub id that belongs to someone else is refused.
+    let to = github_flow(
+        &h,
+        &mut alice,
+        "/auth/github/start?mode=link",
+        "octo-cat",
+        4242,
+    )
+    .await;
+    assert_eq!(to, "/settings/profile?github=taken");
+    let to = github_flow(
+        &h,
+        &mut alice,
+        "/auth/github/start?mode=link",
+        "alice-gh",
+        777,
+    )
+    .await;
+    assert_eq!(to, "/settings/profile?github=linked");
+    assert_eq!(alice.me(&h).await["username"], "alice");
+    let res = alice.post(&h, "/api/settings/unlink-github", &[]).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "alice has a password: unlinking is fine"
+    );
+
+    // The GitHub-only account cannot unlink its only sign-in method.
+    let res = octo.post(&h, "/api/settings/unlink-github", &[]).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("no way to sign in"));
+
+    // Deleting through GitHub re-confirmation; a different GitHub user cannot confirm.
+    let to = github_flow(
+        &h,
+        &mut octo,
+        "/auth/github/start?mode=delete",
+        "someone",
+        5555,
+    )
+    .await;
+    assert_eq!(to, "/settings/security?github=mismatch");
+    let to = github_flow(
+        &h,
+        &mut octo,
+        "/auth/github/start?mode=delete",
+        "Octo-Cat",
+        4242,
+    )
+    .await;
+    assert_eq!(to, "/login?account=deleted");
+    assert!(octo.me(&h).await.is_null());
+
+    // --- Delete with password ---------------------------------------------------------------
+    let res = alice
+        .post(&h, "/api/settings/delete-account", &[("password", "wrong")])
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = alice
+        .post(
+            &h,
+            "/api/settings/delete-account",
+            &[("password", "new password 1")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(alice.me(&h).await.is_null());
+    let gone = h
+        .client
+        .get(format!("{}{second}", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.status(),
+        StatusCode::NOT_FOUND,
+        "the avatar object is deleted with the account"
+    );
+    let res = Caller { cookie: None }
+        .post(
+            &h,
+            "/api/login",
+            &[("username", "alice"), ("password", "new password 1")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    eprintln!("http accounts suite passed on {}", backend.name());
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+#[tokio::test]
+async fn http_accounts_on_sqlite() {
+    suite(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn http_accounts_on_postgres() {
+    suite(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn http_accounts_on_mariadb() {
+    suite(Backend::MySql).await;
+}
