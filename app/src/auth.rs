@@ -11,27 +11,37 @@ use leptos_router::{
 };
 
 /// Shared through context: the current user, refetched whenever `epoch` moves (after
-/// sign-in, registration, sign-out).
+/// sign-in, registration, sign-out). The nav has its own copy that also follows profile
+/// edits, so editing a profile never re-renders (and resets) the page being edited.
 #[derive(Clone, Copy)]
 pub struct Auth {
     pub user: Resource<Result<Option<UserView>, ApiError>>,
+    pub nav_user: Resource<Result<Option<UserView>, ApiError>>,
     epoch: RwSignal<u32>,
+    profile_rev: RwSignal<u32>,
 }
 
 impl Auth {
     pub fn provide() {
         let epoch = RwSignal::new(0u32);
+        let profile_rev = RwSignal::new(0u32);
         let user = Resource::new(move || epoch.get(), |_| current_user());
-        provide_context(Auth { user, epoch });
+        let nav_user = Resource::new(move || (epoch.get(), profile_rev.get()), |_| current_user());
+        provide_context(Auth {
+            user,
+            nav_user,
+            epoch,
+            profile_rev,
+        });
     }
 
     pub fn get() -> Auth {
         expect_context::<Auth>()
     }
 
-    /// Reloads the user (after a profile change).
-    pub fn refresh(&self) {
-        self.epoch.update(|e| *e += 1);
+    /// Reloads what the nav shows (after a profile change).
+    pub fn refresh_nav(&self) {
+        self.profile_rev.update(|e| *e += 1);
     }
 }
 

@@ -13,7 +13,7 @@ test('register, see the dashboard, log out and log in again', async ({ page, con
   expect(cookie!.domain).toBe('localhost');
 
   await logout(page);
-  await expect(page.getByRole('link', { name: 'Sign in' })).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Sign in', exact: true })).toBeVisible();
   await page.goto('/workspaces');
   await expect(page).toHaveURL(/\/login\?next=%2Fworkspaces$/);
 

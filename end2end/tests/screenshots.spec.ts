@@ -18,6 +18,10 @@ test('main pages', async ({ page }, testInfo) => {
   await registerUser(page);
   await expect(page.getByTestId('workspace-list')).toBeVisible();
   await shoot('workspaces');
+  await page.goto('/settings/profile');
+  await shoot('settings-profile');
+  await page.goto('/settings/security');
+  await shoot('settings-security');
   // Nothing overflows sideways on a phone.
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);

@@ -19,7 +19,7 @@ pub fn TopNav() -> impl IntoView {
             <nav class="topnav" aria-label="Account">
                 <Transition>
                     {move || Suspend::new(async move {
-                        match auth.user.await {
+                        match auth.nav_user.await {
                             Ok(Some(user)) => view! { <SignedIn user /> }.into_any(),
                             _ => view! {
                                 <A href="/login" attr:class="button ghost">"Sign in"</A>

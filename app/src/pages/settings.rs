@@ -108,7 +108,7 @@ fn ProfileSettings() -> impl IntoView {
         if matches!(save.value().get(), Some(Ok(())))
             || matches!(remove.value().get(), Some(Ok(())))
         {
-            auth.refresh();
+            auth.refresh_nav();
         }
     });
     view! {
