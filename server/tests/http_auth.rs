@@ -370,6 +370,35 @@ async fn suite(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
 
+    // Without a GitHub client id, GitHub sign-in is not offered.
+    let res = h
+        .client
+        .post(format!("{}/api/sign-in-options", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["github"],
+        false
+    );
+    let page = h
+        .client
+        .get(format!("{}/login", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Sign in") && !page.contains("Sign in with GitHub"));
+    let res = h
+        .client
+        .get(format!("{}/auth/github/start", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()[header::LOCATION], "/login?github=disabled");
+
     // Unknown pages are a 404 page, not an error.
     let res = h
         .client
