@@ -45,6 +45,16 @@ impl Auth {
     }
 }
 
+/// `path` with `next` appended as a query parameter (when there is one).
+pub fn with_next(path: &str, next: &str) -> String {
+    if next.is_empty() {
+        path.to_string()
+    } else {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}next={}", urlencoding::encode(next))
+    }
+}
+
 /// After an auth action succeeds (its value is the page to go to), reloads the user and
 /// navigates there without a page reload.
 pub fn navigate_on_success<S>(action: ServerAction<S>)

@@ -1,6 +1,6 @@
 use crate::{
     api::auth::{sign_in_options, Login},
-    auth::{action_error, navigate_on_success, RedirectIfSignedIn},
+    auth::{action_error, navigate_on_success, with_next, RedirectIfSignedIn},
     components::form::{FormAlert, PasswordField},
     pages::settings::OutcomeBanner,
 };
@@ -14,18 +14,9 @@ pub fn LoginPage() -> impl IntoView {
     let next = move || query.read().get("next").unwrap_or_default();
     let login = ServerAction::<Login>::new();
     navigate_on_success(login);
-    let register_href = move || match next() {
-        n if n.is_empty() => "/register".to_string(),
-        n => format!("/register?next={}", urlencoding::encode(&n)),
-    };
+    let register_href = move || with_next("/register", &next());
     let options = Resource::new(|| (), |_| sign_in_options());
-    let github_href = move || match next() {
-        n if n.is_empty() => "/auth/github/start?mode=login".to_string(),
-        n => format!(
-            "/auth/github/start?mode=login&next={}",
-            urlencoding::encode(&n)
-        ),
-    };
+    let github_href = move || with_next("/auth/github/start?mode=login", &next());
     view! {
         <Title text="Sign in · QingTing Studio" />
         <RedirectIfSignedIn />

@@ -1,6 +1,6 @@
 use crate::{
     api::auth::Register,
-    auth::{action_error, navigate_on_success, RedirectIfSignedIn},
+    auth::{action_error, navigate_on_success, with_next, RedirectIfSignedIn},
     components::form::{FormAlert, PasswordField},
 };
 use leptos::prelude::*;
@@ -18,10 +18,7 @@ pub fn RegisterPage() -> impl IntoView {
     let next = move || query.read().get("next").unwrap_or_default();
     let register = ServerAction::<Register>::new();
     navigate_on_success(register);
-    let login_href = move || match next() {
-        n if n.is_empty() => "/login".to_string(),
-        n => format!("/login?next={}", urlencoding::encode(&n)),
-    };
+    let login_href = move || with_next("/login", &next());
     view! {
         <Title text="Create an account · QingTing Studio" />
         <RedirectIfSignedIn />

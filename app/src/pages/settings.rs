@@ -134,7 +134,7 @@ fn ProfileSettings() -> impl IntoView {
                             <form class="avatar-form" method="post" action="/api/avatar" enctype="multipart/form-data">
                                 <label for="avatar">"Choose an image"</label>
                                 <input id="avatar" name="avatar" type="file" accept="image/png,image/jpeg,image/webp,image/gif" required />
-                                <p class="hint">"PNG, JPEG, WebP or GIF, up to 2 MiB. It is cropped to a square."</p>
+                                <p class="hint">{format!("PNG, JPEG, WebP or GIF, up to {} KiB. It is cropped to a square.", p.avatar_max_kib)}</p>
                                 <button type="submit" class="button primary">"Upload"</button>
                             </form>
                         </div>

@@ -14,6 +14,8 @@ pub struct ProfileView {
     pub has_password: bool,
     /// Whether GitHub sign-in is configured on this instance.
     pub github_enabled: bool,
+    /// The avatar upload limit, in KiB.
+    pub avatar_max_kib: u64,
 }
 
 #[server(prefix = "/api", endpoint = "settings/profile")]
@@ -34,6 +36,7 @@ pub async fn my_profile() -> Result<ProfileView, ApiError> {
         github_login: p.github_login,
         has_password: p.has_password,
         github_enabled: state.config.github.enabled(),
+        avatar_max_kib: state.config.avatar_max_bytes / 1024,
     })
 }
 
