@@ -3,6 +3,7 @@
 
 use crate::{settings, telemetry::LogFormat};
 use clap::{Args, Parser, Subcommand};
+use qingting_core::{editors::Editor, templates, Config};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -102,6 +103,11 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration (secrets masked) and exit.
     Config,
+    /// Install or inspect the IDEs workspaces run (code-server, JupyterLab).
+    Editors {
+        #[command(subcommand)]
+        action: EditorsAction,
+    },
     /// Run the in-repo stand-in for GitHub OAuth (for tests and local trials).
     FakeGithub {
         /// Address to listen on.
@@ -123,6 +129,33 @@ pub enum Command {
         )]
         client_secret: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EditorsAction {
+    /// Install editors from the package registries into the editors dir (all by default).
+    Install {
+        /// Which editors: vscode, jupyter.
+        #[arg(value_enum)]
+        editors: Vec<EditorArg>,
+    },
+    /// Show which editors are installed and which templates can run.
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EditorArg {
+    Vscode,
+    Jupyter,
+}
+
+impl From<EditorArg> for Editor {
+    fn from(e: EditorArg) -> Self {
+        match e {
+            EditorArg::Vscode => Editor::Vscode,
+            EditorArg::Jupyter => Editor::Jupyter,
+        }
+    }
 }
 
 impl Cli {
@@ -157,7 +190,49 @@ impl Cli {
                 print!("{}", settings::describe(&config));
                 Ok(())
             }
+            Command::Editors { action } => editors(&config, action).await,
             Command::FakeGithub { .. } => unreachable!("handled above"),
+        }
+    }
+}
+
+async fn editors(config: &Config, action: EditorsAction) -> anyhow::Result<()> {
+    let dir = config.editors_dir();
+    match action {
+        EditorsAction::Install { editors } => {
+            let which: Vec<Editor> = if editors.is_empty() {
+                Editor::ALL.to_vec()
+            } else {
+                editors.into_iter().map(Editor::from).collect()
+            };
+            for editor in which {
+                println!("==> {}", editor.label());
+                editor.install(&dir, &|line| println!("{line}")).await?;
+            }
+            Ok(())
+        }
+        EditorsAction::Status => {
+            println!("editors dir: {}", dir.display());
+            for e in Editor::ALL {
+                let state = if e.is_installed(&dir) {
+                    "installed"
+                } else {
+                    "not installed"
+                };
+                println!("  {:<24} {state}", e.label());
+            }
+            let path = (!config.templates_file.is_empty())
+                .then(|| std::path::PathBuf::from(&config.templates_file));
+            println!("templates:");
+            for t in templates::load(path.as_deref())? {
+                let ready = if t.editor.is_installed(&dir) {
+                    "ready"
+                } else {
+                    "editor missing"
+                };
+                println!("  {:<20} {:<24} {ready}", t.id, t.name);
+            }
+            Ok(())
         }
     }
 }

@@ -117,3 +117,26 @@ fn serves_then_exits_cleanly_on_sigterm() {
     };
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
 }
+
+#[test]
+fn editors_status_lists_editors_and_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["editors", "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "JupyterLab",
+        "not installed",
+        "vscode-python",
+        "vscode-node",
+        "jupyter-python",
+        "editor missing",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+}

@@ -29,6 +29,10 @@ pub struct Config {
     pub avatar_max_bytes: u64,
     pub objects: ObjectStoreConfig,
     pub github: GithubConfig,
+    /// Where IDEs are installed (`qingting editors install`); empty: `<data_dir>/editors`.
+    pub editors_dir: String,
+    /// Operator templates added to (or replacing) the shipped ones; empty: none.
+    pub templates_file: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -162,6 +166,8 @@ impl Default for Config {
             avatar_max_bytes: 2 * 1024 * 1024,
             objects: ObjectStoreConfig::default(),
             github: GithubConfig::default(),
+            editors_dir: String::new(),
+            templates_file: String::new(),
         }
     }
 }
@@ -236,6 +242,15 @@ impl Config {
             self.data_dir.join("objects")
         } else {
             PathBuf::from(&self.objects.dir)
+        }
+    }
+
+    /// Where IDEs are installed.
+    pub fn editors_dir(&self) -> PathBuf {
+        if self.editors_dir.is_empty() {
+            self.data_dir.join("editors")
+        } else {
+            PathBuf::from(&self.editors_dir)
         }
     }
 

@@ -9,11 +9,13 @@ pub mod auth_session;
 pub mod avatars;
 pub mod client_ip;
 pub mod config;
+pub mod editors;
 pub mod objects;
 pub mod rate_limit;
 pub mod redirect;
 pub mod state;
 pub mod store;
+pub mod templates;
 pub mod testing;
 
 pub use config::Config;
