@@ -17,6 +17,7 @@ pub mod state;
 pub mod store;
 pub mod templates;
 pub mod testing;
+pub mod workspaces;
 
 pub use config::Config;
 pub use state::AppState;

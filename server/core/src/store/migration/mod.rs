@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_users_sessions;
 mod m0002_profiles_github;
+mod m0003_workspaces;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_users_sessions::Migration),
             Box::new(m0002_profiles_github::Migration),
+            Box::new(m0003_workspaces::Migration),
         ]
     }
 }

@@ -1,0 +1,152 @@
+//! The runtime interface: the only place that knows how a workspace is run. The workspace
+//! service persists the JSON state a runtime returns, so a runtime can find its workspaces
+//! again after a restart.
+
+use crate::templates::Template;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::{fmt::Debug, path::PathBuf};
+
+/// What a runtime needs to know about one workspace.
+#[derive(Debug, Clone)]
+pub struct WorkspaceSpec {
+    pub id: i64,
+    pub owner: String,
+    pub name: String,
+    pub template: Template,
+}
+
+/// Where the gateway sends a workspace's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A Unix socket on this machine (the local runtime).
+    Unix(PathBuf),
+    /// An HTTP base URL (remote runtimes).
+    Http(String),
+}
+
+/// What the runtime sees, for reconciliation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    Running,
+    Stopped,
+    /// The runtime has no trace of it.
+    Missing,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct RuntimeError(pub String);
+
+#[async_trait]
+pub trait Runtime: Send + Sync + Debug {
+    fn name(&self) -> &'static str;
+    /// Creates what the workspace needs (directories, functions, …); idempotent. Returns the
+    /// state to persist.
+    async fn provision(&self, ws: &WorkspaceSpec) -> Result<Value, RuntimeError>;
+    /// Starts the IDE and returns once it answers its health check.
+    async fn start(&self, ws: &WorkspaceSpec, state: &Value) -> Result<(), RuntimeError>;
+    /// Stops the IDE; the workspace's files stay.
+    async fn stop(&self, ws: &WorkspaceSpec, state: &Value) -> Result<(), RuntimeError>;
+    async fn status(&self, ws: &WorkspaceSpec, state: &Value) -> Result<Observed, RuntimeError>;
+    /// Removes everything, files included; absent parts count as removed.
+    async fn destroy(&self, ws: &WorkspaceSpec, state: &Value) -> Result<(), RuntimeError>;
+    fn endpoint(&self, ws: &WorkspaceSpec, state: &Value) -> Option<Endpoint>;
+}
+
+/// A runtime for tests of everything above the runtime: it can be slow or fail on demand,
+/// and records every call.
+pub mod fake {
+    use super::*;
+    use std::{
+        collections::HashMap,
+        sync::{
+            atomic::{AtomicBool, AtomicU64, Ordering},
+            Mutex,
+        },
+        time::Duration,
+    };
+
+    #[derive(Debug, Default)]
+    pub struct FakeRuntime {
+        pub fail_provision: AtomicBool,
+        pub fail_start: AtomicBool,
+        pub start_delay_ms: AtomicU64,
+        pub calls: Mutex<Vec<String>>,
+        pub running: Mutex<HashMap<i64, bool>>,
+    }
+
+    impl FakeRuntime {
+        fn log(&self, what: &str, ws: &WorkspaceSpec) {
+            self.calls.lock().unwrap().push(format!("{what} {}", ws.id));
+        }
+
+        pub fn count(&self, prefix: &str) -> usize {
+            self.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.starts_with(prefix))
+                .count()
+        }
+    }
+
+    #[async_trait]
+    impl Runtime for FakeRuntime {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+
+        async fn provision(&self, ws: &WorkspaceSpec) -> Result<Value, RuntimeError> {
+            self.log("provision", ws);
+            if self.fail_provision.load(Ordering::SeqCst) {
+                return Err(RuntimeError("provisioning failed (injected)".into()));
+            }
+            self.running.lock().unwrap().insert(ws.id, false);
+            Ok(serde_json::json!({"fake": ws.id}))
+        }
+
+        async fn start(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
+            self.log("start", ws);
+            let delay = self.start_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if self.fail_start.load(Ordering::SeqCst) {
+                return Err(RuntimeError(
+                    "the IDE exited with status 1 (injected)".into(),
+                ));
+            }
+            self.running.lock().unwrap().insert(ws.id, true);
+            Ok(())
+        }
+
+        async fn stop(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
+            self.log("stop", ws);
+            self.running.lock().unwrap().insert(ws.id, false);
+            Ok(())
+        }
+
+        async fn status(
+            &self,
+            ws: &WorkspaceSpec,
+            _state: &Value,
+        ) -> Result<Observed, RuntimeError> {
+            Ok(match self.running.lock().unwrap().get(&ws.id) {
+                Some(true) => Observed::Running,
+                Some(false) => Observed::Stopped,
+                None => Observed::Missing,
+            })
+        }
+
+        async fn destroy(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
+            self.log("destroy", ws);
+            self.running.lock().unwrap().remove(&ws.id);
+            Ok(())
+        }
+
+        fn endpoint(&self, ws: &WorkspaceSpec, _state: &Value) -> Option<Endpoint> {
+            Some(Endpoint::Http(format!("http://fake/{}", ws.id)))
+        }
+    }
+}

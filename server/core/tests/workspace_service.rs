@@ -1,0 +1,186 @@
+//! The workspace lifecycle against a fake runtime, on SQLite, Postgres and MariaDB: states,
+//! refusals, limits, failures with reasons, concurrent starts, deletion with the account.
+
+use qingting_core::{
+    accounts::{self, AccountDeletionHook},
+    templates,
+    testing::{Backend, TestDatabase},
+    workspaces::{
+        runtime::fake::FakeRuntime, WorkspaceError, WorkspaceLimits, WorkspaceService,
+        WorkspaceState,
+    },
+};
+use std::sync::{atomic::Ordering, Arc};
+
+async fn suite(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = accounts::register(&db, "alice", "correct horse")
+        .await
+        .unwrap();
+    let bob = accounts::register(&db, "bob", "correct horse")
+        .await
+        .unwrap();
+    let rt = Arc::new(FakeRuntime::default());
+    let limits = WorkspaceLimits {
+        max_per_user: 3,
+        max_running_per_user: 2,
+    };
+    let svc = Arc::new(WorkspaceService::new(
+        db.clone(),
+        rt.clone(),
+        templates::builtin(),
+        limits,
+        None,
+    ));
+
+    // Create → running; provision then start, in that order.
+    let ws = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    assert_eq!(ws.state, WorkspaceState::Running);
+    assert_eq!(rt.count("provision"), 1);
+    assert_eq!(rt.count("start"), 1);
+
+    // Refusals leave no rows.
+    for (name, tpl) in [
+        ("Bad_Name", "jupyter-python"),
+        ("", "jupyter-python"),
+        ("ok", "no-such-template"),
+    ] {
+        assert!(svc.create(&alice, name, tpl).await.is_err());
+    }
+    assert!(matches!(
+        svc.create(&alice, "demo", "vscode-python").await,
+        Err(WorkspaceError::NameTaken)
+    ));
+    assert_eq!(svc.list(&alice).await.unwrap().len(), 1);
+    // Names are per user.
+    svc.create(&bob, "demo", "vscode-node").await.unwrap();
+
+    // Running limit, then total limit.
+    svc.create(&alice, "second", "vscode-python").await.unwrap();
+    let err = svc
+        .create(&alice, "third", "vscode-python")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkspaceError::LimitReached(_)), "{err}");
+    assert!(err.to_string().contains("at most 2"));
+    svc.stop(&alice, ws.id, Some("stopped by you".into()))
+        .await
+        .unwrap();
+    svc.create(&alice, "third", "vscode-python").await.unwrap();
+    let err = svc
+        .create(&alice, "fourth", "vscode-python")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 3 workspaces"), "{err}");
+
+    // Stop keeps the reason; start clears it; ownership is enforced.
+    let list = svc.list(&alice).await.unwrap();
+    let demo = list.iter().find(|w| w.name == "demo").unwrap();
+    assert_eq!(
+        (demo.state, demo.reason.as_deref()),
+        (WorkspaceState::Stopped, Some("stopped by you"))
+    );
+    assert!(matches!(
+        svc.start(&bob, demo.id).await,
+        Err(WorkspaceError::NotFound)
+    ));
+    let third = list.iter().find(|w| w.name == "third").unwrap().id;
+    svc.stop(&alice, third, None).await.unwrap();
+    // Two clicks on Start at once: one starts, the other is told it is busy; nothing sticks.
+    rt.start_delay_ms.store(200, Ordering::SeqCst);
+    let starts_before = rt.count("start");
+    let (a, b) = tokio::join!(svc.start(&alice, demo.id), svc.start(&alice, demo.id));
+    rt.start_delay_ms.store(0, Ordering::SeqCst);
+    assert!(a.is_ok() ^ b.is_ok(), "{a:?} {b:?}");
+    assert!(matches!(
+        a.as_ref().err().or(b.as_ref().err()),
+        Some(WorkspaceError::Busy(_))
+    ));
+    assert_eq!(
+        rt.count("start"),
+        starts_before + 1,
+        "the runtime started it once"
+    );
+    assert_eq!(
+        svc.list(&alice)
+            .await
+            .unwrap()
+            .iter()
+            .find(|w| w.id == demo.id)
+            .unwrap()
+            .state,
+        WorkspaceState::Running
+    );
+
+    // A failing start marks the workspace failed with the reason; a later start recovers.
+    svc.stop(&alice, demo.id, None).await.unwrap();
+    rt.fail_start.store(true, Ordering::SeqCst);
+    let v = svc.start(&alice, demo.id).await.unwrap();
+    assert_eq!(v.state, WorkspaceState::Failed);
+    assert!(v.reason.unwrap().contains("exited with status 1"));
+    rt.fail_start.store(false, Ordering::SeqCst);
+    assert_eq!(
+        svc.start(&alice, demo.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+
+    // Restart goes through stop and start.
+    let stops = rt.count("stop");
+    assert_eq!(
+        svc.restart(&alice, demo.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+    assert_eq!(rt.count("stop"), stops + 1);
+
+    // Deleting a running workspace destroys it and removes the row.
+    svc.delete(&alice, demo.id).await.unwrap();
+    assert!(svc
+        .list(&alice)
+        .await
+        .unwrap()
+        .iter()
+        .all(|w| w.id != demo.id));
+    assert_eq!(rt.count("destroy"), 1);
+
+    // A failed provision leaves a failed record, and start retries the provisioning.
+    rt.fail_provision.store(true, Ordering::SeqCst);
+    let v = svc.create(&alice, "flaky", "jupyter-python").await.unwrap();
+    assert_eq!(v.state, WorkspaceState::Failed);
+    rt.fail_provision.store(false, Ordering::SeqCst);
+    assert_eq!(
+        svc.start(&alice, v.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+
+    // Account deletion deletes the user's workspaces through the service.
+    svc.before_account_deletion(alice.id).await.unwrap();
+    assert!(svc.list(&alice).await.unwrap().is_empty());
+    assert_eq!(
+        svc.list(&bob).await.unwrap().len(),
+        1,
+        "other users are untouched"
+    );
+
+    eprintln!("workspace service suite passed on {}", backend.name());
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+#[tokio::test]
+async fn workspace_service_on_sqlite() {
+    suite(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn workspace_service_on_postgres() {
+    suite(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn workspace_service_on_mariadb() {
+    suite(Backend::MySql).await;
+}
