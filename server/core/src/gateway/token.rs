@@ -1,0 +1,176 @@
+//! Workspace access tokens: the dashboard, after checking the session and ownership, mints a
+//! token for exactly one workspace, valid for at most 60 s and usable once; the gateway (or
+//! `qingting-shell`, which holds only the public key) verifies it and sets a host-only cookie.
+//!
+//! Format: `base64url(json claims) "." base64url(ed25519 signature over the first part)`.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::{collections::HashMap, sync::Mutex};
+
+/// Longest lifetime a token may have.
+pub const MAX_TTL_SECS: i64 = 60;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The workspace id this token opens (its audience).
+    pub aud: i64,
+    /// The user it was issued to.
+    pub sub: i64,
+    /// The dashboard session it came from, so signing out can end workspace access.
+    pub sid: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Random, for single use.
+    pub nonce: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+    #[error("token is for another workspace")]
+    WrongAudience,
+    #[error("token lifetime too long")]
+    TooLong,
+    #[error("token already used")]
+    Replayed,
+}
+
+pub struct TokenSigner {
+    key: SigningKey,
+}
+
+impl TokenSigner {
+    /// From the 32-byte secret seed (kept by the dashboard only).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            key: SigningKey::from_bytes(seed),
+        }
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn mint(
+        &self,
+        workspace_id: i64,
+        user_id: i64,
+        session: &str,
+        now: i64,
+        ttl_secs: i64,
+    ) -> String {
+        let claims = Claims {
+            aud: workspace_id,
+            sub: user_id,
+            sid: session.into(),
+            exp: now + ttl_secs.clamp(1, MAX_TTL_SECS),
+            nonce: hex::encode(rand::random::<[u8; 16]>()),
+        };
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialize"));
+        let sig = self.key.sign(body.as_bytes());
+        format!("{body}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    }
+}
+
+/// Verifies tokens with the public key only, and remembers used nonces until they expire.
+pub struct TokenVerifier {
+    key: VerifyingKey,
+    used: Mutex<HashMap<String, i64>>,
+}
+
+impl TokenVerifier {
+    pub fn new(public_key: &[u8; 32]) -> Result<Self, TokenError> {
+        let key = VerifyingKey::from_bytes(public_key).map_err(|_| TokenError::Malformed)?;
+        Ok(Self {
+            key,
+            used: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Checks signature, audience, expiry and lifetime, then consumes the token.
+    pub fn redeem(&self, token: &str, workspace_id: i64, now: i64) -> Result<Claims, TokenError> {
+        let (body, sig) = token.split_once('.').ok_or(TokenError::Malformed)?;
+        let sig: [u8; 64] = URL_SAFE_NO_PAD
+            .decode(sig)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(TokenError::Malformed)?;
+        self.key
+            .verify(body.as_bytes(), &Signature::from_bytes(&sig))
+            .map_err(|_| TokenError::BadSignature)?;
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(body)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(TokenError::Malformed)?;
+        if claims.aud != workspace_id {
+            return Err(TokenError::WrongAudience);
+        }
+        if claims.exp < now {
+            return Err(TokenError::Expired);
+        }
+        if claims.exp - now > MAX_TTL_SECS {
+            return Err(TokenError::TooLong);
+        }
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.retain(|_, exp| *exp >= now);
+        if used.insert(claims.nonce.clone(), claims.exp).is_some() {
+            return Err(TokenError::Replayed);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (TokenSigner, TokenVerifier) {
+        let s = TokenSigner::from_seed(&[7u8; 32]);
+        let v = TokenVerifier::new(&s.public_key()).unwrap();
+        (s, v)
+    }
+
+    #[test]
+    fn good_token_opens_its_workspace_once() {
+        let (s, v) = pair();
+        let t = s.mint(42, 1, "sess", 1000, 60);
+        let c = v.redeem(&t, 42, 1010).unwrap();
+        assert_eq!((c.aud, c.sub, c.sid.as_str()), (42, 1, "sess"));
+        assert_eq!(v.redeem(&t, 42, 1011), Err(TokenError::Replayed));
+    }
+
+    #[test]
+    fn refusals() {
+        let (s, v) = pair();
+        let t = s.mint(42, 1, "sess", 1000, 60);
+        assert_eq!(v.redeem(&t, 43, 1000), Err(TokenError::WrongAudience));
+        assert_eq!(v.redeem(&t, 42, 1061), Err(TokenError::Expired));
+        // Lifetimes are clamped when minting, and refused when verifying.
+        let long = s.mint(42, 1, "sess", 1000, 3600);
+        assert!(v.redeem(&long, 42, 1000).is_ok(), "clamped to 60 s");
+        // Another key's token.
+        let other = TokenSigner::from_seed(&[8u8; 32]).mint(42, 1, "sess", 1000, 60);
+        assert_eq!(v.redeem(&other, 42, 1000), Err(TokenError::BadSignature));
+        // Tampered claims.
+        let (body, sig) = t.split_once('.').unwrap();
+        let mut claims: Claims =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+        claims.aud = 43;
+        let forged = format!(
+            "{}.{sig}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
+        );
+        assert_eq!(v.redeem(&forged, 43, 1000), Err(TokenError::BadSignature));
+        for junk in ["", "abc", "a.b", "x.y.z"] {
+            assert!(v.redeem(junk, 42, 1000).is_err(), "{junk}");
+        }
+    }
+}
