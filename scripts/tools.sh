@@ -11,6 +11,8 @@ CARGO_LEPTOS_VERSION=0.3.10
 export PATH="$HOME/.cargo/bin:$PATH"
 # Build outputs live outside the checkout so fresh clones (CI) reuse earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/qingting/target}"
+# Incremental artifacts only help while editing; in scripts they just fill the disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -86,14 +86,7 @@ pub async fn upload(
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(_) => {
-                return refuse(
-                    html,
-                    AvatarError::TooLarge {
-                        max_kib: max / 1024,
-                    },
-                )
-            }
+            Err(e) => return refuse(html, body_error(&e, max)),
         };
         if field.name() != Some("avatar") {
             continue;
@@ -115,14 +108,7 @@ pub async fn upload(
                 }
                 Ok(None) => break,
                 // The body was cut short or exceeded the transport limit.
-                Err(_) => {
-                    return refuse(
-                        html,
-                        AvatarError::TooLarge {
-                            max_kib: max / 1024,
-                        },
-                    )
-                }
+                Err(e) => return refuse(html, body_error(&e, max)),
             }
         }
         break;
@@ -134,6 +120,17 @@ pub async fn upload(
         Ok(_) if html => Redirect::to(&format!("{SETTINGS}?avatar=updated")).into_response(),
         Ok(key) => Json(json!({"avatar_url": format!("/{key}")})).into_response(),
         Err(e) => refuse(html, e),
+    }
+}
+
+/// A multipart failure: over the transport limit, or a malformed (e.g. cut-short) body.
+fn body_error(e: &axum::extract::multipart::MultipartError, max: u64) -> AvatarError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AvatarError::TooLarge {
+            max_kib: max / 1024,
+        }
+    } else {
+        AvatarError::NotAnImage
     }
 }
 
