@@ -78,40 +78,40 @@ pub async fn upload(
     let Ok(mut multipart) = multipart else {
         return refuse(html, AvatarError::NotAnImage);
     };
-    // Read the `avatar` field chunk by chunk, refusing as soon as it passes the limit: a huge
-    // upload is never buffered.
+    // Read the `avatar` field chunk by chunk. Past the limit nothing more is kept, but the rest
+    // of the body is still read and discarded (up to the route's transport cap): answering
+    // while the browser is still sending makes it show "connection reset" instead of our answer.
     let mut data = BytesMut::new();
     let mut found = false;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return refuse(html, body_error(&e, max)),
-        };
-        if field.name() != Some("avatar") {
+    let mut too_large = false;
+    while let Some(mut field) = match multipart.next_field().await {
+        Ok(f) => f,
+        Err(e) => return refuse(html, body_error(&e, max)),
+    } {
+        if found || field.name() != Some("avatar") {
             continue;
         }
         found = true;
-        let mut field = field;
         loop {
             match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (data.len() + chunk.len()) as u64 > max {
-                        return refuse(
-                            html,
-                            AvatarError::TooLarge {
-                                max_kib: max / 1024,
-                            },
-                        );
-                    }
-                    data.extend_from_slice(&chunk);
+                Ok(Some(chunk)) if too_large => drop(chunk),
+                Ok(Some(chunk)) if (data.len() + chunk.len()) as u64 > max => {
+                    too_large = true;
+                    data = BytesMut::new();
                 }
+                Ok(Some(chunk)) => data.extend_from_slice(&chunk),
                 Ok(None) => break,
-                // The body was cut short or exceeded the transport limit.
                 Err(e) => return refuse(html, body_error(&e, max)),
             }
         }
-        break;
+    }
+    if too_large {
+        return refuse(
+            html,
+            AvatarError::TooLarge {
+                max_kib: max / 1024,
+            },
+        );
     }
     if !found || data.is_empty() {
         return refuse(html, AvatarError::NotAnImage);
@@ -121,6 +121,11 @@ pub async fn upload(
         Ok(key) => Json(json!({"avatar_url": format!("/{key}")})).into_response(),
         Err(e) => refuse(html, e),
     }
+}
+
+/// How much of an oversized upload is read and discarded before the connection is dropped.
+pub fn transport_cap(max: u64) -> usize {
+    (max.saturating_mul(8)).max(16 * 1024 * 1024) as usize
 }
 
 /// A multipart failure: over the transport limit, or a malformed (e.g. cut-short) body.

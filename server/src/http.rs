@@ -84,9 +84,10 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         })
         .route(
             "/api/avatar",
-            // Multipart framing on top of the image itself; the handler enforces the real limit.
+            // The handler enforces the real limit while streaming; this cap bounds how much of
+            // an oversized upload it drains before giving up on the connection.
             post(avatar_http::upload)
-                .layer(DefaultBodyLimit::max(config.avatar_max_bytes as usize + 64 * 1024)),
+                .layer(DefaultBodyLimit::max(avatar_http::transport_cap(config.avatar_max_bytes))),
         )
         .route("/avatars/{file}", get(avatar_http::serve))
         .route("/auth/github/start", get(github_oauth::start))

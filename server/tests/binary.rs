@@ -65,11 +65,7 @@ fn migrate_creates_the_database_in_the_data_dir() {
 fn serves_then_exits_cleanly_on_sigterm() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = qingting_core::testing::free_port();
     let mut child = Command::new(BIN)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.path())

@@ -28,11 +28,7 @@ async fn start(tdb: &TestDatabase) -> H {
         },
     ));
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = qingting_core::testing::free_port();
     let mut config = Config {
         listen: format!("127.0.0.1:{port}"),
         public_url: format!("http://127.0.0.1:{port}"),

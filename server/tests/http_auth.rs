@@ -33,9 +33,7 @@ async fn start(tdb: &TestDatabase) -> Harness {
         per_seconds: 60,
     };
     // The public URL must name the real port, so bind first via a probe listener.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
+    let port = qingting_core::testing::free_port();
     config.listen = format!("127.0.0.1:{port}");
     config.public_url = format!("http://localhost:{port}");
     let server = qingting_server::start(config).await.expect("server starts");

@@ -39,6 +39,14 @@ impl Backend {
     }
 }
 
+/// A loopback TCP port that was free a moment ago (for servers a test starts by address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
 /// A database that exists for one test.
 pub struct TestDatabase {
     pub backend: Backend,

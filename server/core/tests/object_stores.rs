@@ -6,7 +6,6 @@ use qingting_core::{
     objects::{DirStore, ObjectStore, S3Store},
 };
 use std::{
-    net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -76,11 +75,7 @@ async fn object_store_on_s3() {
         eprintln!("SKIPPED on s3: moto_server not installed (scripts/test installs it)");
         return;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = qingting_core::testing::free_port();
     let _moto = Moto(
         Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
