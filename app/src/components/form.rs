@@ -54,3 +54,27 @@ pub fn PasswordField(
         </div>
     }
 }
+
+/// The user-name input, with the grammar shown as a hint where one is given.
+#[component]
+pub fn UsernameField(
+    #[prop(optional)] hint: Option<&'static str>,
+    #[prop(optional, into)] value: Option<String>,
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for="username">"User name"</label>
+            <input
+                id="username"
+                name="username"
+                autocomplete="username"
+                autocapitalize="none"
+                spellcheck="false"
+                aria-describedby=hint.map(|_| "username-hint")
+                value=value
+                required
+            />
+            {hint.map(|h| view! { <p class="hint" id="username-hint">{h}</p> })}
+        </div>
+    }
+}

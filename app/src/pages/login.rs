@@ -1,7 +1,7 @@
 use crate::{
     api::auth::{sign_in_options, Login},
     auth::{action_error, navigate_on_success, with_next, RedirectIfSignedIn},
-    components::form::{FormAlert, PasswordField},
+    components::form::{FormAlert, PasswordField, UsernameField},
     pages::settings::OutcomeBanner,
 };
 use leptos::prelude::*;
@@ -34,17 +34,7 @@ pub fn LoginPage() -> impl IntoView {
             <ActionForm action=login attr:class="form" attr:id="login-form">
                 <input type="hidden" name="next" value=next />
                 <FormAlert message=action_error(login) />
-                <div class="field">
-                    <label for="username">"User name"</label>
-                    <input
-                        id="username"
-                        name="username"
-                        autocomplete="username"
-                        autocapitalize="none"
-                        spellcheck="false"
-                        required
-                    />
-                </div>
+                <UsernameField />
                 <PasswordField
                     id="password"
                     name="password"

@@ -1,7 +1,7 @@
 use crate::{
     api::auth::Register,
     auth::{action_error, navigate_on_success, with_next, RedirectIfSignedIn},
-    components::form::{FormAlert, PasswordField},
+    components::form::{FormAlert, PasswordField, UsernameField},
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -27,19 +27,7 @@ pub fn RegisterPage() -> impl IntoView {
             <ActionForm action=register attr:class="form" attr:id="register-form">
                 <input type="hidden" name="next" value=next />
                 <FormAlert message=action_error(register) />
-                <div class="field">
-                    <label for="username">"User name"</label>
-                    <input
-                        id="username"
-                        name="username"
-                        autocomplete="username"
-                        autocapitalize="none"
-                        spellcheck="false"
-                        aria-describedby="username-hint"
-                        required
-                    />
-                    <p class="hint" id="username-hint">{USERNAME_HINT}</p>
-                </div>
+                <UsernameField hint=USERNAME_HINT />
                 <PasswordField
                     id="password"
                     name="password"

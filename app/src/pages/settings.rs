@@ -6,7 +6,7 @@ use crate::{
         UnlinkGithub,
     },
     auth::{action_error, navigate_on_success, Auth, RequireUser},
-    components::form::{FormAlert, PasswordField},
+    components::form::{FormAlert, PasswordField, UsernameField},
 };
 use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
@@ -150,11 +150,10 @@ fn ProfileSettings() -> impl IntoView {
                         <ActionForm action=save attr:class="form" attr:id="profile-form">
                             <FormAlert message=action_error(save) />
                             {saved(save, "Profile saved.")}
-                            <div class="field">
-                                <label for="username">"User name"</label>
-                                <input id="username" name="username" value=p.username.clone() autocapitalize="none" spellcheck="false" required />
-                                <p class="hint">"Part of your workspace addresses. 3 to 31 characters: a lowercase letter, then lowercase letters or digits."</p>
-                            </div>
+                            <UsernameField
+                                value=p.username.clone()
+                                hint="Part of your workspace addresses. 3 to 31 characters: a lowercase letter, then lowercase letters or digits."
+                            />
                             <div class="field">
                                 <label for="display_name">"Display name"</label>
                                 <input id="display_name" name="display_name" value=p.display_name.clone() maxlength="64" />
