@@ -297,16 +297,7 @@ async fn suite(backend: Backend) {
     assert!((1..=60).contains(&retry));
     assert!(res.text().await.unwrap().contains("RateLimited"));
     // A plain HTML form gets the error back on its page, still with Retry-After.
-    let res = h
-        .client
-        .post(format!("{}/api/login", h.base))
-        .header("x-forwarded-for", "10.0.0.9")
-        .header(header::ACCEPT, "text/html")
-        .header(header::REFERER, format!("{}/login", h.base))
-        .form(&[("username", "alice"), ("password", "x")])
-        .send()
-        .await
-        .unwrap();
+    let res = html_login(&h, "10.0.0.9", &[("username", "alice"), ("password", "x")]).await;
     assert_eq!(res.status(), StatusCode::FOUND);
     assert!(res.headers().contains_key(header::RETRY_AFTER));
     assert!(res.headers()[header::LOCATION]
@@ -324,20 +315,12 @@ async fn suite(backend: Backend) {
     assert_eq!(res.status(), StatusCode::OK);
 
     // Plain form post (no WASM): success is a 302 to next.
-    let res = h
-        .client
-        .post(format!("{}/api/login", h.base))
-        .header("x-forwarded-for", "10.0.0.11")
-        .header(header::ACCEPT, "text/html")
-        .header(header::REFERER, format!("{}/login", h.base))
-        .form(&[
-            ("username", "alice"),
-            ("password", "correct horse"),
-            ("next", "/workspaces"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let form = [
+        ("username", "alice"),
+        ("password", "correct horse"),
+        ("next", "/workspaces"),
+    ];
+    let res = html_login(&h, "10.0.0.11", &form).await;
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(res.headers()[header::LOCATION], "/workspaces");
 
@@ -409,6 +392,19 @@ async fn suite(backend: Backend) {
     eprintln!("http auth suite passed on {}", backend.name());
     h.server.stop().await.unwrap();
     tdb.drop_database().await;
+}
+
+/// A sign-in posted by a plain HTML form (no WASM), from the login page.
+async fn html_login(h: &Harness, ip: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    h.client
+        .post(format!("{}/api/login", h.base))
+        .header("x-forwarded-for", ip)
+        .header(header::ACCEPT, "text/html")
+        .header(header::REFERER, format!("{}/login", h.base))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn res_has_request_id(h: &Harness) -> bool {
