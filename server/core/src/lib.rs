@@ -10,7 +10,6 @@ pub mod avatars;
 pub mod client_ip;
 pub mod config;
 pub mod editors;
-pub mod gateway;
 pub mod objects;
 pub mod rate_limit;
 pub mod redirect;
@@ -21,4 +20,6 @@ pub mod testing;
 pub mod workspaces;
 
 pub use config::Config;
+/// The gateway's host grammar, tokens and cookies (shared with `qingting-shell`).
+pub use qingting_gateway as gateway;
 pub use state::AppState;

@@ -147,3 +147,84 @@ impl TestDatabase {
         }
     }
 }
+
+/// The stand-in IDE (`tests/fixtures/test_ide.py`): serves HTTP on the workspace's socket and
+/// can report what it sees from inside its sandbox, store files, crash and echo WebSockets.
+pub const TEST_IDE_SCRIPT: &str = include_str!("../tests/fixtures/test_ide.py");
+
+/// Puts the stand-in IDE into `editors` (readable by workspace uids) and returns a template
+/// that runs it. It counts as the VS Code editor being installed.
+pub fn install_test_ide(editors: &std::path::Path) -> crate::templates::Template {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = editors.join("test-ide");
+    std::fs::create_dir_all(&dir).expect("create test IDE dir");
+    std::fs::write(dir.join("test_ide.py"), TEST_IDE_SCRIPT).expect("write test IDE");
+    let stamp = crate::editors::Editor::Vscode.dir(editors);
+    std::fs::create_dir_all(&stamp).expect("create editor dir");
+    std::fs::write(stamp.join(".installed"), "test").expect("write stamp");
+    for d in [editors, &dir, &stamp] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    crate::templates::Template {
+        id: "test-ide".into(),
+        name: "Test IDE".into(),
+        description: String::new(),
+        editor: crate::editors::Editor::Vscode,
+        language: "python".into(),
+        image: String::new(),
+        memory_mb: 256,
+        max_processes: 64,
+        health_path: "/healthz".into(),
+        command: vec![
+            "/usr/bin/python3".into(),
+            "{editors}/test-ide/test_ide.py".into(),
+            "{socket}".into(),
+            "{files}".into(),
+        ],
+    }
+}
+
+/// Whether this machine can sandbox (bubblewrap). Tests that need it skip without it, unless
+/// `QINGTING_TEST_REQUIRE_SANDBOX=1` (set by the test command) makes that a failure.
+pub fn sandbox_available() -> bool {
+    let ok = std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("QINGTING_TEST_REQUIRE_SANDBOX").as_deref() != Ok("1"),
+            "bubblewrap is required (QINGTING_TEST_REQUIRE_SANDBOX=1) but not installed"
+        );
+        eprintln!("SKIPPED: bubblewrap is not installed");
+    }
+    ok
+}
+
+/// One HTTP/1.0 request over a Unix socket; returns (status, body).
+pub async fn unix_http(
+    socket: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(socket).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(out.len());
+    let status = std::str::from_utf8(&out[..split.min(out.len())])
+        .ok()
+        .and_then(|h| h.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    Ok((status, out.get(split + 4..).unwrap_or_default().to_vec()))
+}

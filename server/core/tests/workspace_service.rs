@@ -10,7 +10,10 @@ use qingting_core::{
         WorkspaceState,
     },
 };
-use std::sync::{atomic::Ordering, Arc};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 async fn suite(backend: Backend) {
     let Some(tdb) = TestDatabase::create(backend).await else {
@@ -66,9 +69,8 @@ async fn suite(backend: Backend) {
         .unwrap_err();
     assert!(matches!(err, WorkspaceError::LimitReached(_)), "{err}");
     assert!(err.to_string().contains("at most 2"));
-    svc.stop(&alice, ws.id, Some("stopped by you".into()))
-        .await
-        .unwrap();
+    // The idle reaper stops everything that saw no activity (here: for zero seconds).
+    assert_eq!(svc.stop_idle(Duration::ZERO).await.unwrap(), 3);
     svc.create(&alice, "third", "vscode-python").await.unwrap();
     let err = svc
         .create(&alice, "fourth", "vscode-python")
@@ -76,19 +78,22 @@ async fn suite(backend: Backend) {
         .unwrap_err();
     assert!(err.to_string().contains("at most 3 workspaces"), "{err}");
 
-    // Stop keeps the reason; start clears it; ownership is enforced.
+    // An idle stop says why; ownership is enforced.
     let list = svc.list(&alice).await.unwrap();
     let demo = list.iter().find(|w| w.name == "demo").unwrap();
     assert_eq!(
         (demo.state, demo.reason.as_deref()),
-        (WorkspaceState::Stopped, Some("stopped by you"))
+        (
+            WorkspaceState::Stopped,
+            Some("Stopped after 0 seconds without activity.")
+        )
     );
     assert!(matches!(
         svc.start(&bob, demo.id).await,
         Err(WorkspaceError::NotFound)
     ));
     let third = list.iter().find(|w| w.name == "third").unwrap().id;
-    svc.stop(&alice, third, None).await.unwrap();
+    svc.stop(&alice, third).await.unwrap();
     // Two clicks on Start at once: one starts, the other is told it is busy; nothing sticks.
     rt.start_delay_ms.store(200, Ordering::SeqCst);
     let starts_before = rt.count("start");
@@ -116,7 +121,7 @@ async fn suite(backend: Backend) {
     );
 
     // A failing start marks the workspace failed with the reason; a later start recovers.
-    svc.stop(&alice, demo.id, None).await.unwrap();
+    svc.stop(&alice, demo.id).await.unwrap();
     rt.fail_start.store(true, Ordering::SeqCst);
     let v = svc.start(&alice, demo.id).await.unwrap();
     assert_eq!(v.state, WorkspaceState::Failed);

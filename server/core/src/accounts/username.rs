@@ -9,13 +9,7 @@ pub const USERNAME_RULE: &str =
 
 /// `^[a-z][a-z0-9]{2,30}$`
 pub fn validate_username(name: &str) -> Result<(), AccountError> {
-    let b = name.as_bytes();
-    let ok = (3..=31).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if ok {
+    if qingting_gateway::names::is_username(name) {
         Ok(())
     } else {
         Err(AccountError::InvalidUsername)

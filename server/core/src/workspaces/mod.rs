@@ -2,11 +2,14 @@
 //! every entry point goes through. States are persisted before and after each runtime call, so
 //! a crash at any point leaves a record the reconciler can finish or clean up.
 
+mod activity;
+pub mod local;
 pub mod runtime;
 mod service;
 mod state;
 
-pub use service::{WorkspaceLimits, WorkspaceService, WorkspaceView};
+pub use activity::{Activity, OpenSocket};
+pub use service::{Action, GatewayTarget, WorkspaceLimits, WorkspaceService, WorkspaceView};
 pub use state::WorkspaceState;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +39,9 @@ pub enum WorkspaceError {
 
 /// `^[a-z][a-z0-9-]{0,30}$`: names become host labels (`<user>-<name>.<domain>`).
 pub fn validate_name(name: &str) -> Result<(), WorkspaceError> {
-    let b = name.as_bytes();
-    let ok = (1..=31).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
-    ok.then_some(()).ok_or(WorkspaceError::InvalidName)
+    qingting_gateway::names::is_workspace_name(name)
+        .then_some(())
+        .ok_or(WorkspaceError::InvalidName)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use crate::templates::Template;
 use async_trait::async_trait;
 use serde_json::Value;
-use std::{fmt::Debug, path::PathBuf};
+use std::{collections::HashSet, fmt::Debug};
+use tokio::sync::broadcast;
 
 /// What a runtime needs to know about one workspace.
 #[derive(Debug, Clone)]
@@ -17,12 +18,21 @@ pub struct WorkspaceSpec {
 }
 
 /// Where the gateway sends a workspace's traffic.
+pub use qingting_gateway::proxy::Upstream as Endpoint;
+
+/// Something a runtime noticed on its own, outside any call (a crash, a recovery).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// A Unix socket on this machine (the local runtime).
-    Unix(PathBuf),
-    /// An HTTP base URL (remote runtimes).
-    Http(String),
+pub struct RuntimeEvent {
+    pub workspace_id: i64,
+    pub kind: RuntimeEventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeEventKind {
+    /// The IDE crashed or stopped answering and was restarted.
+    Restarted { attempt: u32 },
+    /// The IDE kept failing; the runtime gave up on it.
+    Failed { reason: String },
 }
 
 /// What the runtime sees, for reconciliation.
@@ -52,6 +62,27 @@ pub trait Runtime: Send + Sync + Debug {
     /// Removes everything, files included; absent parts count as removed.
     async fn destroy(&self, ws: &WorkspaceSpec, state: &Value) -> Result<(), RuntimeError>;
     fn endpoint(&self, ws: &WorkspaceSpec, state: &Value) -> Option<Endpoint>;
+
+    /// After a server restart: takes over a workspace recorded as running if its IDE is still
+    /// up (true), or cleans up what is left of it (false, and the caller starts it again).
+    async fn adopt(&self, ws: &WorkspaceSpec, state: &Value) -> Result<bool, RuntimeError> {
+        Ok(self.status(ws, state).await? == Observed::Running)
+    }
+
+    /// Removes what belongs to no workspace in `existing` and stops IDEs nobody supervises.
+    async fn clean_orphans(&self, _existing: &HashSet<i64>) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Events the runtime reports on its own (crashes, give-ups).
+    fn events(&self) -> Option<broadcast::Receiver<RuntimeEvent>> {
+        None
+    }
+
+    /// What isolation is in force, for `/healthz` and the logs.
+    fn isolation(&self) -> Value {
+        Value::Null
+    }
 }
 
 /// A runtime for tests of everything above the runtime: it can be slow or fail on demand,
@@ -146,7 +177,7 @@ pub mod fake {
         }
 
         fn endpoint(&self, ws: &WorkspaceSpec, _state: &Value) -> Option<Endpoint> {
-            Some(Endpoint::Http(format!("http://fake/{}", ws.id)))
+            Some(Endpoint::Tcp(format!("fake-{}:80", ws.id)))
         }
     }
 }

@@ -79,6 +79,12 @@ impl TokenSigner {
     }
 }
 
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenVerifier(..)")
+    }
+}
+
 /// Verifies tokens with the public key only, and remembers used nonces until they expire.
 pub struct TokenVerifier {
     key: VerifyingKey,

@@ -1,7 +1,7 @@
 //! `<user>-<workspace>.<domain>` host names. User names have no hyphen, so the first hyphen
 //! splits the label; both halves must match their grammars exactly (reject, don't clean).
 
-use crate::{accounts::validate_username, workspaces::validate_name};
+use crate::names::{is_username, is_workspace_name};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceHost {
@@ -27,8 +27,9 @@ pub fn parse(host: &str, domain: &str) -> Option<WorkspaceHost> {
         return None;
     }
     let (user, workspace) = label.split_once('-')?;
-    validate_username(user).ok()?;
-    validate_name(workspace).ok()?;
+    if !(is_username(user) && is_workspace_name(workspace)) {
+        return None;
+    }
     Some(WorkspaceHost {
         user: user.into(),
         workspace: workspace.into(),

@@ -1,0 +1,118 @@
+//! Memory and process-count limits: a cgroup per workspace where this host lets us create
+//! one (v2, or v1's memory and pids controllers), otherwise `RLIMIT_NPROC` (per user, which
+//! is per workspace when each has its own uid) and no memory limit.
+
+use std::{fs, path::PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitMode {
+    CgroupV2,
+    CgroupV1,
+    Rlimit,
+}
+
+const V2_ROOT: &str = "/sys/fs/cgroup";
+const GROUP: &str = "qingting";
+
+impl LimitMode {
+    pub fn detect() -> Self {
+        if probe_v2() {
+            Self::CgroupV2
+        } else if probe_v1() {
+            Self::CgroupV1
+        } else {
+            Self::Rlimit
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CgroupV2 => "cgroup v2 (memory.max, pids.max)",
+            Self::CgroupV1 => "cgroup v1 (memory, pids)",
+            Self::Rlimit => "rlimit (process count only; memory is not limited)",
+        }
+    }
+
+    /// The cgroup directories of one workspace (empty for rlimits).
+    pub fn dirs(self, id: i64) -> Vec<PathBuf> {
+        let leaf = format!("ws-{id}");
+        match self {
+            Self::CgroupV2 => vec![PathBuf::from(V2_ROOT).join(GROUP).join(leaf)],
+            Self::CgroupV1 => ["memory", "pids"]
+                .iter()
+                .map(|c| PathBuf::from(V2_ROOT).join(c).join(GROUP).join(&leaf))
+                .collect(),
+            Self::Rlimit => Vec::new(),
+        }
+    }
+
+    /// Creates the workspace's cgroups with its limits; returns the `cgroup.procs` files the
+    /// sandbox must join before it starts anything.
+    pub fn prepare(
+        self,
+        id: i64,
+        memory_mb: u64,
+        max_processes: u32,
+    ) -> std::io::Result<Vec<PathBuf>> {
+        let bytes = (memory_mb * 1024 * 1024).to_string();
+        let pids = max_processes.to_string();
+        let mut procs = Vec::new();
+        for dir in self.dirs(id) {
+            fs::create_dir_all(&dir)?;
+            match self {
+                Self::CgroupV2 => {
+                    fs::write(dir.join("memory.max"), &bytes)?;
+                    fs::write(dir.join("pids.max"), &pids)?;
+                }
+                Self::CgroupV1 if dir.starts_with(format!("{V2_ROOT}/memory")) => {
+                    fs::write(dir.join("memory.limit_in_bytes"), &bytes)?;
+                }
+                Self::CgroupV1 => fs::write(dir.join("pids.max"), &pids)?,
+                Self::Rlimit => {}
+            }
+            procs.push(dir.join("cgroup.procs"));
+        }
+        Ok(procs)
+    }
+
+    /// Every process in the workspace's cgroups (to kill what escaped its process group).
+    pub fn members(self, id: i64) -> Vec<i32> {
+        self.dirs(id)
+            .iter()
+            .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect()
+    }
+
+    /// Removes the (empty) cgroups.
+    pub fn remove(self, id: i64) {
+        for d in self.dirs(id) {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+fn probe_v2() -> bool {
+    let controllers =
+        fs::read_to_string(format!("{V2_ROOT}/cgroup.controllers")).unwrap_or_default();
+    if !(controllers.contains("memory") && controllers.contains("pids")) {
+        return false;
+    }
+    let group = PathBuf::from(V2_ROOT).join(GROUP);
+    // Our parent must delegate memory and pids to its children.
+    fs::create_dir_all(&group).is_ok()
+        && fs::write(group.join("cgroup.subtree_control"), "+memory +pids").is_ok()
+}
+
+fn probe_v1() -> bool {
+    ["memory", "pids"].iter().all(|c| {
+        let probe = PathBuf::from(V2_ROOT).join(c).join(GROUP).join("probe");
+        let ok = fs::create_dir_all(&probe).is_ok() && probe.join("cgroup.procs").exists();
+        let _ = fs::remove_dir(&probe);
+        ok
+    })
+}

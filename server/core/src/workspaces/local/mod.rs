@@ -1,0 +1,381 @@
+//! The local runtime (the default): each workspace's IDE is a supervised child process of
+//! this server, in a bubblewrap sandbox with its own uid, limits and data dirs, listening on
+//! a Unix socket only the gateway can reach. IDEs outlive a server restart and are adopted
+//! again by the next one.
+
+mod layout;
+mod limits;
+mod process;
+mod sandbox;
+mod supervisor;
+
+pub use layout::Layout;
+pub use sandbox::{Isolation, NoSandbox};
+pub use supervisor::Policy;
+
+use super::runtime::{Endpoint, Observed, Runtime, RuntimeError, RuntimeEvent, WorkspaceSpec};
+use async_trait::async_trait;
+use process::ProcId;
+use serde_json::{json, Value};
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    os::unix::fs::{chown, DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use supervisor::Supervised;
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub data_dir: PathBuf,
+    pub editors_dir: PathBuf,
+    /// Run IDEs without bubblewrap (only where no sandbox is possible; never shared).
+    pub insecure_no_sandbox: bool,
+    /// First uid of the per-workspace range (used when the server runs as root).
+    pub uid_base: u32,
+    pub policy: Policy,
+}
+
+#[derive(Clone)]
+pub struct LocalRuntime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LocalRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRuntime")
+            .field("isolation", &self.inner.isolation)
+            .finish()
+    }
+}
+
+pub struct Inner {
+    layout: Layout,
+    editors: PathBuf,
+    isolation: Isolation,
+    policy: Policy,
+    events: broadcast::Sender<RuntimeEvent>,
+    supervised: Mutex<HashMap<i64, Supervised>>,
+}
+
+/// An IDE that answered its health check.
+pub enum Running {
+    /// Started by this server.
+    Child(tokio::process::Child, ProcId),
+    /// Found running after a server restart.
+    Adopted(ProcId),
+}
+
+impl Running {
+    fn proc(&self) -> ProcId {
+        match self {
+            Running::Child(_, p) | Running::Adopted(p) => *p,
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError(e.to_string())
+}
+
+impl LocalRuntime {
+    /// Checks the host's isolation (see [`Isolation::detect`]) and prepares the data dirs.
+    pub fn new(opts: LocalOptions) -> Result<Self, NoSandbox> {
+        let isolation = Isolation::detect(opts.insecure_no_sandbox, opts.uid_base)?;
+        let layout = Layout::new(&opts.data_dir);
+        for (dir, mode) in [
+            (layout.workspaces(), 0o711),
+            (layout.run(), 0o711),
+            (layout.logs(), 0o700),
+        ] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .create(&dir)
+                .and_then(|_| fs::set_permissions(&dir, fs::Permissions::from_mode(mode)))
+                .map_err(|e| NoSandbox(format!("cannot prepare {}: {e}", dir.display())))?;
+        }
+        let (events, _) = broadcast::channel(64);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                layout,
+                editors: opts.editors_dir,
+                isolation,
+                policy: opts.policy,
+                events,
+                supervised: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// The pid of a workspace's running sandbox (tests kill it to check recovery).
+    pub fn pid(&self, id: i64) -> Option<i32> {
+        ProcId::load(&self.inner.layout.pidfile(id))
+            .filter(ProcId::alive)
+            .map(|p| p.pid)
+    }
+
+    /// The uid a workspace's IDE runs as, if it has its own.
+    pub fn uid(&self, id: i64) -> Option<u32> {
+        self.inner.isolation.uid(id)
+    }
+}
+
+impl Inner {
+    fn emit(&self, e: RuntimeEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn owner(&self, id: i64) -> Option<u32> {
+        self.isolation.uid(id)
+    }
+
+    /// Creates `path` (0700) owned by the workspace's uid.
+    fn private_dir(&self, id: i64, path: &Path) -> std::io::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+        if let Some(uid) = self.owner(id) {
+            chown(path, Some(uid), Some(uid))?;
+        }
+        Ok(())
+    }
+
+    fn make_dirs(&self, id: i64) -> std::io::Result<()> {
+        let l = &self.layout;
+        self.private_dir(id, &l.workspace(id))?;
+        for d in [l.files(id), l.ide(id), l.ide(id).join("home")] {
+            self.private_dir(id, &d)?;
+        }
+        Ok(())
+    }
+
+    async fn healthy(&self, spec: &WorkspaceSpec) -> bool {
+        let up = Endpoint::Unix(self.layout.socket(spec.id));
+        matches!(
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                qingting_gateway::proxy::probe(&up, &spec.template.health_path)
+            )
+            .await,
+            Ok(Ok(s)) if s < 500
+        )
+    }
+
+    /// Starts the IDE and waits for its health check.
+    async fn launch(&self, spec: &WorkspaceSpec) -> Result<Running, RuntimeError> {
+        let id = spec.id;
+        let l = &self.layout;
+        self.make_dirs(id).map_err(err)?;
+        let run = l.run_dir(id);
+        let _ = fs::remove_dir_all(&run);
+        self.private_dir(id, &run).map_err(err)?;
+        let procs = self
+            .isolation
+            .limits
+            .prepare(id, spec.template.memory_mb, spec.template.max_processes)
+            .map_err(|e| err(format!("cannot set resource limits: {e}")))?;
+        let cmd = self
+            .isolation
+            .command(l, &self.editors, &spec.template, id, &procs);
+        let mut child = process::spawn(cmd, &l.log(id))
+            .map_err(|e| err(format!("cannot start the IDE: {e}")))?;
+        let proc = child
+            .id()
+            .and_then(|p| ProcId::of(p as i32))
+            .ok_or_else(|| err("the IDE exited at once"))?;
+        proc.save(&l.pidfile(id)).map_err(err)?;
+        let deadline = tokio::time::Instant::now() + self.policy.start_timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.kill(id, Some(proc)).await;
+                return Err(err(format!(
+                    "the IDE exited ({status}) before it was ready. Last output:\n{}",
+                    layout::log_tail(&l.log(id), 15)
+                )));
+            }
+            if self.healthy(spec).await {
+                return Ok(Running::Child(child, proc));
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.kill(id, Some(proc)).await;
+                return Err(err(format!(
+                    "the IDE did not answer {} within {} s. Last output:\n{}",
+                    spec.template.health_path,
+                    self.policy.start_timeout.as_secs(),
+                    layout::log_tail(&l.log(id), 15)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills the IDE's whole tree and forgets its pid and socket.
+    async fn kill(&self, id: i64, proc: Option<ProcId>) {
+        let proc = proc.or_else(|| ProcId::load(&self.layout.pidfile(id)));
+        match proc {
+            Some(p) => process::kill_tree(p, self.isolation.limits, id, self.policy.grace).await,
+            None => process::kill_cgroup(self.isolation.limits, id).await,
+        }
+        let _ = fs::remove_file(self.layout.pidfile(id));
+        let _ = fs::remove_file(self.layout.socket(id));
+    }
+
+    fn take(&self, id: i64) -> Option<Supervised> {
+        self.supervised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+    }
+
+    fn is_up(&self, id: i64) -> bool {
+        self.supervised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .is_some_and(Supervised::is_up)
+    }
+}
+
+#[async_trait]
+impl Runtime for LocalRuntime {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn provision(&self, ws: &WorkspaceSpec) -> Result<Value, RuntimeError> {
+        self.inner.make_dirs(ws.id).map_err(err)?;
+        Ok(json!({ "uid": self.inner.owner(ws.id) }))
+    }
+
+    async fn start(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
+        if self.inner.is_up(ws.id) {
+            return Ok(());
+        }
+        self.stop(ws, &Value::Null).await?;
+        let running = self.inner.launch(ws).await?;
+        let sup = supervisor::supervise(self.inner.clone(), ws.clone(), running);
+        self.inner
+            .supervised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ws.id, sup);
+        Ok(())
+    }
+
+    async fn stop(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
+        match self.inner.take(ws.id) {
+            Some(mut sup) => {
+                if let Some(tx) = sup.stop.take() {
+                    let _ = tx.send(());
+                }
+                let _ = sup.task.await;
+                // The supervisor may have given up already; make sure nothing is left.
+                self.inner.kill(ws.id, None).await;
+            }
+            None => self.inner.kill(ws.id, None).await,
+        }
+        self.inner.isolation.limits.remove(ws.id);
+        Ok(())
+    }
+
+    async fn status(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<Observed, RuntimeError> {
+        Ok(if self.inner.is_up(ws.id) {
+            Observed::Running
+        } else if self.inner.layout.workspace(ws.id).is_dir() {
+            Observed::Stopped
+        } else {
+            Observed::Missing
+        })
+    }
+
+    async fn destroy(&self, ws: &WorkspaceSpec, state: &Value) -> Result<(), RuntimeError> {
+        self.stop(ws, state).await?;
+        let l = &self.inner.layout;
+        for dir in [l.workspace(ws.id), l.run_dir(ws.id)] {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(format!("cannot remove {}: {e}", dir.display()))),
+            }
+        }
+        let _ = fs::remove_file(l.log(ws.id));
+        let _ = fs::remove_file(l.log(ws.id).with_extension("log.1"));
+        Ok(())
+    }
+
+    fn endpoint(&self, ws: &WorkspaceSpec, _state: &Value) -> Option<Endpoint> {
+        Some(Endpoint::Unix(self.inner.layout.socket(ws.id)))
+    }
+
+    async fn adopt(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<bool, RuntimeError> {
+        if self.inner.is_up(ws.id) {
+            return Ok(true);
+        }
+        let proc = ProcId::load(&self.inner.layout.pidfile(ws.id)).filter(ProcId::alive);
+        match proc {
+            Some(p) if self.inner.healthy(ws).await => {
+                let sup =
+                    supervisor::supervise(self.inner.clone(), ws.clone(), Running::Adopted(p));
+                self.inner
+                    .supervised
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(ws.id, sup);
+                tracing::info!(workspace = ws.id, pid = p.pid, "adopted a running IDE");
+                Ok(true)
+            }
+            _ => {
+                self.inner.kill(ws.id, proc).await;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn clean_orphans(&self, existing: &HashSet<i64>) -> Result<(), RuntimeError> {
+        let l = &self.inner.layout;
+        // IDEs nobody supervises (their workspace is not running, or is gone).
+        for entry in fs::read_dir(l.run()).map_err(err)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name
+                .strip_suffix(".pid")
+                .and_then(|s| s.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if !self.inner.is_up(id) {
+                tracing::warn!(workspace = id, "stopping an IDE no workspace accounts for");
+                self.inner.kill(id, None).await;
+                self.inner.isolation.limits.remove(id);
+            }
+        }
+        // Directories of workspaces that no longer exist (a crash during delete).
+        for entry in fs::read_dir(l.workspaces()).map_err(err)?.flatten() {
+            let Ok(id) = entry.file_name().to_string_lossy().parse::<i64>() else {
+                continue;
+            };
+            if !existing.contains(&id) {
+                tracing::warn!(workspace = id, "removing the files of a deleted workspace");
+                let _ = fs::remove_dir_all(entry.path());
+                let _ = fs::remove_dir_all(l.run_dir(id));
+            }
+        }
+        Ok(())
+    }
+
+    fn events(&self) -> Option<broadcast::Receiver<RuntimeEvent>> {
+        Some(self.inner.events.subscribe())
+    }
+
+    fn isolation(&self) -> Value {
+        self.inner.isolation.report()
+    }
+}

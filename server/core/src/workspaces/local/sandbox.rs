@@ -1,0 +1,285 @@
+//! The sandbox each IDE runs in, and the check of what this host allows.
+//!
+//! With bubblewrap: new mount, pid, ipc, uts and network namespaces (no network at all, so a
+//! workspace cannot reach another's IDE or this server over loopback); `/usr` and `/etc`
+//! read-only; the editors read-only; only the workspace's own `files`, `ide` and socket dirs
+//! writable. When the server runs as root, bubblewrap sets up the mounts and the IDE then
+//! runs as the workspace's own uid (`uid_base + id`) with no capabilities and
+//! `no_new_privs`; otherwise bubblewrap uses a user namespace and the IDE keeps the server's
+//! uid (the other namespaces still separate workspaces).
+
+use super::{
+    layout::{Layout, SANDBOX_FILES, SANDBOX_IDE, SANDBOX_RUN, SOCKET},
+    limits::LimitMode,
+};
+use crate::templates::Template;
+use serde_json::{json, Value};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    /// bubblewrap is used (false only with `insecure_no_sandbox`).
+    pub sandboxed: bool,
+    /// Each workspace runs as `uid_base + id` (needs root).
+    pub uid_base: Option<u32>,
+    pub limits: LimitMode,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot isolate workspaces on this host: {0}. Install bubblewrap (`apt-get install \
+     bubblewrap`) and allow user namespaces, or start with --insecure-no-sandbox to run IDEs \
+     without isolation (never on a shared machine)."
+)]
+pub struct NoSandbox(pub String);
+
+const NAMESPACES: [&str; 5] = ["mount", "pid", "ipc", "uts", "net"];
+
+impl Isolation {
+    /// Checks what this host allows. Without a working bubblewrap this fails unless
+    /// `insecure` is set.
+    pub fn detect(insecure: bool, uid_base: u32) -> Result<Self, NoSandbox> {
+        let root = unsafe { libc::geteuid() } == 0;
+        let limits = if root {
+            LimitMode::detect()
+        } else {
+            LimitMode::Rlimit
+        };
+        if insecure {
+            return Ok(Self {
+                sandboxed: false,
+                uid_base: None,
+                limits,
+            });
+        }
+        let mut probe = Command::new("bwrap");
+        base_args(&mut probe, root);
+        probe.args(["--", "/usr/bin/true"]);
+        match probe.output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                return Err(NoSandbox(format!(
+                    "bwrap failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )))
+            }
+            Err(e) => return Err(NoSandbox(format!("bwrap not found ({e})"))),
+        }
+        let setpriv_ok = Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        Ok(Self {
+            sandboxed: true,
+            uid_base: (root && setpriv_ok).then_some(uid_base),
+            limits,
+        })
+    }
+
+    /// For `/healthz` and the start-up log.
+    pub fn report(&self) -> Value {
+        json!({
+            "sandbox": if self.sandboxed { "bubblewrap" } else { "none (--insecure-no-sandbox)" },
+            "namespaces": if self.sandboxed { NAMESPACES.to_vec() } else { Vec::new() },
+            "users": match self.uid_base {
+                Some(b) => format!("one uid per workspace ({b} + id), no capabilities, no_new_privs"),
+                None => "the server's own uid".to_string(),
+            },
+            "limits": self.limits.describe(),
+        })
+    }
+
+    pub fn uid(&self, id: i64) -> Option<u32> {
+        self.uid_base.map(|b| b + id as u32)
+    }
+
+    /// The full command line that runs `template`'s IDE for workspace `id`: joins the
+    /// cgroups (`cgroup_procs`), enters the sandbox, drops to the workspace's uid.
+    pub fn command(
+        &self,
+        layout: &Layout,
+        editors: &Path,
+        template: &Template,
+        id: i64,
+        cgroup_procs: &[PathBuf],
+    ) -> Command {
+        // A shell joins the cgroups first, so nothing the IDE starts is ever outside them.
+        let mut join = String::new();
+        for p in cgroup_procs {
+            join.push_str(&format!("echo $$ > '{}' && ", p.display()));
+        }
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &format!("{join}exec \"$@\""), "qingting-ide"]);
+
+        let (files, ide, socket) = if self.sandboxed {
+            (
+                PathBuf::from(SANDBOX_FILES),
+                PathBuf::from(SANDBOX_IDE),
+                PathBuf::from(SANDBOX_RUN).join(SOCKET),
+            )
+        } else {
+            (layout.files(id), layout.ide(id), layout.socket(id))
+        };
+        if self.sandboxed {
+            let root = unsafe { libc::geteuid() } == 0;
+            cmd.arg("bwrap");
+            base_args(&mut cmd, root);
+            for dir in read_only_dirs(editors) {
+                for parent in parents(&dir) {
+                    cmd.args(["--perms", "0755", "--dir"]).arg(parent);
+                }
+                cmd.arg("--ro-bind").arg(&dir).arg(&dir);
+            }
+            cmd.arg("--bind").arg(layout.files(id)).arg(SANDBOX_FILES);
+            cmd.arg("--bind").arg(layout.ide(id)).arg(SANDBOX_IDE);
+            cmd.args(["--perms", "0755", "--dir", "/run"]);
+            cmd.arg("--bind").arg(layout.run_dir(id)).arg(SANDBOX_RUN);
+            cmd.args([
+                "--chdir",
+                SANDBOX_FILES,
+                "--hostname",
+                "workspace",
+                "--clearenv",
+            ]);
+            for (k, v) in ide_env(&ide) {
+                cmd.arg("--setenv").arg(k).arg(v);
+            }
+            cmd.arg("--");
+            if let Some(uid) = self.uid(id) {
+                cmd.args([
+                    "setpriv",
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={uid}"),
+                ]);
+                cmd.args([
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--bounding-set=-all",
+                    "--no-new-privs",
+                    "--",
+                ]);
+            }
+        } else {
+            cmd.env_clear();
+            cmd.envs(ide_env(&ide));
+            cmd.current_dir(layout.files(id));
+        }
+        if self.limits == LimitMode::Rlimit {
+            cmd.arg("prlimit")
+                .arg(format!("--nproc={}", template.max_processes))
+                .arg("--");
+        }
+        cmd.args(template.argv(editors, &files, &ide, &socket));
+        cmd
+    }
+}
+
+/// Namespaces and the read-only system.
+fn base_args(cmd: &mut Command, root: bool) {
+    if !root {
+        cmd.arg("--unshare-user");
+    }
+    cmd.args([
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+    ]);
+    cmd.args(["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]);
+    for (link, target) in [
+        ("/bin", "usr/bin"),
+        ("/sbin", "usr/sbin"),
+        ("/lib", "usr/lib"),
+        ("/lib64", "usr/lib64"),
+    ] {
+        cmd.args(["--symlink", target, link]);
+    }
+    cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+}
+
+/// The environment an IDE starts with: nothing of the server's (no secrets), its own HOME
+/// and Jupyter/IPython dirs under `ide`.
+fn ide_env(ide: &Path) -> Vec<(String, String)> {
+    let d = |sub: &str| ide.join(sub).display().to_string();
+    vec![
+        ("HOME".into(), d("home")),
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("SHELL".into(), "/bin/bash".into()),
+        ("JUPYTER_CONFIG_DIR".into(), d("jupyter/config")),
+        ("JUPYTER_DATA_DIR".into(), d("jupyter/data")),
+        ("JUPYTER_RUNTIME_DIR".into(), d("jupyter/runtime")),
+        ("IPYTHONDIR".into(), d("ipython")),
+    ]
+}
+
+/// The editors, and the Python a virtualenv under them points at (`pyvenv.cfg`'s `home`),
+/// unless that is already under `/usr`.
+fn read_only_dirs(editors: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![editors.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(editors) {
+        for e in entries.flatten() {
+            let cfg = std::fs::read_to_string(e.path().join("pyvenv.cfg")).unwrap_or_default();
+            let home = cfg.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "home").then(|| PathBuf::from(v.trim()))
+            });
+            // `home` is the interpreter's bin dir; its prefix holds the standard library.
+            if let Some(prefix) = home.as_deref().and_then(Path::parent) {
+                if !prefix.starts_with("/usr")
+                    && prefix.is_absolute()
+                    && !dirs.iter().any(|d| prefix.starts_with(d))
+                {
+                    dirs.push(prefix.to_path_buf());
+                }
+            }
+        }
+    }
+    dirs
+}
+
+/// `/a/b/c` → `/a`, `/a/b` (bubblewrap would create them 0700).
+fn parents(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = dir
+        .ancestors()
+        .skip(1)
+        .filter(|p| p.parent().is_some())
+        .map(Path::to_path_buf)
+        .collect();
+    out.reverse();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_are_listed_outermost_first() {
+        assert_eq!(
+            parents(Path::new("/a/b/c")),
+            vec![PathBuf::from("/a"), PathBuf::from("/a/b")]
+        );
+        assert!(parents(Path::new("/a")).is_empty());
+    }
+
+    #[test]
+    fn venv_interpreters_are_made_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("jupyter")).unwrap();
+        std::fs::write(
+            dir.path().join("jupyter/pyvenv.cfg"),
+            "home = /opt/py/3.11/bin\nversion = 3.11\n",
+        )
+        .unwrap();
+        let dirs = read_only_dirs(dir.path());
+        assert_eq!(
+            dirs,
+            vec![dir.path().to_path_buf(), PathBuf::from("/opt/py/3.11")]
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! The workspace gateway, shared by the in-process gateway of the `qingting` server and by
+//! `qingting-shell` inside remote workspace images: one implementation of who may reach a
+//! workspace and how traffic gets there.
+//!
+//! - [`host`]: which workspace a `Host` names;
+//! - [`token`]: the one-time tokens the dashboard mints (Ed25519; verifiers hold only the
+//!   public key);
+//! - [`cookie`]: the host-only workspace cookie a redeemed token turns into;
+//! - [`access`]: the decision for one request (exchange a token, forward, or send to the
+//!   dashboard), including the WebSocket `Origin` check;
+//! - [`proxy`]: HTTP and WebSocket forwarding to the IDE, streaming, with our own cookies
+//!   stripped.
+
+pub mod access;
+pub mod cookie;
+pub mod host;
+pub mod names;
+pub mod proxy;
+pub mod token;
+
+/// Current Unix time in seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,260 @@
+//! Forwarding one request to a workspace's IDE, HTTP and WebSocket alike, streaming in both
+//! directions. The gateway's and the dashboard's cookies never reach the IDE.
+
+use crate::cookie;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::{Body, Incoming};
+use hyper_util::rt::TokioIo;
+use std::{error::Error as StdError, path::PathBuf, time::Duration};
+use tokio::net::{TcpStream, UnixStream};
+
+/// Where a workspace's IDE listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Upstream {
+    Unix(PathBuf),
+    /// `host:port`.
+    Tcp(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the IDE is not reachable: {0}")]
+    Unreachable(String),
+    #[error("the IDE broke the connection: {0}")]
+    Broken(String),
+}
+
+/// Headers that describe one hop, never forwarded as they are (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// What the proxy tells the IDE about the original request.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    pub client_ip: String,
+    pub proto: &'static str,
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `req` to the IDE and returns its response. For a WebSocket upgrade the response is
+/// the IDE's `101`, and the two upgraded connections are spliced together in the background;
+/// `keep_alive` lives as long as that splice (the caller counts open WebSockets with it).
+pub async fn forward<B, K>(
+    mut req: Request<B>,
+    upstream: &Upstream,
+    fwd: &Forwarded,
+    keep_alive: K,
+) -> Result<Response<Incoming>, ProxyError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    K: Send + 'static,
+{
+    let upgrade = crate::access::is_websocket(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    prepare_headers(&mut req, upgrade, fwd);
+    *req.uri_mut() = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()
+        .map_err(|_| ProxyError::Unreachable("bad request target".into()))?;
+
+    let mut sender = connect(upstream).await?;
+    let mut res = sender
+        .send_request(req)
+        .await
+        .map_err(|e| ProxyError::Broken(e.to_string()))?;
+
+    if let Some(client_upgrade) = client_upgrade {
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let ide_upgrade = hyper::upgrade::on(&mut res);
+            tokio::spawn(async move {
+                let _keep_alive = keep_alive;
+                match tokio::try_join!(client_upgrade, ide_upgrade) {
+                    Ok((client, ide)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut ide = TokioIo::new(ide);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut ide).await;
+                    }
+                    Err(e) => tracing::debug!("WebSocket upgrade did not complete: {e}"),
+                }
+            });
+            return Ok(res);
+        }
+    }
+    strip_hop_by_hop(res.headers_mut(), false);
+    Ok(res)
+}
+
+/// `GET path` on the IDE itself (its health check); returns the status code.
+pub async fn probe(upstream: &Upstream, path: &str) -> Result<u16, ProxyError> {
+    let req = Request::get(path)
+        .header(header::HOST, "localhost")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .map_err(|e| ProxyError::Unreachable(e.to_string()))?;
+    let mut sender = connect(upstream).await?;
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(|e| ProxyError::Broken(e.to_string()))?;
+    Ok(res.status().as_u16())
+}
+
+/// Opens a fresh HTTP/1.1 connection to the IDE. A Unix-socket connect costs microseconds, so
+/// there is no pool to keep consistent.
+async fn connect<B>(
+    upstream: &Upstream,
+) -> Result<hyper::client::conn::http1::SendRequest<B>, ProxyError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let unreachable = |e: std::io::Error| ProxyError::Unreachable(e.to_string());
+    let timed_out = |_| ProxyError::Unreachable("connect timed out".into());
+    macro_rules! handshake {
+        ($stream:expr) => {{
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream))
+                .await
+                .map_err(|e| ProxyError::Unreachable(e.to_string()))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!("IDE connection ended: {e}");
+                }
+            });
+            sender
+        }};
+    }
+    Ok(match upstream {
+        Upstream::Unix(path) => {
+            let s = tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(path))
+                .await
+                .map_err(timed_out)?
+                .map_err(unreachable)?;
+            handshake!(s)
+        }
+        Upstream::Tcp(addr) => {
+            let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(timed_out)?
+                .map_err(unreachable)?;
+            s.set_nodelay(true).ok();
+            handshake!(s)
+        }
+    })
+}
+
+fn prepare_headers<B>(req: &mut Request<B>, upgrade: bool, fwd: &Forwarded) {
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers, upgrade);
+    // Our cookies (the workspace cookie; the dashboard's never comes here, but be sure).
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(cookie::strip_own)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+    // The IDE learns the client from us alone, never from what the client claimed.
+    for h in [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+        "forwarded",
+    ] {
+        headers.remove(h);
+    }
+    if let Ok(v) = HeaderValue::from_str(&fwd.client_ip) {
+        headers.insert("x-forwarded-for", v.clone());
+        headers.insert("x-real-ip", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(fwd.proto));
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap, keep_upgrade: bool) {
+    // Headers the Connection header names are hop-by-hop too.
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !(keep_upgrade && s == "upgrade"))
+        .collect();
+    for h in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(h);
+    }
+    if !keep_upgrade {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cookies_and_spoofed_forwarding_headers_never_pass() {
+        let mut req = Request::builder()
+            .uri("/x")
+            .header("cookie", "qingting_ws=secret; theme=dark")
+            .header("cookie", "qingting_session=s")
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("connection", "keep-alive, x-private")
+            .header("x-private", "1")
+            .body(())
+            .unwrap();
+        let fwd = Forwarded {
+            client_ip: "10.0.0.1".into(),
+            proto: "https",
+        };
+        prepare_headers(&mut req, false, &fwd);
+        let h = req.headers();
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(h["cookie"], "theme=dark");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(h.get("x-private").is_none() && h.get("connection").is_none());
+    }
+
+    #[test]
+    fn upgrades_keep_their_headers() {
+        let mut req = Request::builder()
+            .uri("/ws")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .body(())
+            .unwrap();
+        let fwd = Forwarded {
+            client_ip: "1.1.1.1".into(),
+            proto: "http",
+        };
+        prepare_headers(&mut req, true, &fwd);
+        assert_eq!(req.headers()["upgrade"], "websocket");
+        assert_eq!(req.headers()["connection"], "upgrade");
+    }
+}
