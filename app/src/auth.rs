@@ -67,9 +67,19 @@ where
         if let Some(Ok(to)) = action.value().get() {
             action.value().set(None);
             auth.epoch.update(|e| *e += 1);
-            navigate(&to, Default::default());
+            if is_server_route(&to) {
+                // Not a page of this app (e.g. opening a workspace): a real navigation.
+                let _ = window().location().set_href(&to);
+            } else {
+                navigate(&to, Default::default());
+            }
         }
     });
+}
+
+/// Paths the server answers itself rather than the app's router.
+fn is_server_route(to: &str) -> bool {
+    to.starts_with("/open/") || to.starts_with("/auth/")
 }
 
 /// The error of an action's last run, as the message to show.

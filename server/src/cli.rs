@@ -93,6 +93,13 @@ pub struct Options {
         hide_env_values = true
     )]
     pub s3_secret_access_key: Option<String>,
+    /// Where IDEs are installed [default: <data-dir>/editors].
+    #[arg(long, global = true, env = "QINGTING_EDITORS_DIR")]
+    pub editors_dir: Option<String>,
+    /// Run workspace IDEs without a sandbox where this host cannot isolate them (no
+    /// bubblewrap). Never on a machine shared with people you do not trust.
+    #[arg(long, global = true, env = "QINGTING_INSECURE_NO_SANDBOX")]
+    pub insecure_no_sandbox: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,13 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
     match qingting_core::store::ping(&state.db).await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ok", "version": version, "database": "ok"})),
+            Json(json!({
+                "status": "ok",
+                "version": version,
+                "database": "ok",
+                "runtime": state.workspaces.runtime().name(),
+                "isolation": state.workspaces.runtime().isolation(),
+            })),
         ),
         Err(e) => {
             tracing::error!("health check: database unreachable: {e}");

@@ -1,7 +1,10 @@
 //! The HTTP stack: Leptos pages and server functions, health, sessions, client address,
 //! CSRF guard, request ids and access logs; plus start-up and graceful shutdown.
 
-use crate::{avatar_http, client_ip_layer, csrf, github_oauth, healthz::healthz, secrets, site};
+use crate::{
+    avatar_http, client_ip_layer, csrf, gateway, github_oauth, healthz::healthz, secrets, site,
+    workspace_events,
+};
 use anyhow::Context;
 use app::{shell, App};
 use axum::{
@@ -13,7 +16,21 @@ use axum::{
 };
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use qingting_core::{store, AppState, Config};
+use qingting_core::{
+    gateway::{
+        access::Guard,
+        cookie::CookieCodec,
+        token::{TokenSigner, TokenVerifier},
+    },
+    state::WorkspaceAccess,
+    store, templates,
+    workspaces::{
+        local::{LocalOptions, LocalRuntime, Policy},
+        runtime::Runtime,
+        WorkspaceLimits, WorkspaceService,
+    },
+    AppState, Config,
+};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower_http::{
@@ -90,6 +107,8 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
                 .layer(DefaultBodyLimit::max(avatar_http::transport_cap(config.avatar_max_bytes))),
         )
         .route("/avatars/{file}", get(avatar_http::serve))
+        .route("/open/{user}/{workspace}", get(gateway::open))
+        .route("/api/workspaces/events", get(workspace_events::events))
         .route("/auth/github/start", get(github_oauth::start))
         .route("/auth/github/callback", get(github_oauth::callback))
         .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
@@ -98,6 +117,11 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         .layer(sessions)
         .layer(Extension(state.clone()))
         .merge(health)
+        // Workspace hosts are answered by the gateway before any dashboard route or cookie.
+        .layer(middleware::from_fn_with_state(
+            gateway::Gateway::new(state.clone()),
+            gateway::route,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::new(config.trusted_proxies.clone()),
             client_ip_layer::client_ip,
@@ -163,13 +187,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     });
 
+    let workspaces = workspace_service(&db, &config)?;
+    let access = workspace_access(&config)?;
+
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let public_url = config.public_url.clone();
-    let state = AppState::new(db, config);
+    let idle = config.workspaces.idle_stop_secs;
+    let state = AppState::new(db, config, workspaces.clone(), access);
     let app = router(state.clone(), &session_key)?;
+
+    // Adopt IDEs that outlived the previous server, finish what it left half done.
+    if let Err(e) = workspaces.recover().await {
+        tracing::error!("workspace recovery failed: {e}");
+    }
+    workspaces.spawn_background((idle > 0).then(|| Duration::from_secs(idle)));
 
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -193,6 +227,63 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// The workspace service over the local runtime; fails where workspaces cannot be isolated
+/// (unless the operator explicitly allowed running without a sandbox).
+fn workspace_service(
+    db: &store::DatabaseConnection,
+    config: &Config,
+) -> anyhow::Result<Arc<WorkspaceService>> {
+    let path = (!config.templates_file.is_empty())
+        .then(|| std::path::PathBuf::from(&config.templates_file));
+    let templates = templates::load(path.as_deref())?;
+    let local = &config.workspaces.local;
+    let runtime = LocalRuntime::new(LocalOptions {
+        data_dir: config.data_dir.clone(),
+        editors_dir: config.editors_dir(),
+        insecure_no_sandbox: local.insecure_no_sandbox,
+        uid_base: local.uid_base,
+        policy: Policy::default(),
+    })?;
+    let isolation = runtime.isolation();
+    if local.insecure_no_sandbox {
+        tracing::warn!(%isolation, "workspaces run WITHOUT a sandbox (--insecure-no-sandbox)");
+    } else {
+        tracing::info!(%isolation, "workspace runtime: local");
+    }
+    let limits = WorkspaceLimits {
+        max_per_user: config.workspaces.max_per_user,
+        max_running_per_user: config.workspaces.max_running_per_user,
+    };
+    Ok(Arc::new(WorkspaceService::new(
+        db.clone(),
+        Arc::new(runtime),
+        templates,
+        limits,
+        Some(config.editors_dir()),
+    )))
+}
+
+/// Token signing key and cookie key, generated into the data dir on first start.
+fn workspace_access(config: &Config) -> anyhow::Result<WorkspaceAccess> {
+    let seed: [u8; 32] =
+        secrets::load_or_generate(&config.data_dir, "workspace-token.key", "", 32)?[..32]
+            .try_into()
+            .expect("32 bytes");
+    let cookie_key: [u8; 32] =
+        secrets::load_or_generate(&config.data_dir, "workspace-cookie.key", "", 32)?[..32]
+            .try_into()
+            .expect("32 bytes");
+    let signer = TokenSigner::from_seed(&seed);
+    let verifier = TokenVerifier::new(&signer.public_key()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let guard = Guard::new(
+        verifier,
+        CookieCodec::new(cookie_key),
+        config.is_https(),
+        config.workspaces.cookie_hours * 3600,
+    );
+    Ok(WorkspaceAccess { signer, guard })
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,7 @@ mod avatar_http;
 pub mod cli;
 mod client_ip_layer;
 mod csrf;
+mod gateway;
 mod github_oauth;
 mod healthz;
 pub mod http;
@@ -12,5 +13,6 @@ mod secrets;
 pub mod settings;
 mod site;
 pub mod telemetry;
+mod workspace_events;
 
 pub use http::{start, RunningServer};

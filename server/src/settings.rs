@@ -44,6 +44,12 @@ pub fn load(opts: &Options) -> anyhow::Result<Config> {
     if let Some(v) = &opts.s3_secret_access_key {
         config.objects.s3.secret_access_key = v.clone();
     }
+    if let Some(v) = &opts.editors_dir {
+        config.editors_dir = v.clone();
+    }
+    if opts.insecure_no_sandbox {
+        config.workspaces.local.insecure_no_sandbox = true;
+    }
     config
         .validate()
         .map_err(anyhow::Error::msg)

@@ -22,6 +22,11 @@ pub enum ApiError {
     BadCredentials,
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A per-user quota (e.g. running workspaces), not a rate: retrying does not help.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("Too many attempts. Try again in {retry_after} seconds.")]
     RateLimited { retry_after: u64 },
     #[error("Something went wrong on our side. Please try again.")]
@@ -44,8 +49,9 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } | ApiError::Transport(_) => 400,
             ApiError::Unauthorized | ApiError::BadCredentials => 401,
+            ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
-            ApiError::RateLimited { .. } => 429,
+            ApiError::RateLimited { .. } | ApiError::LimitReached(_) => 429,
             ApiError::Internal => 500,
         }
     }

@@ -6,5 +6,6 @@ mod error;
 #[cfg(feature = "ssr")]
 pub(crate) mod server_ctx;
 pub mod settings;
+pub mod workspaces;
 
 pub use error::ApiError;

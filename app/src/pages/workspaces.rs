@@ -1,39 +1,213 @@
-use crate::auth::{Auth, RequireUser};
+//! `/workspaces`: the signed-in user's workspaces, live. The first render comes with the
+//! page; after hydration the list follows the server's events (`/api/workspaces/events`).
+//! Every action is a plain form too, so the page works before the WASM arrives.
+
+use crate::{
+    api::workspaces::{
+        list_workspaces, CreateWorkspace, TemplateOption, WorkspaceAction, WorkspaceRow,
+        WorkspacesPage as PageData,
+    },
+    auth::{action_error, RequireUser},
+    components::form::FormAlert,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// `/workspaces`: the signed-in user's home. The list itself arrives with workspaces.
 #[component]
 pub fn WorkspacesPage() -> impl IntoView {
     view! {
         <Title text="Workspaces · QingTing Studio" />
         <RequireUser>
-            <WorkspaceList />
+            <WorkspacesLoader />
         </RequireUser>
     }
 }
 
 #[component]
-fn WorkspaceList() -> impl IntoView {
-    let auth = Auth::get();
-    let name = move || {
-        auth.user
-            .get()
-            .and_then(|r| r.ok().flatten())
-            .map(|u| u.username)
-            .unwrap_or_default()
-    };
+fn WorkspacesLoader() -> impl IntoView {
+    let data = Resource::new(|| (), |_| list_workspaces());
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading your workspaces…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(page) => view! { <Dashboard page /> }.into_any(),
+                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Dashboard(page: PageData) -> impl IntoView {
+    let rows = RwSignal::new(page.workspaces);
+    follow_server_events(rows);
+    let create = ServerAction::<CreateWorkspace>::new();
+    let act = ServerAction::<WorkspaceAction>::new();
+    // Answers update the list at once; the events stream brings the rest.
+    Effect::new(move |_| {
+        let answer = create.value().get().or_else(|| act.value().get());
+        if let Some(Ok(row)) = answer {
+            rows.update(|list| upsert(list, row));
+        }
+    });
+    let any_ready = page.templates.iter().any(|t| t.ready);
     view! {
         <div class="page-head">
             <h1>"Workspaces"</h1>
-            <p class="muted" data-testid="welcome">"Signed in as " <strong>{name}</strong></p>
         </div>
-        <section class="card empty-state" data-testid="workspace-list">
-            <h2>"No workspaces yet"</h2>
-            <p class="muted">
-                "A workspace is a VS Code or Jupyter environment of your own, one click away. "
-                "Yours will be listed here."
-            </p>
+        <CreateForm create templates=page.templates any_ready />
+        <FormAlert message=action_error(act) />
+        <section class="workspace-list" data-testid="workspace-list">
+            <Show
+                when=move || !rows.with(Vec::is_empty)
+                fallback=|| view! {
+                    <div class="card empty-state">
+                        <h2>"No workspaces yet"</h2>
+                        <p class="muted">
+                            "A workspace is a VS Code or Jupyter environment of your own, one click away. "
+                            "Create one above."
+                        </p>
+                    </div>
+                }
+            >
+                <For each=move || rows.get() key=|r| (r.id, r.state.clone(), r.reason.clone()) let:row>
+                    <WorkspaceCard row act />
+                </For>
+            </Show>
         </section>
     }
+}
+
+fn upsert(list: &mut Vec<WorkspaceRow>, row: WorkspaceRow) {
+    match list.iter_mut().find(|r| r.id == row.id) {
+        Some(r) => *r = row,
+        None => {
+            list.push(row);
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+}
+
+#[component]
+fn CreateForm(
+    create: ServerAction<CreateWorkspace>,
+    templates: Vec<TemplateOption>,
+    any_ready: bool,
+) -> impl IntoView {
+    let options = templates
+        .into_iter()
+        .map(|t| {
+            let label = if t.ready { t.name.clone() } else { format!("{} (not installed on this server)", t.name) };
+            view! { <option value=t.id.clone() disabled=!t.ready title=t.description.clone()>{label}</option> }
+        })
+        .collect_view();
+    view! {
+        <section class="card create-card">
+            <h2>"New workspace"</h2>
+            {(!any_ready).then(|| view! {
+                <p class="alert alert-error" role="alert" data-testid="no-editors">
+                    "No editor is installed on this server yet. The operator installs them with "
+                    <code>"qingting editors install"</code> "."
+                </p>
+            })}
+            <ActionForm action=create attr:class="form create-form" attr:id="create-form">
+                <FormAlert message=action_error(create) />
+                <div class="field">
+                    <label for="ws-name">"Name"</label>
+                    <input id="ws-name" name="name" required maxlength="31"
+                        pattern="[a-z][a-z0-9\\-]{0,30}" autocomplete="off" autocapitalize="none"
+                        spellcheck="false" placeholder="e.g. demo" aria-describedby="ws-name-hint" />
+                    <p class="hint" id="ws-name-hint">"Lowercase letters, digits and hyphens; starts with a letter."</p>
+                </div>
+                <div class="field">
+                    <label for="ws-template">"Template"</label>
+                    <select id="ws-template" name="template">{options}</select>
+                </div>
+                <button type="submit" class="button primary" disabled=move || create.pending().get()>
+                    {move || if create.pending().get() { "Creating…" } else { "Create" }}
+                </button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl IntoView {
+    let state = row.state.clone();
+    let running = state == "running";
+    let can_start = state == "stopped" || state == "failed";
+    let busy = matches!(
+        state.as_str(),
+        "creating" | "starting" | "stopping" | "deleting"
+    );
+    let button = move |action: &'static str, label: &'static str, class: &'static str| {
+        view! {
+            <ActionForm action=act attr:class="inline-form">
+                <input type="hidden" name="id" value=row.id />
+                <input type="hidden" name="action" value=action />
+                <button type="submit" class=class data-action=action>{label}</button>
+            </ActionForm>
+        }
+    };
+    view! {
+        <article class="card workspace" data-testid="workspace" data-name=row.name.clone() data-state=state.clone()>
+            <div class="workspace-head">
+                <h3>{row.name.clone()}</h3>
+                <span class=format!("badge state-{state}") data-testid="state">
+                    {busy.then(|| view! { <span class="spinner" aria-hidden="true"></span> })}
+                    {state.clone()}
+                </span>
+            </div>
+            <p class="muted">{row.template_name.clone()}</p>
+            {row.reason.clone().map(|r| view! { <pre class="reason" data-testid="reason">{r}</pre> })}
+            <div class="actions">
+                {running.then(|| view! {
+                    <a class="button primary" href=row.open_path.clone() target="_blank" rel="external noopener" data-action="open">"Open"</a>
+                })}
+                {can_start.then(|| button("start", "Start", "button primary"))}
+                {running.then(|| button("stop", "Stop", "button"))}
+                {running.then(|| button("restart", "Restart", "button"))}
+                {(!busy).then(|| view! {
+                    <details class="confirm">
+                        <summary class="button danger" data-action="delete">"Delete"</summary>
+                        <p>"Delete " <strong>{row.name.clone()}</strong> " and all its files?"</p>
+                        {button("delete", "Yes, delete it", "button danger")}
+                    </details>
+                })}
+            </div>
+        </article>
+    }
+}
+
+/// After hydration: replaces the list with each snapshot the server pushes.
+fn follow_server_events(rows: RwSignal<Vec<WorkspaceRow>>) {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        use futures::StreamExt;
+        use gloo_net::eventsource::futures::EventSource;
+        leptos::task::spawn_local(async move {
+            let Ok(mut source) = EventSource::new("/api/workspaces/events") else {
+                return;
+            };
+            let Ok(mut events) = source.subscribe("workspaces") else {
+                return;
+            };
+            while let Some(Ok((_, msg))) = events.next().await {
+                let Some(text) = msg.data().as_string() else {
+                    continue;
+                };
+                let Ok(list) = serde_json::from_str::<Vec<WorkspaceRow>>(&text) else {
+                    continue;
+                };
+                // The page is gone: stop listening (dropping the source closes it).
+                if rows.try_set(list).is_some() {
+                    break;
+                }
+            }
+            source.close();
+        });
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = rows;
 }

@@ -33,6 +33,53 @@ pub struct Config {
     pub editors_dir: String,
     /// Operator templates added to (or replacing) the shipped ones; empty: none.
     pub templates_file: String,
+    pub workspaces: WorkspacesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspacesConfig {
+    /// Workspaces are served at `<user>-<workspace>.<domain>`; empty: the public URL's host
+    /// (`localhost` by default, which browsers resolve for every subdomain).
+    pub domain: String,
+    pub max_per_user: u64,
+    pub max_running_per_user: u64,
+    /// Stop a workspace after this many seconds without requests or open WebSockets; 0: never.
+    pub idle_stop_secs: u64,
+    /// How long a workspace cookie stays valid (it also ends with the dashboard session).
+    pub cookie_hours: i64,
+    pub local: LocalRuntimeConfig,
+}
+
+impl Default for WorkspacesConfig {
+    fn default() -> Self {
+        Self {
+            domain: String::new(),
+            max_per_user: 10,
+            max_running_per_user: 3,
+            idle_stop_secs: 30 * 60,
+            cookie_hours: 12,
+            local: LocalRuntimeConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalRuntimeConfig {
+    /// Run IDEs without bubblewrap where the host cannot sandbox. Never on a shared machine.
+    pub insecure_no_sandbox: bool,
+    /// When the server runs as root, workspace `id` runs as uid `uid_base + id`.
+    pub uid_base: u32,
+}
+
+impl Default for LocalRuntimeConfig {
+    fn default() -> Self {
+        Self {
+            insecure_no_sandbox: false,
+            uid_base: 200_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -168,6 +215,7 @@ impl Default for Config {
             github: GithubConfig::default(),
             editors_dir: String::new(),
             templates_file: String::new(),
+            workspaces: WorkspacesConfig::default(),
         }
     }
 }
@@ -230,6 +278,24 @@ impl Config {
         if self.objects.backend == ObjectBackend::S3 && self.objects.s3.bucket.is_empty() {
             return Err("objects.s3.bucket is required when objects.backend = \"s3\"".into());
         }
+        let w = &self.workspaces;
+        if w.max_per_user == 0 || w.max_running_per_user == 0 {
+            return Err("workspaces.max_per_user and max_running_per_user must be positive".into());
+        }
+        if w.cookie_hours < 1 {
+            return Err("workspaces.cookie_hours must be at least 1".into());
+        }
+        if !w.domain.is_empty()
+            && !w
+                .domain
+                .split('.')
+                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(format!(
+                "workspaces.domain {:?} is not a host name",
+                w.domain
+            ));
+        }
         if self.github.enabled() && self.github.client_secret.is_empty() {
             return Err("github.client_secret is required when github.client_id is set".into());
         }
@@ -254,6 +320,51 @@ impl Config {
         }
     }
 
+    /// The public URL's host, without port.
+    fn public_host(&self) -> &str {
+        let origin = self
+            .public_url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or("");
+        let host = origin.split('/').next().unwrap_or("");
+        match host.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        }
+    }
+
+    /// The public URL's port, when it names one.
+    fn public_port(&self) -> Option<u16> {
+        let origin = self
+            .public_url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or("");
+        origin.split('/').next()?.rsplit_once(':')?.1.parse().ok()
+    }
+
+    /// The domain workspaces live under.
+    pub fn workspace_domain(&self) -> String {
+        if self.workspaces.domain.is_empty() {
+            self.public_host().to_ascii_lowercase()
+        } else {
+            self.workspaces.domain.to_ascii_lowercase()
+        }
+    }
+
+    /// `scheme://<user>-<ws>.<domain>[:port]`: where a workspace is opened.
+    pub fn workspace_origin(&self, user: &str, workspace: &str) -> String {
+        let scheme = if self.is_https() { "https" } else { "http" };
+        let host = qingting_gateway::host::format(
+            user,
+            workspace,
+            &self.workspace_domain(),
+            self.public_port(),
+        );
+        format!("{scheme}://{host}")
+    }
+
     /// Where GitHub sends people back to.
     pub fn github_callback_url(&self) -> String {
         format!("{}/auth/github/callback", self.public_origin())
@@ -271,6 +382,24 @@ mod tests {
         c.public_url = "https://studio.example.com/base/".into();
         assert_eq!(c.public_origin(), "https://studio.example.com");
         assert!(c.is_https());
+    }
+
+    #[test]
+    fn workspace_urls_follow_the_public_url() {
+        let mut c = Config::default();
+        assert_eq!(c.workspace_domain(), "localhost");
+        assert_eq!(
+            c.workspace_origin("alice", "demo"),
+            "http://alice-demo.localhost:3000"
+        );
+        c.public_url = "https://studio.example.com".into();
+        c.workspaces.domain = "ws.example.com".into();
+        assert_eq!(
+            c.workspace_origin("alice", "demo"),
+            "https://alice-demo.ws.example.com"
+        );
+        c.workspaces.domain = "bad domain".into();
+        assert!(c.validate().is_err());
     }
 
     #[test]

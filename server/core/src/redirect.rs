@@ -1,19 +1,8 @@
 //! Which redirect targets are ours. Every `next=` goes through here (no open redirect:
 //! CVE-2019-10255, CVE-2026-33709).
 
-/// Returns `next` if it is a path on this site, else `None`.
-///
-/// Accepted: an absolute path (`/x?y#z`). Rejected: anything with a scheme or authority
-/// (`https:evil.com`, `//evil.com`, `///evil.com`), backslashes (browsers read `/\evil.com`
-/// as `//evil.com`), control characters and whitespace, which some parsers strip.
-pub fn safe_next(next: &str) -> Option<&str> {
-    let ok = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.contains('\\')
-        && !next.chars().any(|c| c.is_control() || c.is_whitespace())
-        && next.len() <= 2048;
-    ok.then_some(next)
-}
+/// Returns `next` if it is a path on this site, else `None` (the gateway's one check).
+pub use qingting_gateway::access::safe_next;
 
 /// The landing page after sign-in when no usable `next` was given.
 pub const HOME: &str = "/workspaces";

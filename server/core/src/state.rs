@@ -5,9 +5,19 @@ use crate::{
     config::{Config, ObjectBackend},
     objects::{DirStore, ObjectStore, S3Store},
     rate_limit::RateLimiter,
+    workspaces::WorkspaceService,
 };
+use qingting_gateway::{access::Guard, token::TokenSigner};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
+
+/// The keys of workspace access: the dashboard mints tokens, the gateway checks them and the
+/// cookies they turn into.
+#[derive(Debug)]
+pub struct WorkspaceAccess {
+    pub signer: TokenSigner,
+    pub guard: Guard,
+}
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -15,22 +25,32 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub limits: Arc<RateLimiter>,
     pub objects: Arc<dyn ObjectStore>,
+    pub workspaces: Arc<WorkspaceService>,
+    pub access: Arc<WorkspaceAccess>,
     /// Run before an account is deleted (e.g. to delete its workspaces).
     pub deletion_hooks: Arc<Vec<Arc<dyn AccountDeletionHook>>>,
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, config: Config) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        config: Config,
+        workspaces: Arc<WorkspaceService>,
+        access: WorkspaceAccess,
+    ) -> Self {
         let objects: Arc<dyn ObjectStore> = match config.objects.backend {
             ObjectBackend::Dir => Arc::new(DirStore::new(config.objects_dir())),
             ObjectBackend::S3 => Arc::new(S3Store::new(&config.objects.s3)),
         };
+        let hooks: Vec<Arc<dyn AccountDeletionHook>> = vec![workspaces.clone()];
         Self {
             db,
             config: Arc::new(config),
             limits: Arc::new(RateLimiter::new()),
             objects,
-            deletion_hooks: Arc::new(Vec::new()),
+            workspaces,
+            access: Arc::new(access),
+            deletion_hooks: Arc::new(hooks),
         }
     }
 }

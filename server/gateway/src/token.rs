@@ -46,6 +46,12 @@ pub struct TokenSigner {
     key: SigningKey,
 }
 
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSigner(..)")
+    }
+}
+
 impl TokenSigner {
     /// From the 32-byte secret seed (kept by the dashboard only).
     pub fn from_seed(seed: &[u8; 32]) -> Self {

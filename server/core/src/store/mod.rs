@@ -5,7 +5,8 @@ pub mod entity;
 pub mod migration;
 pub mod session_store;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+pub use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbErr};
 use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 

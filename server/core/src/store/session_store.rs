@@ -50,6 +50,22 @@ pub async fn revoke_user_sessions(
     Ok(q.exec(db).await?.rows_affected)
 }
 
+/// Whether dashboard session `id` still exists, belongs to `user_id` and has not expired
+/// (workspace access ends with the session it came from).
+pub async fn session_alive(
+    db: &DatabaseConnection,
+    id: &str,
+    user_id: i64,
+) -> std::result::Result<bool, sea_orm::DbErr> {
+    use sea_orm::PaginatorTrait;
+    Ok(session::Entity::find_by_id(id.to_string())
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ExpiresAt.gt(now_unix()))
+        .count(db)
+        .await?
+        > 0)
+}
+
 fn backend(e: sea_orm::DbErr) -> Error {
     Error::Backend(e.to_string())
 }

@@ -33,9 +33,10 @@ impl LimitMode {
         }
     }
 
-    /// The cgroup directories of one workspace (empty for rlimits).
-    pub fn dirs(self, id: i64) -> Vec<PathBuf> {
-        let leaf = format!("ws-{id}");
+    /// The cgroup directories of one workspace slot (`uid_base + id`, unique per server
+    /// and workspace; empty for rlimits).
+    pub fn dirs(self, slot: u32) -> Vec<PathBuf> {
+        let leaf = format!("ws-{slot}");
         match self {
             Self::CgroupV2 => vec![PathBuf::from(V2_ROOT).join(GROUP).join(leaf)],
             Self::CgroupV1 => ["memory", "pids"]
@@ -50,14 +51,14 @@ impl LimitMode {
     /// sandbox must join before it starts anything.
     pub fn prepare(
         self,
-        id: i64,
+        slot: u32,
         memory_mb: u64,
         max_processes: u32,
     ) -> std::io::Result<Vec<PathBuf>> {
         let bytes = (memory_mb * 1024 * 1024).to_string();
         let pids = max_processes.to_string();
         let mut procs = Vec::new();
-        for dir in self.dirs(id) {
+        for dir in self.dirs(slot) {
             fs::create_dir_all(&dir)?;
             match self {
                 Self::CgroupV2 => {
@@ -76,8 +77,8 @@ impl LimitMode {
     }
 
     /// Every process in the workspace's cgroups (to kill what escaped its process group).
-    pub fn members(self, id: i64) -> Vec<i32> {
-        self.dirs(id)
+    pub fn members(self, slot: u32) -> Vec<i32> {
+        self.dirs(slot)
             .iter()
             .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
             .flat_map(|t| {
@@ -89,8 +90,8 @@ impl LimitMode {
     }
 
     /// Removes the (empty) cgroups.
-    pub fn remove(self, id: i64) {
-        for d in self.dirs(id) {
+    pub fn remove(self, slot: u32) {
+        for d in self.dirs(slot) {
             let _ = fs::remove_dir(d);
         }
     }

@@ -181,7 +181,11 @@ impl Inner {
         let procs = self
             .isolation
             .limits
-            .prepare(id, spec.template.memory_mb, spec.template.max_processes)
+            .prepare(
+                self.isolation.slot(id),
+                spec.template.memory_mb,
+                spec.template.max_processes,
+            )
             .map_err(|e| err(format!("cannot set resource limits: {e}")))?;
         let cmd = self
             .isolation
@@ -222,8 +226,16 @@ impl Inner {
     async fn kill(&self, id: i64, proc: Option<ProcId>) {
         let proc = proc.or_else(|| ProcId::load(&self.layout.pidfile(id)));
         match proc {
-            Some(p) => process::kill_tree(p, self.isolation.limits, id, self.policy.grace).await,
-            None => process::kill_cgroup(self.isolation.limits, id).await,
+            Some(p) => {
+                process::kill_tree(
+                    p,
+                    self.isolation.limits,
+                    self.isolation.slot(id),
+                    self.policy.grace,
+                )
+                .await
+            }
+            None => process::kill_cgroup(self.isolation.limits, self.isolation.slot(id)).await,
         }
         let _ = fs::remove_file(self.layout.pidfile(id));
         let _ = fs::remove_file(self.layout.socket(id));
@@ -283,7 +295,10 @@ impl Runtime for LocalRuntime {
             }
             None => self.inner.kill(ws.id, None).await,
         }
-        self.inner.isolation.limits.remove(ws.id);
+        self.inner
+            .isolation
+            .limits
+            .remove(self.inner.isolation.slot(ws.id));
         Ok(())
     }
 
@@ -354,7 +369,10 @@ impl Runtime for LocalRuntime {
             if !self.inner.is_up(id) {
                 tracing::warn!(workspace = id, "stopping an IDE no workspace accounts for");
                 self.inner.kill(id, None).await;
-                self.inner.isolation.limits.remove(id);
+                self.inner
+                    .isolation
+                    .limits
+                    .remove(self.inner.isolation.slot(id));
             }
         }
         // Directories of workspaces that no longer exist (a crash during delete).

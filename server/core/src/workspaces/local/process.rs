@@ -89,7 +89,7 @@ fn signal_group(pgid: i32, sig: i32) {
 
 /// SIGTERM to the group, then SIGKILL to the group and to everything left in the
 /// workspace's cgroups after `grace`. Returns once the leader is gone.
-pub async fn kill_tree(proc: ProcId, limits: LimitMode, workspace: i64, grace: Duration) {
+pub async fn kill_tree(proc: ProcId, limits: LimitMode, slot: u32, grace: Duration) {
     if proc.alive() {
         signal_group(proc.pid, libc::SIGTERM);
         let deadline = tokio::time::Instant::now() + grace;
@@ -98,13 +98,13 @@ pub async fn kill_tree(proc: ProcId, limits: LimitMode, workspace: i64, grace: D
         }
         signal_group(proc.pid, libc::SIGKILL);
     }
-    kill_cgroup(limits, workspace).await;
+    kill_cgroup(limits, slot).await;
 }
 
 /// SIGKILL to every process in the workspace's cgroups, until they are empty.
-pub async fn kill_cgroup(limits: LimitMode, workspace: i64) {
+pub async fn kill_cgroup(limits: LimitMode, slot: u32) {
     for _ in 0..50 {
-        let members = limits.members(workspace);
+        let members = limits.members(slot);
         if members.is_empty() {
             break;
         }

@@ -25,6 +25,8 @@ pub struct Isolation {
     pub sandboxed: bool,
     /// Each workspace runs as `uid_base + id` (needs root).
     pub uid_base: Option<u32>,
+    /// `slot_base + id` names a workspace's cgroups (and is its uid when it has its own).
+    pub slot_base: u32,
     pub limits: LimitMode,
 }
 
@@ -52,6 +54,7 @@ impl Isolation {
             return Ok(Self {
                 sandboxed: false,
                 uid_base: None,
+                slot_base: uid_base,
                 limits,
             });
         }
@@ -75,6 +78,7 @@ impl Isolation {
         Ok(Self {
             sandboxed: true,
             uid_base: (root && setpriv_ok).then_some(uid_base),
+            slot_base: uid_base,
             limits,
         })
     }
@@ -90,6 +94,10 @@ impl Isolation {
             },
             "limits": self.limits.describe(),
         })
+    }
+
+    pub fn slot(&self, id: i64) -> u32 {
+        self.slot_base + id as u32
     }
 
     pub fn uid(&self, id: i64) -> Option<u32> {

@@ -1,0 +1,260 @@
+//! The in-process workspace gateway: requests whose `Host` names a workspace
+//! (`<user>-<ws>.<domain>`) never reach the dashboard's routes; they are authorized by the
+//! shared [`qingting_core::gateway::access`] rules and proxied to the workspace's IDE.
+
+mod open;
+mod pages;
+
+pub use open::open;
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use qingting_core::{
+    accounts::Account,
+    client_ip::ClientIp,
+    gateway::{
+        access::{self, Decision, Target},
+        cookie, host, now_unix,
+        proxy::{self, Forwarded},
+    },
+    store::session_store::session_alive,
+    workspaces::{Action, GatewayTarget, WorkspaceState},
+    AppState,
+};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// Path of the Start button on a stopped workspace's page.
+const START_PATH: &str = "/_qingting/start";
+/// How long a positive session check is trusted before asking the database again.
+const SESSION_CACHE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    state: AppState,
+    domain: String,
+    dashboard: String,
+    proto: &'static str,
+    sessions: Arc<Mutex<HashMap<(String, i64), Instant>>>,
+}
+
+impl Gateway {
+    pub fn new(state: AppState) -> Self {
+        let domain = state.config.workspace_domain();
+        let dashboard = state.config.public_origin();
+        let proto = if state.config.is_https() {
+            "https"
+        } else {
+            "http"
+        };
+        Self {
+            state,
+            domain,
+            dashboard,
+            proto,
+            sessions: Arc::default(),
+        }
+    }
+
+    async fn session_ok(&self, sid: &str, user: i64) -> bool {
+        let key = (sid.to_string(), user);
+        if let Some(t) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            if t.elapsed() < SESSION_CACHE {
+                return true;
+            }
+        }
+        let ok = session_alive(&self.state.db, sid, user)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!("session check failed: {e}");
+                false
+            });
+        let mut cache = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, t| t.elapsed() < SESSION_CACHE);
+        if ok {
+            cache.insert(key, Instant::now());
+        }
+        ok
+    }
+}
+
+/// Middleware: workspace hosts are served here; everything else goes on to the dashboard.
+pub async fn route(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    // Only the Host the client connected with; never X-Forwarded-Host (GHSA-5g4w-3vw9-478w).
+    let host_header = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let Some(wh) = host::parse(&host_header, &gw.domain) else {
+        return next.run(req).await;
+    };
+    let origin = format!("{}://{host_header}", gw.proto);
+    serve(gw, wh, origin, req).await
+}
+
+async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Request) -> Response {
+    let sign_in = |next: &str, clear: bool| {
+        let mut res = found(&format!(
+            "{}/open/{}/{}?next={}",
+            gw.dashboard,
+            wh.user,
+            wh.workspace,
+            access::percent_encode(next)
+        ));
+        if clear {
+            set_cookie(
+                &mut res,
+                &cookie::clear_header(gw.state.access.guard.secure()),
+            );
+        }
+        res
+    };
+    let target = match gw.state.workspaces.resolve(&wh.user, &wh.workspace).await {
+        Ok(Some(t)) => t,
+        // Unknown user or workspace: the same answer as for a stranger, so nothing leaks.
+        Ok(None) => return sign_in("/", false),
+        Err(e) => {
+            tracing::error!("workspace lookup failed: {e}");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let rules = Target {
+        workspace_id: target.id,
+        owner_id: target.owner_id,
+        origin: origin.clone(),
+    };
+    let guard = &gw.state.access.guard;
+    let decision = guard.decide(&rules, req.method(), req.uri(), req.headers(), now_unix());
+    match decision {
+        Decision::Exchanged {
+            set_cookie: c,
+            location,
+            claims,
+        } => {
+            if !gw.session_ok(&claims.sid, claims.sub).await {
+                return sign_in(&location, true);
+            }
+            let mut res = found(&location);
+            set_cookie(&mut res, &c);
+            res
+        }
+        Decision::SignIn { clear_cookie, next } => sign_in(&next, clear_cookie),
+        Decision::Refuse {
+            status,
+            message,
+            clear_cookie,
+        } => {
+            let mut res = pages::refused(status, message, &gw.dashboard);
+            if clear_cookie {
+                set_cookie(&mut res, &cookie::clear_header(guard.secure()));
+            }
+            res
+        }
+        Decision::Forward { claims } => {
+            if !gw.session_ok(&claims.sid, claims.sub).await {
+                // Signed out of the dashboard (or deleted): workspace access ends too.
+                return sign_in("/", true);
+            }
+            let owner = Account {
+                id: target.owner_id,
+                username: wh.user.clone(),
+            };
+            forward(&gw, &wh.workspace, &owner, target, &origin, req).await
+        }
+    }
+}
+
+async fn forward(
+    gw: &Gateway,
+    name: &str,
+    owner: &Account,
+    target: GatewayTarget,
+    origin: &str,
+    req: Request,
+) -> Response {
+    let service = &gw.state.workspaces;
+    if req.uri().path() == START_PATH && req.method() == Method::POST {
+        // A form post from the workspace's own page only (CSRF).
+        let same_origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| o.eq_ignore_ascii_case(origin));
+        if !same_origin {
+            return pages::refused(403, "Cross-site request refused.", &gw.dashboard);
+        }
+        return match service.begin(owner, target.id, Action::Start).await {
+            Ok(_) => found("/"),
+            Err(e) => pages::refused(409, &e.to_string(), &gw.dashboard),
+        };
+    }
+    match target.state {
+        WorkspaceState::Running => {}
+        WorkspaceState::Stopped => return pages::stopped(name, None, &gw.dashboard),
+        WorkspaceState::Failed => {
+            let reason = service
+                .get(owner, target.id)
+                .await
+                .ok()
+                .and_then(|v| v.reason);
+            return pages::stopped(
+                name,
+                Some(reason.as_deref().unwrap_or("unknown")),
+                &gw.dashboard,
+            );
+        }
+        other => return pages::busy(name, other.as_str()),
+    }
+    let Some(upstream) = target.endpoint else {
+        return pages::unreachable(name);
+    };
+    let fwd = Forwarded {
+        client_ip: req
+            .extensions()
+            .get::<ClientIp>()
+            .map(|ClientIp(ip)| ip.to_string())
+            .unwrap_or_default(),
+        proto: gw.proto,
+    };
+    let activity = service.activity();
+    let keep_alive = access::is_websocket(req.headers()).then(|| activity.open_socket(target.id));
+    activity.touch(target.id);
+    match proxy::forward(req, &upstream, &fwd, keep_alive).await {
+        Ok(res) => res.map(Body::new),
+        Err(e) => {
+            tracing::warn!(workspace = target.id, "proxy: {e}");
+            pages::unreachable(name)
+        }
+    }
+}
+
+/// A `302 Found` (what the security rules and browsers expect for these hops).
+pub fn found(location: &str) -> Response {
+    let mut res = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+fn set_cookie(res: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}

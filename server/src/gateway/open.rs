@@ -1,0 +1,82 @@
+//! `GET /open/{user}/{workspace}` on the dashboard: the dashboard half of opening a
+//! workspace. Checks the session and ownership, mints a one-time token for that workspace
+//! and sends the browser to the workspace host's token exchange.
+//!
+//! Not signed in: to the login page, with `next` back here. Signed in as someone else, or
+//! no such workspace: to the user's own list (never saying whether it exists).
+
+use axum::{
+    extract::{Path, Query},
+    http::{header, HeaderValue},
+    response::Response,
+    Extension,
+};
+use qingting_core::{
+    accounts, auth_session,
+    gateway::{access, now_unix, token::MAX_TTL_SECS},
+    redirect, AppState,
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+#[derive(Deserialize)]
+pub struct OpenQuery {
+    next: Option<String>,
+}
+
+pub async fn open(
+    Extension(state): Extension<AppState>,
+    session: Session,
+    Path((user, name)): Path<(String, String)>,
+    Query(q): Query<OpenQuery>,
+) -> Response {
+    let next = q
+        .next
+        .as_deref()
+        .and_then(redirect::safe_next)
+        .unwrap_or("/");
+    let here = format!("/open/{user}/{name}?next={}", access::percent_encode(next));
+    let uid = match auth_session::user_id(&session).await {
+        Ok(Some(uid)) => uid,
+        Ok(None) => return to(&format!("/login?next={}", access::percent_encode(&here))),
+        Err(e) => {
+            tracing::error!("session read failed: {e}");
+            return to("/login");
+        }
+    };
+    let account = match accounts::find_by_id(&state.db, uid).await {
+        Ok(Some(a)) => a,
+        _ => return to(&format!("/login?next={}", access::percent_encode(&here))),
+    };
+    if account.username != user {
+        return to(redirect::HOME);
+    }
+    let ws = match state.workspaces.find_by_name(&account, &name).await {
+        Ok(Some(ws)) => ws,
+        _ => return to(redirect::HOME),
+    };
+    let Some(sid) = session.id() else {
+        return to(&format!("/login?next={}", access::percent_encode(&here)));
+    };
+    let token = state.access.signer.mint(
+        ws.id,
+        account.id,
+        &sid.to_string(),
+        now_unix(),
+        MAX_TTL_SECS,
+    );
+    let origin = state.config.workspace_origin(&account.username, &ws.name);
+    to(&format!(
+        "{origin}{}?token={token}&next={}",
+        access::AUTH_PATH,
+        access::percent_encode(next)
+    ))
+}
+
+fn to(location: &str) -> Response {
+    let mut res = super::found(location);
+    // The token is single-use: never let a cache replay this answer.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

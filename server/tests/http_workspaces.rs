@@ -1,0 +1,592 @@
+//! Workspaces over HTTP with the real local runtime (sandboxed stand-in IDE) and the
+//! in-process gateway: create/list/actions and their refusals, the open flow (anonymous,
+//! owner, stranger), cookies that stay on their host, WebSockets and their Origin check, the
+//! stopped page's Start button, sign-out ending workspace access, delete and account
+//! deletion leaving nothing behind.
+
+use qingting_core::{
+    testing::{free_port, install_test_ide, sandbox_available},
+    Config,
+};
+use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
+use serde_json::Value;
+use std::{collections::HashMap, time::Duration};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Harness {
+    port: u16,
+    client: Client,
+    data: std::path::PathBuf,
+    _server: qingting_server::RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn dash(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.port)
+    }
+    fn ws(&self, user: &str, name: &str, path: &str) -> String {
+        format!("http://{user}-{name}.localhost:{}{path}", self.port)
+    }
+}
+
+async fn start() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let editors = dir.path().join("editors");
+    install_test_ide(&editors);
+    let templates = dir.path().join("templates.toml");
+    std::fs::write(
+        &templates,
+        r#"[[template]]
+id = "test-ide"
+name = "Test IDE"
+editor = "vscode"
+language = "python"
+memory_mb = 256
+max_processes = 64
+health_path = "/healthz"
+command = ["/usr/bin/python3", "{editors}/test-ide/test_ide.py", "{socket}", "{files}"]
+"#,
+    )
+    .unwrap();
+    let port = free_port();
+    let mut config = Config {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: format!("http://localhost:{port}"),
+        data_dir: dir.path().to_path_buf(),
+        templates_file: templates.display().to_string(),
+        ..Default::default()
+    };
+    config.workspaces.max_per_user = 3;
+    config.workspaces.max_running_per_user = 2;
+    // Unique per test run, so parallel servers never share uids or cgroups.
+    config.workspaces.local.uid_base = 400_000 + (port as u32 % 1000) * 100;
+    let server = qingting_server::start(config).await.expect("server starts");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut builder = Client::builder().redirect(Policy::none());
+    for host in [
+        "localhost",
+        "alice-demo.localhost",
+        "alice-other.localhost",
+        "bob-demo.localhost",
+    ] {
+        builder = builder.resolve(host, addr);
+    }
+    Harness {
+        port,
+        client: builder.build().unwrap(),
+        data: dir.path().to_path_buf(),
+        _server: server,
+        _dir: dir,
+    }
+}
+
+/// A browser: cookies kept per host (host-only, as browsers do for cookies without Domain).
+struct Browser<'a> {
+    h: &'a Harness,
+    jar: HashMap<String, HashMap<String, String>>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(h: &'a Harness) -> Self {
+        Self {
+            h,
+            jar: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self, url: &str) -> Option<String> {
+        let host = reqwest::Url::parse(url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string();
+        let c = self.jar.get(&host)?;
+        (!c.is_empty()).then(|| {
+            c.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn remember(&mut self, url: &str, res: &Response) {
+        let host = reqwest::Url::parse(url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string();
+        for v in res.headers().get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            assert!(
+                !v.to_ascii_lowercase().contains("domain="),
+                "cookies must be host-only: {v}"
+            );
+            let (k, val) = v.split(';').next().unwrap().split_once('=').unwrap();
+            let jar = self.jar.entry(host.clone()).or_default();
+            if val.is_empty() || v.contains("Max-Age=0") {
+                jar.remove(k);
+            } else {
+                jar.insert(k.into(), val.into());
+            }
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Response {
+        let req = match self.cookie_header(url) {
+            Some(c) => req.header(header::COOKIE, c),
+            None => req,
+        };
+        let res = req.send().await.unwrap();
+        self.remember(url, &res);
+        res
+    }
+
+    async fn get(&mut self, url: &str) -> Response {
+        let req = self.h.client.get(url).header(header::ACCEPT, "text/html");
+        self.send(req, url).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Response {
+        let req = self.h.client.post(url).form(form);
+        self.send(req, url).await
+    }
+
+    async fn api(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let url = self.h.dash(path);
+        let res = self.post(&url, form).await;
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Follows redirects (at most 6 hops), returning the final response and the URLs seen.
+    async fn follow(&mut self, url: &str) -> (Response, Vec<String>) {
+        let mut url = url.to_string();
+        let mut seen = vec![url.clone()];
+        for _ in 0..6 {
+            let res = self.get(&url).await;
+            if res.status() != StatusCode::FOUND {
+                return (res, seen);
+            }
+            let loc = res.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_string();
+            url = reqwest::Url::parse(&url)
+                .unwrap()
+                .join(&loc)
+                .unwrap()
+                .to_string();
+            seen.push(url.clone());
+        }
+        panic!("redirect loop: {seen:?}");
+    }
+
+    async fn wait_state(&mut self, name: &str, want: &str) -> Value {
+        for _ in 0..300 {
+            let (_, page) = self.api("/api/workspaces/list", &[]).await;
+            if let Some(w) = page["workspaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["name"] == name)
+            {
+                if w["state"] == want {
+                    return w.clone();
+                }
+                assert!(
+                    w["state"] != "failed" || want == "failed",
+                    "{name} failed: {w}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{name} never became {want}");
+    }
+}
+
+async fn register<'a>(h: &'a Harness, user: &str) -> Browser<'a> {
+    let mut b = Browser::new(h);
+    let (s, _) = b
+        .api(
+            "/api/register",
+            &[("username", user), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    b
+}
+
+/// A raw WebSocket handshake through the gateway; returns the status line and the stream.
+async fn ws_handshake(
+    h: &Harness,
+    host: &str,
+    origin: &str,
+    cookie: &str,
+) -> (String, tokio::net::TcpStream) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Origin: {origin}\r\nCookie: {cookie}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    (head.lines().next().unwrap_or("").to_string(), s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_through_the_gateway() {
+    if !sandbox_available() {
+        return;
+    }
+    let h = start().await;
+    let health: Value = h
+        .client
+        .get(h.dash("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["runtime"], "local");
+    assert_eq!(health["isolation"]["sandbox"], "bubblewrap");
+
+    let mut alice = register(&h, "alice").await;
+    let mut bob = register(&h, "bob").await;
+
+    // Refusals first: nothing is created by any of them.
+    let cases: [(&[(&str, &str)], StatusCode, &str); 4] = [
+        (
+            &[("name", "Bad_Name"), ("template", "test-ide")],
+            StatusCode::BAD_REQUEST,
+            "lowercase",
+        ),
+        (
+            &[("name", "demo"), ("template", "nope")],
+            StatusCode::BAD_REQUEST,
+            "no template",
+        ),
+        (
+            &[("name", "demo"), ("template", "jupyter-python")],
+            StatusCode::BAD_REQUEST,
+            "not installed",
+        ),
+        (&[("name", "demo")], StatusCode::BAD_REQUEST, "malformed"),
+    ];
+    for (form, status, msg) in cases {
+        let (s, body) = alice.api("/api/workspaces/create", form).await;
+        assert_eq!(s, status, "{form:?}: {body}");
+        assert!(
+            body.to_string().to_lowercase().contains(msg),
+            "{form:?}: {body}"
+        );
+    }
+    let (_, page) = alice.api("/api/workspaces/list", &[]).await;
+    assert!(page["workspaces"].as_array().unwrap().is_empty());
+    let ready: Vec<&str> = page["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["ready"] == true)
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ready,
+        ["vscode-python", "vscode-node", "test-ide"],
+        "the test IDE counts as VS Code installed"
+    );
+
+    // Create: answered at once as `creating`, running shortly after.
+    let (s, row) = alice
+        .api(
+            "/api/workspaces/create",
+            &[("name", "demo"), ("template", "test-ide")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{row}");
+    assert_eq!(row["state"], "creating");
+    assert_eq!(row["open_path"], "/open/alice/demo");
+    let demo = alice.wait_state("demo", "running").await;
+    let demo_id = demo["id"].as_i64().unwrap().to_string();
+    let (s, body) = alice
+        .api(
+            "/api/workspaces/create",
+            &[("name", "demo"), ("template", "test-ide")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+
+    // Anonymous visitor: to the dashboard login, and after signing in, back in the workspace.
+    let mut anon = Browser::new(&h);
+    let (res, hops) = anon.follow(&h.ws("alice", "demo", "/files/x?y=1")).await;
+    assert_eq!(res.status(), StatusCode::OK, "{hops:?}");
+    assert!(
+        hops[1].starts_with(&h.dash("/open/alice/demo?next=/files/x%3Fy%3D1")),
+        "{hops:?}"
+    );
+    assert!(
+        hops.last().unwrap().starts_with(&h.dash("/login?next=")),
+        "{hops:?}"
+    );
+    let next = reqwest::Url::parse(hops.last().unwrap())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "next")
+        .unwrap()
+        .1
+        .to_string();
+    assert_eq!(next, "/open/alice/demo?next=/files/x%3Fy%3D1");
+    // (The login page sends the browser to `next` after sign-in; here alice does it.)
+    let (res, hops) = alice.follow(&h.dash(&next)).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "the stand-in has no file x yet: {hops:?}"
+    );
+    assert_eq!(hops.last().unwrap(), &h.ws("alice", "demo", "/files/x?y=1"));
+    assert!(hops[1].contains("/_qingting/auth?token="), "{hops:?}");
+
+    // The token is single-use.
+    let (res, _) = Browser::new(&h).follow(&hops[1]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // The IDE never sees our cookies, nor a client-supplied X-Forwarded-For.
+    let url = h.ws("alice", "demo", "/headers");
+    let req = h
+        .client
+        .get(&url)
+        .header(
+            header::COOKIE,
+            format!("{}; theme=dark", alice.cookie_header(&url).unwrap()),
+        )
+        .header("x-forwarded-for", "6.6.6.6");
+    let seen: Value = req.send().await.unwrap().json().await.unwrap();
+    assert_eq!(seen["cookie"], "theme=dark", "{seen}");
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["host"], format!("alice-demo.localhost:{}", h.port));
+    // The dashboard's session cookie never went to the workspace host.
+    assert!(alice
+        .jar
+        .get("alice-demo.localhost")
+        .unwrap()
+        .keys()
+        .all(|k| k == "qingting_ws"));
+    assert!(alice.jar["localhost"].contains_key("qingting_session"));
+
+    // A stranger: to their own list, never a word about the workspace; same for one that
+    // does not exist.
+    for url in [h.ws("alice", "demo", "/"), h.ws("alice", "other", "/")] {
+        let (res, hops) = bob.follow(&url).await;
+        assert_eq!(hops.last().unwrap(), &h.dash("/workspaces"), "{hops:?}");
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    // A cookie stolen from alice does not work for bob's own... and a forged one is cleared.
+    let forged = bob.get(&h.ws("alice", "demo", "/")).await;
+    assert_eq!(forged.status(), StatusCode::FOUND);
+
+    // WebSockets: from the workspace's own origin they pass (and echo); from elsewhere not.
+    let cookie = alice.cookie_header(&h.ws("alice", "demo", "/")).unwrap();
+    let host = format!("alice-demo.localhost:{}", h.port);
+    let (line, mut s) = ws_handshake(&h, &host, &format!("http://{host}"), &cookie).await;
+    assert!(line.contains("101"), "{line}");
+    s.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    drop(s);
+    let (line, _) = ws_handshake(&h, &host, "http://evil.localhost:1", &cookie).await;
+    assert!(line.contains("403"), "{line}");
+
+    // Files survive stop/start; a stopped workspace shows a Start button that works.
+    let put = h
+        .client
+        .put(h.ws("alice", "demo", "/files/note.txt"))
+        .header(header::COOKIE, &cookie)
+        .body("kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let (s, row) = alice
+        .api(
+            "/api/workspaces/action",
+            &[("id", &demo_id), ("action", "stop")],
+        )
+        .await;
+    assert_eq!(
+        (s, row["state"].as_str()),
+        (StatusCode::OK, Some("stopping"))
+    );
+    alice.wait_state("demo", "stopped").await;
+    let res = alice.get(&h.ws("alice", "demo", "/")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.text().await.unwrap().contains("/_qingting/start"));
+    let cross = h
+        .client
+        .post(h.ws("alice", "demo", "/_qingting/start"))
+        .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, "http://evil.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let start = h
+        .client
+        .post(h.ws("alice", "demo", "/_qingting/start"))
+        .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, format!("http://{host}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    alice.wait_state("demo", "running").await;
+    let body = alice
+        .get(&h.ws("alice", "demo", "/files/note.txt"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "kept");
+
+    // Actions: bad ones refused clearly; two Starts at once never both run.
+    let (s, _) = alice
+        .api(
+            "/api/workspaces/action",
+            &[("id", &demo_id), ("action", "explode")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = bob
+        .api(
+            "/api/workspaces/action",
+            &[("id", &demo_id), ("action", "stop")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = alice
+        .api(
+            "/api/workspaces/action",
+            &[("id", &demo_id), ("action", "restart")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = alice
+        .api(
+            "/api/workspaces/action",
+            &[("id", &demo_id), ("action", "start")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    alice.wait_state("demo", "running").await;
+
+    // Limits: two running at most, three in all.
+    alice
+        .api(
+            "/api/workspaces/create",
+            &[("name", "two"), ("template", "test-ide")],
+        )
+        .await;
+    alice.wait_state("two", "running").await;
+    let (s, body) = alice
+        .api(
+            "/api/workspaces/create",
+            &[("name", "three"), ("template", "test-ide")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body.to_string().contains("at most 2"), "{body}");
+
+    // Signing out of the dashboard ends workspace access (after the gateway's 1 s cache).
+    alice.api("/api/logout", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = h
+        .client
+        .get(h.ws("alice", "demo", "/headers"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert!(res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let (s, _) = alice
+        .api(
+            "/api/login",
+            &[("username", "alice"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Deleting a running workspace removes its process and both data dirs.
+    let ws_dir = h.data.join("workspaces").join(&demo_id);
+    assert!(ws_dir.join("files/note.txt").is_file() && ws_dir.join("ide").is_dir());
+    let pidfile = h.data.join("run").join(format!("{demo_id}.pid"));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (s, _) = alice
+        .api(
+            "/api/workspaces/action",
+            &[("id", &demo_id), ("action", "delete")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for _ in 0..100 {
+        let (_, page) = alice.api("/api/workspaces/list", &[]).await;
+        if page["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["name"] != "demo")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!ws_dir.exists() && !pidfile.exists());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap()
+                .contains(") Z")
+    );
+
+    // Account deletion deletes the user's workspaces.
+    bob.api(
+        "/api/workspaces/create",
+        &[("name", "demo"), ("template", "test-ide")],
+    )
+    .await;
+    let bobs = bob.wait_state("demo", "running").await;
+    let bob_dir = h
+        .data
+        .join("workspaces")
+        .join(bobs["id"].as_i64().unwrap().to_string());
+    assert!(bob_dir.is_dir());
+    let (s, body) = bob
+        .api(
+            "/api/settings/delete-account",
+            &[("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(!bob_dir.exists());
+}
