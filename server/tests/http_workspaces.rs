@@ -8,9 +8,12 @@ use qingting_core::{
     testing::{free_port, install_test_ide, sandbox_available},
     Config,
 };
-use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
+mod common;
+
+use common::{register, Browser};
+use reqwest::{header, Client, StatusCode};
 use serde_json::Value;
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Harness {
@@ -35,20 +38,7 @@ async fn start() -> Harness {
     let editors = dir.path().join("editors");
     install_test_ide(&editors);
     let templates = dir.path().join("templates.toml");
-    std::fs::write(
-        &templates,
-        r#"[[template]]
-id = "test-ide"
-name = "Test IDE"
-editor = "vscode"
-language = "python"
-memory_mb = 256
-max_processes = 64
-health_path = "/healthz"
-command = ["/usr/bin/python3", "{editors}/test-ide/test_ide.py", "{socket}", "{files}"]
-"#,
-    )
-    .unwrap();
+    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
     let port = free_port();
     let mut config = Config {
         listen: format!("127.0.0.1:{port}"),
@@ -62,159 +52,20 @@ command = ["/usr/bin/python3", "{editors}/test-ide/test_ide.py", "{socket}", "{f
     // Unique per test run, so parallel servers never share uids or cgroups.
     config.workspaces.local.uid_base = 400_000 + (port as u32 % 1000) * 100;
     let server = qingting_server::start(config).await.expect("server starts");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut builder = Client::builder().redirect(Policy::none());
-    for host in [
-        "localhost",
-        "alice-demo.localhost",
-        "alice-other.localhost",
-        "bob-demo.localhost",
-    ] {
-        builder = builder.resolve(host, addr);
-    }
     Harness {
         port,
-        client: builder.build().unwrap(),
+        client: common::client(
+            port,
+            &[
+                "alice-demo.localhost",
+                "alice-other.localhost",
+                "bob-demo.localhost",
+            ],
+        ),
         data: dir.path().to_path_buf(),
         _server: server,
         _dir: dir,
     }
-}
-
-/// A browser: cookies kept per host (host-only, as browsers do for cookies without Domain).
-struct Browser<'a> {
-    h: &'a Harness,
-    jar: HashMap<String, HashMap<String, String>>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(h: &'a Harness) -> Self {
-        Self {
-            h,
-            jar: HashMap::new(),
-        }
-    }
-
-    fn cookie_header(&self, url: &str) -> Option<String> {
-        let host = reqwest::Url::parse(url)
-            .unwrap()
-            .host_str()
-            .unwrap()
-            .to_string();
-        let c = self.jar.get(&host)?;
-        (!c.is_empty()).then(|| {
-            c.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-
-    fn remember(&mut self, url: &str, res: &Response) {
-        let host = reqwest::Url::parse(url)
-            .unwrap()
-            .host_str()
-            .unwrap()
-            .to_string();
-        for v in res.headers().get_all(header::SET_COOKIE) {
-            let v = v.to_str().unwrap();
-            assert!(
-                !v.to_ascii_lowercase().contains("domain="),
-                "cookies must be host-only: {v}"
-            );
-            let (k, val) = v.split(';').next().unwrap().split_once('=').unwrap();
-            let jar = self.jar.entry(host.clone()).or_default();
-            if val.is_empty() || v.contains("Max-Age=0") {
-                jar.remove(k);
-            } else {
-                jar.insert(k.into(), val.into());
-            }
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Response {
-        let req = match self.cookie_header(url) {
-            Some(c) => req.header(header::COOKIE, c),
-            None => req,
-        };
-        let res = req.send().await.unwrap();
-        self.remember(url, &res);
-        res
-    }
-
-    async fn get(&mut self, url: &str) -> Response {
-        let req = self.h.client.get(url).header(header::ACCEPT, "text/html");
-        self.send(req, url).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Response {
-        let req = self.h.client.post(url).form(form);
-        self.send(req, url).await
-    }
-
-    async fn api(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
-        let url = self.h.dash(path);
-        let res = self.post(&url, form).await;
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Follows redirects (at most 6 hops), returning the final response and the URLs seen.
-    async fn follow(&mut self, url: &str) -> (Response, Vec<String>) {
-        let mut url = url.to_string();
-        let mut seen = vec![url.clone()];
-        for _ in 0..6 {
-            let res = self.get(&url).await;
-            if res.status() != StatusCode::FOUND {
-                return (res, seen);
-            }
-            let loc = res.headers()[header::LOCATION]
-                .to_str()
-                .unwrap()
-                .to_string();
-            url = reqwest::Url::parse(&url)
-                .unwrap()
-                .join(&loc)
-                .unwrap()
-                .to_string();
-            seen.push(url.clone());
-        }
-        panic!("redirect loop: {seen:?}");
-    }
-
-    async fn wait_state(&mut self, name: &str, want: &str) -> Value {
-        for _ in 0..300 {
-            let (_, page) = self.api("/api/workspaces/list", &[]).await;
-            if let Some(w) = page["workspaces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|w| w["name"] == name)
-            {
-                if w["state"] == want {
-                    return w.clone();
-                }
-                assert!(
-                    w["state"] != "failed" || want == "failed",
-                    "{name} failed: {w}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{name} never became {want}");
-    }
-}
-
-async fn register<'a>(h: &'a Harness, user: &str) -> Browser<'a> {
-    let mut b = Browser::new(h);
-    let (s, _) = b
-        .api(
-            "/api/register",
-            &[("username", user), ("password", "correct horse battery")],
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    b
 }
 
 /// A raw WebSocket handshake through the gateway; returns the status line and the stream.
@@ -263,8 +114,8 @@ async fn workspaces_through_the_gateway() {
     assert_eq!(health["runtime"], "local");
     assert_eq!(health["isolation"]["sandbox"], "bubblewrap");
 
-    let mut alice = register(&h, "alice").await;
-    let mut bob = register(&h, "bob").await;
+    let mut alice = register(&h.client, h.port, "alice").await;
+    let mut bob = register(&h.client, h.port, "bob").await;
 
     // Refusals first: nothing is created by any of them.
     let cases: [(&[(&str, &str)], StatusCode, &str); 4] = [
@@ -329,7 +180,7 @@ async fn workspaces_through_the_gateway() {
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
 
     // Anonymous visitor: to the dashboard login, and after signing in, back in the workspace.
-    let mut anon = Browser::new(&h);
+    let mut anon = Browser::new(&h.client, h.port);
     let (res, hops) = anon.follow(&h.ws("alice", "demo", "/files/x?y=1")).await;
     assert_eq!(res.status(), StatusCode::OK, "{hops:?}");
     assert!(
@@ -359,7 +210,7 @@ async fn workspaces_through_the_gateway() {
     assert!(hops[1].contains("/_qingting/auth?token="), "{hops:?}");
 
     // The token is single-use.
-    let (res, _) = Browser::new(&h).follow(&hops[1]).await;
+    let (res, _) = Browser::new(&h.client, h.port).follow(&hops[1]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // The IDE never sees our cookies, nor a client-supplied X-Forwarded-For.

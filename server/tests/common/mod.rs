@@ -1,0 +1,173 @@
+//! Shared by the HTTP test suites: a browser stand-in that keeps cookies per host (as
+//! browsers do for host-only cookies) and follows redirects across the dashboard and
+//! workspace hosts, and a client that resolves those hosts to the test server.
+#![allow(dead_code)]
+
+use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
+use serde_json::Value;
+use std::{collections::HashMap, time::Duration};
+
+/// A client for `localhost` and the given workspace hosts, all on 127.0.0.1:`port`.
+pub fn client(port: u16, hosts: &[&str]) -> Client {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut builder = Client::builder().redirect(Policy::none());
+    for host in std::iter::once(&"localhost").chain(hosts) {
+        builder = builder.resolve(host, addr);
+    }
+    builder.build().unwrap()
+}
+
+/// A browser: cookies kept per host (host-only, as browsers do for cookies without Domain).
+pub struct Browser {
+    pub client: Client,
+    pub port: u16,
+    pub jar: HashMap<String, HashMap<String, String>>,
+}
+
+impl Browser {
+    pub fn new(client: &Client, port: u16) -> Self {
+        Self {
+            client: client.clone(),
+            port,
+            jar: HashMap::new(),
+        }
+    }
+
+    pub fn dash(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.port)
+    }
+
+    pub fn cookie_header(&self, url: &str) -> Option<String> {
+        let host = reqwest::Url::parse(url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string();
+        let c = self.jar.get(&host)?;
+        (!c.is_empty()).then(|| {
+            c.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    pub fn remember(&mut self, url: &str, res: &Response) {
+        let host = reqwest::Url::parse(url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string();
+        for v in res.headers().get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            assert!(
+                !v.to_ascii_lowercase().contains("domain="),
+                "cookies must be host-only: {v}"
+            );
+            let (k, val) = v.split(';').next().unwrap().split_once('=').unwrap();
+            let jar = self.jar.entry(host.clone()).or_default();
+            if val.is_empty() || v.contains("Max-Age=0") {
+                jar.remove(k);
+            } else {
+                jar.insert(k.into(), val.into());
+            }
+        }
+    }
+
+    pub async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Response {
+        let req = match self.cookie_header(url) {
+            Some(c) => req.header(header::COOKIE, c),
+            None => req,
+        };
+        let res = req.send().await.unwrap();
+        self.remember(url, &res);
+        res
+    }
+
+    pub async fn get(&mut self, url: &str) -> Response {
+        let req = self.client.get(url).header(header::ACCEPT, "text/html");
+        self.send(req, url).await
+    }
+
+    pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Response {
+        let req = self.client.post(url).form(form);
+        self.send(req, url).await
+    }
+
+    pub async fn api(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let url = self.dash(path);
+        let res = self.post(&url, form).await;
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Follows redirects (at most 6 hops), returning the final response and the URLs seen.
+    pub async fn follow(&mut self, url: &str) -> (Response, Vec<String>) {
+        let mut url = url.to_string();
+        let mut seen = vec![url.clone()];
+        for _ in 0..6 {
+            let res = self.get(&url).await;
+            if res.status() != StatusCode::FOUND {
+                return (res, seen);
+            }
+            let loc = res.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_string();
+            url = reqwest::Url::parse(&url)
+                .unwrap()
+                .join(&loc)
+                .unwrap()
+                .to_string();
+            seen.push(url.clone());
+        }
+        panic!("redirect loop: {seen:?}");
+    }
+
+    pub async fn wait_state(&mut self, name: &str, want: &str) -> Value {
+        for _ in 0..300 {
+            let (_, page) = self.api("/api/workspaces/list", &[]).await;
+            if let Some(w) = page["workspaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["name"] == name)
+            {
+                if w["state"] == want {
+                    return w.clone();
+                }
+                assert!(
+                    w["state"] != "failed" || want == "failed",
+                    "{name} failed: {w}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{name} never became {want}");
+    }
+}
+
+/// Registers `user` and returns their signed-in browser.
+pub async fn register(client: &Client, port: u16, user: &str) -> Browser {
+    let mut b = Browser::new(client, port);
+    let (s, _) = b
+        .api(
+            "/api/register",
+            &[("username", user), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    b
+}
+
+/// The stand-in IDE as an operator template file.
+pub const TEST_TEMPLATES: &str = r#"[[template]]
+id = "test-ide"
+name = "Test IDE"
+editor = "vscode"
+language = "python"
+memory_mb = 256
+max_processes = 64
+health_path = "/healthz"
+command = ["/usr/bin/python3", "{editors}/test-ide/test_ide.py", "{socket}", "{files}"]
+"#;
