@@ -64,6 +64,8 @@ export default defineConfig({
       env: {
         QINGTING_GITHUB_CLIENT_ID: 'e2e-client',
         QINGTING_GITHUB_CLIENT_SECRET: 'e2e-secret',
+        // The IDEs, installed once outside the checkout by scripts/test (`qingting editors install`).
+        QINGTING_EDITORS_DIR: process.env.QINGTING_EDITORS_DIR ?? `${dataDir}/editors`,
       },
     },
   ],

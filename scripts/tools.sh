@@ -57,6 +57,26 @@ ensure_build_tools() {
   ensure_node_tools
 }
 
+ensure_sandbox_tools() {
+  # bubblewrap: the local runtime refuses to start workspaces without a sandbox.
+  if ! command -v bwrap >/dev/null; then
+    say "Installing bubblewrap (the workspace sandbox)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap
+  fi
+}
+
+# Installs the IDEs (code-server from npm, JupyterLab from PyPI) with the given `qingting`
+# binary, once, into a directory outside the checkout that later runs reuse.
+ensure_editors() {
+  export QINGTING_EDITORS_DIR="${QINGTING_EDITORS_DIR:-$HOME/.cache/qingting/editors}"
+  if ! "$1" editors status | grep -q "not installed"; then
+    return
+  fi
+  say "Installing the IDEs into $QINGTING_EDITORS_DIR (one time, a few minutes)"
+  "$1" editors install
+}
+
 ensure_s3_server() {
   # moto's S3 server from PyPI: a real S3 endpoint for the object-store tests.
   local venv="$HOME/.cache/qingting/moto"

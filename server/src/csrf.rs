@@ -11,9 +11,14 @@ use axum::{
 use std::sync::Arc;
 
 pub const API_PREFIX: &str = "/api/";
+/// Read-only API endpoints answered to GET (EventSource can only GET).
+const GET_ENDPOINTS: [&str; 1] = ["/api/workspaces/events"];
 
 pub async fn guard(State(origin): State<Arc<str>>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with(API_PREFIX) {
+    let path = req.uri().path();
+    if path.starts_with(API_PREFIX)
+        && !(req.method() == Method::GET && GET_ENDPOINTS.contains(&path))
+    {
         if req.method() != Method::POST {
             return (
                 StatusCode::METHOD_NOT_ALLOWED,

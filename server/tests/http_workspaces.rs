@@ -5,7 +5,7 @@
 //! deletion leaving nothing behind.
 
 use qingting_core::{
-    testing::{free_port, install_test_ide, sandbox_available},
+    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
     Config,
 };
 mod common;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Harness {
+    _reaper: IdeReaper,
     port: u16,
     client: Client,
     data: std::path::PathBuf,
@@ -53,6 +54,7 @@ async fn start() -> Harness {
     config.workspaces.local.uid_base = 400_000 + (port as u32 % 1000) * 100;
     let server = qingting_server::start(config).await.expect("server starts");
     Harness {
+        _reaper: IdeReaper(dir.path().to_path_buf()),
         port,
         client: common::client(
             port,
@@ -118,7 +120,8 @@ async fn workspaces_through_the_gateway() {
     let mut bob = register(&h.client, h.port, "bob").await;
 
     // Refusals first: nothing is created by any of them.
-    let cases: [(&[(&str, &str)], StatusCode, &str); 4] = [
+    type Form<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Form, StatusCode, &str); 4] = [
         (
             &[("name", "Bad_Name"), ("template", "test-ide")],
             StatusCode::BAD_REQUEST,
@@ -159,6 +162,25 @@ async fn workspaces_through_the_gateway() {
         "the test IDE counts as VS Code installed"
     );
 
+    // The live list: server-sent events, a snapshot on connect and one per change.
+    let url = h.dash("/api/workspaces/events");
+    let mut events = h
+        .client
+        .get(&url)
+        .header(header::COOKIE, alice.cookie_header(&url).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(events.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let first = String::from_utf8(events.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.starts_with("event: workspaces\ndata: []"), "{first}");
+    let anon = h.client.get(&url).send().await.unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+
     // Create: answered at once as `creating`, running shortly after.
     let (s, row) = alice
         .api(
@@ -170,6 +192,17 @@ async fn workspaces_through_the_gateway() {
     assert_eq!(row["state"], "creating");
     assert_eq!(row["open_path"], "/open/alice/demo");
     let demo = alice.wait_state("demo", "running").await;
+    let mut pushed = String::new();
+    while !pushed.contains("\"state\":\"running\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        pushed.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(pushed.contains("\"name\":\"demo\""), "{pushed}");
+    drop(events);
     let demo_id = demo["id"].as_i64().unwrap().to_string();
     let (s, body) = alice
         .api(

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{register, Browser};
-use qingting_core::testing::{free_port, install_test_ide, sandbox_available};
+use qingting_core::testing::{free_port, install_test_ide, sandbox_available, IdeReaper};
 use reqwest::{header, StatusCode};
 use std::{
     os::unix::process::CommandExt,
@@ -66,6 +66,7 @@ async fn workspaces_survive_server_and_ide_crashes() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
+    let _reaper = IdeReaper(data.to_path_buf());
     install_test_ide(&data.join("editors"));
     std::fs::write(data.join("templates.toml"), common::TEST_TEMPLATES).unwrap();
     let port = free_port();

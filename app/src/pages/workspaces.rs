@@ -7,7 +7,7 @@ use crate::{
         list_workspaces, CreateWorkspace, TemplateOption, WorkspaceAction, WorkspaceRow,
         WorkspacesPage as PageData,
     },
-    auth::{action_error, RequireUser},
+    auth::{action_error, Auth, RequireUser},
     components::form::FormAlert,
 };
 use leptos::prelude::*;
@@ -52,9 +52,18 @@ fn Dashboard(page: PageData) -> impl IntoView {
         }
     });
     let any_ready = page.templates.iter().any(|t| t.ready);
+    let auth = Auth::get();
+    let me = move || {
+        auth.user
+            .get()
+            .and_then(|r| r.ok().flatten())
+            .map(|u| u.username)
+            .unwrap_or_default()
+    };
     view! {
         <div class="page-head">
             <h1>"Workspaces"</h1>
+            <p class="muted" data-testid="welcome">"Signed in as " <strong>{me}</strong></p>
         </div>
         <CreateForm create templates=page.templates any_ready />
         <FormAlert message=action_error(act) />

@@ -228,3 +228,26 @@ pub async fn unix_http(
         .unwrap_or(0);
     Ok((status, out.get(split + 4..).unwrap_or_default().to_vec()))
 }
+
+/// Kills every IDE whose pid file is under `data_dir` when dropped: IDEs outlive the server
+/// by design, so a test that leaves workspaces running must not leave their processes behind.
+#[derive(Debug)]
+pub struct IdeReaper(pub std::path::PathBuf);
+
+impl Drop for IdeReaper {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.0.join("run")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let pid = std::fs::read_to_string(e.path())
+                .ok()
+                .and_then(|t| t.split_whitespace().next()?.parse::<i32>().ok());
+            if let Some(pid) = pid.filter(|p| *p > 1) {
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}

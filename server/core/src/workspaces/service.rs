@@ -136,7 +136,7 @@ struct Job {
 enum Prepared {
     /// Nothing to do (e.g. Start on a running workspace).
     Done(WorkspaceView),
-    Job(Job),
+    Job(Box<Job>),
 }
 
 impl WorkspaceService {
@@ -434,13 +434,13 @@ impl WorkspaceService {
         };
         let spec = self.spec(&row).await?;
         let row = self.set_state(row.id, next, None).await?;
-        Ok(Prepared::Job(Job {
+        Ok(Prepared::Job(Box::new(Job {
             _claim: claim,
             action,
             row,
             spec,
             reason,
-        }))
+        })))
     }
 
     /// Runs the runtime calls of a prepared operation and persists the outcome.
@@ -562,7 +562,7 @@ impl WorkspaceService {
         let row = self.load(owner, id).await?;
         match self.prepare(row, action, None).await? {
             Prepared::Done(v) => Ok(v),
-            Prepared::Job(job) => self.finish(job).await,
+            Prepared::Job(job) => self.finish(*job).await,
         }
     }
 
@@ -578,7 +578,7 @@ impl WorkspaceService {
             Prepared::Done(v) => Ok(v),
             Prepared::Job(job) => {
                 let view = (&job.row).into();
-                self.spawn_finish(job);
+                self.spawn_finish(*job);
                 Ok(view)
             }
         }
@@ -632,7 +632,7 @@ impl WorkspaceService {
             }
             let reason = format!("Stopped after {} without activity.", human(idle));
             if let Ok(Prepared::Job(job)) = self.prepare(row, Action::Stop, Some(reason)).await {
-                self.finish(job).await?;
+                self.finish(*job).await?;
                 stopped += 1;
             }
         }
@@ -705,7 +705,7 @@ impl WorkspaceService {
                 "finishing an interrupted operation"
             );
             if let Ok(Prepared::Job(job)) = self.prepare(row, action, None).await {
-                self.spawn_finish(job);
+                self.spawn_finish(*job);
             }
         }
         Ok(())

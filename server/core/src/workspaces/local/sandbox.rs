@@ -135,9 +135,13 @@ impl Isolation {
             let root = unsafe { libc::geteuid() } == 0;
             cmd.arg("bwrap");
             base_args(&mut cmd, root);
+            let mut made: Vec<PathBuf> = Vec::new();
             for dir in read_only_dirs(editors) {
                 for parent in parents(&dir) {
-                    cmd.args(["--perms", "0755", "--dir"]).arg(parent);
+                    if !made.contains(&parent) {
+                        cmd.args(["--perms", "0755", "--dir"]).arg(&parent);
+                        made.push(parent);
+                    }
                 }
                 cmd.arg("--ro-bind").arg(&dir).arg(&dir);
             }
