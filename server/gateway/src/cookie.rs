@@ -76,11 +76,7 @@ impl CookieCodec {
         mac.update(body.as_bytes());
         mac.verify_slice(&tag)
             .map_err(|_| CookieError::BadSignature)?;
-        let claims: CookieClaims = URL_SAFE_NO_PAD
-            .decode(body)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(CookieError::Malformed)?;
+        let claims: CookieClaims = crate::decode_claims(body).ok_or(CookieError::Malformed)?;
         if claims.ws != workspace {
             return Err(CookieError::WrongWorkspace);
         }

@@ -25,3 +25,9 @@ pub fn now_unix() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// The JSON claims in the first part of a token or cookie (`base64url(json)`).
+fn decode_claims<T: serde::de::DeserializeOwned>(body: &str) -> Option<T> {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
+}

@@ -181,7 +181,8 @@ fn prepare_headers<B>(req: &mut Request<B>, upgrade: bool, fwd: &Forwarded) {
     ] {
         headers.remove(h);
     }
-    if let Ok(v) = HeaderValue::from_str(&fwd.client_ip) {
+    let client = (!fwd.client_ip.is_empty()).then(|| HeaderValue::from_str(&fwd.client_ip).ok());
+    if let Some(Some(v)) = client {
         headers.insert("x-forwarded-for", v.clone());
         headers.insert("x-real-ip", v);
     }

@@ -117,11 +117,7 @@ impl TokenVerifier {
         self.key
             .verify(body.as_bytes(), &Signature::from_bytes(&sig))
             .map_err(|_| TokenError::BadSignature)?;
-        let claims: Claims = URL_SAFE_NO_PAD
-            .decode(body)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(TokenError::Malformed)?;
+        let claims: Claims = crate::decode_claims(body).ok_or(TokenError::Malformed)?;
         if claims.aud != workspace_id {
             return Err(TokenError::WrongAudience);
         }

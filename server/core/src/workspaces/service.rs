@@ -202,18 +202,26 @@ impl WorkspaceService {
     }
 
     async fn spec(&self, row: &workspace::Model) -> Result<WorkspaceSpec, WorkspaceError> {
+        let owner = accounts::find_by_id(&self.db, row.user_id)
+            .await?
+            .ok_or(WorkspaceError::NotFound)?;
+        self.spec_for(row, owner.username)
+    }
+
+    fn spec_for(
+        &self,
+        row: &workspace::Model,
+        owner: String,
+    ) -> Result<WorkspaceSpec, WorkspaceError> {
         let template = self
             .templates
             .iter()
             .find(|t| t.id == row.template_id)
             .cloned()
             .ok_or_else(|| WorkspaceError::UnknownTemplate(row.template_id.clone()))?;
-        let owner = accounts::find_by_id(&self.db, row.user_id)
-            .await?
-            .ok_or(WorkspaceError::NotFound)?;
         Ok(WorkspaceSpec {
             id: row.id,
-            owner: owner.username,
+            owner,
             name: row.name.clone(),
             template,
         })
@@ -308,7 +316,7 @@ impl WorkspaceService {
         else {
             return Ok(None);
         };
-        let endpoint = match self.spec(&row).await {
+        let endpoint = match self.spec_for(&row, owner.username.clone()) {
             Ok(spec) => self.runtime.endpoint(&spec, &runtime_state(&row)),
             Err(_) => None,
         };
@@ -553,14 +561,24 @@ impl WorkspaceService {
         Ok((&row).into())
     }
 
+    /// `prepare` for a workspace of `owner` (anyone else's is `NotFound`).
+    async fn prepare_owned(
+        &self,
+        owner: &Account,
+        id: i64,
+        action: Action,
+    ) -> Result<Prepared, WorkspaceError> {
+        let row = self.load(owner, id).await?;
+        self.prepare(row, action, None).await
+    }
+
     async fn run(
         &self,
         owner: &Account,
         id: i64,
         action: Action,
     ) -> Result<WorkspaceView, WorkspaceError> {
-        let row = self.load(owner, id).await?;
-        match self.prepare(row, action, None).await? {
+        match self.prepare_owned(owner, id, action).await? {
             Prepared::Done(v) => Ok(v),
             Prepared::Job(job) => self.finish(*job).await,
         }
@@ -573,8 +591,7 @@ impl WorkspaceService {
         id: i64,
         action: Action,
     ) -> Result<WorkspaceView, WorkspaceError> {
-        let row = self.load(owner, id).await?;
-        match self.prepare(row, action, None).await? {
+        match self.prepare_owned(owner, id, action).await? {
             Prepared::Done(v) => Ok(v),
             Prepared::Job(job) => {
                 let view = (&job.row).into();
