@@ -1,4 +1,11 @@
-//! Function Compute 3.0 (API 2023-03-30) for the `fc` runtime. So far: the request signer,
-//! checked against Alibaba's published test vectors.
+//! Function Compute 3.0 (API 2023-03-30) for the `fc` runtime: the request signer (checked
+//! against Alibaba's published test vectors), the operations' JSON shapes, errors parsed from
+//! every documented shape, and a client with timeouts and retries.
 
+pub mod client;
+pub mod error;
+pub mod model;
 pub mod signer;
+
+pub use client::{endpoint_for, Credentials, FcClient, RetryPolicy};
+pub use error::{FcError, FcErrorKind};
