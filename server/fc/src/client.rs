@@ -23,7 +23,9 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the secret, never the token.
-        f.debug_struct("Credentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -31,12 +33,18 @@ impl Credentials {
     /// `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` and (for STS)
     /// `ALIBABA_CLOUD_SECURITY_TOKEN`.
     pub fn from_env() -> Option<Self> {
-        let id = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_ID").ok().filter(|s| !s.is_empty())?;
-        let secret = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_SECRET").ok().filter(|s| !s.is_empty())?;
+        let id = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            .ok()
+            .filter(|s| !s.is_empty())?;
+        let secret = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())?;
         Some(Self {
             access_key_id: id,
             access_key_secret: secret,
-            security_token: std::env::var("ALIBABA_CLOUD_SECURITY_TOKEN").ok().filter(|s| !s.is_empty()),
+            security_token: std::env::var("ALIBABA_CLOUD_SECURITY_TOKEN")
+                .ok()
+                .filter(|s| !s.is_empty()),
         })
     }
 }
@@ -93,7 +101,11 @@ impl FcClient {
     /// `endpoint`: `https://host[:port]` (see [`endpoint_for`]); the simulator's is `http://…`.
     pub fn new(endpoint: &str, creds: Credentials) -> Self {
         let endpoint = endpoint.trim_end_matches('/').to_string();
-        let host = endpoint.split_once("://").map(|(_, h)| h).unwrap_or(&endpoint).to_string();
+        let host = endpoint
+            .split_once("://")
+            .map(|(_, h)| h)
+            .unwrap_or(&endpoint)
+            .to_string();
         Self {
             http: reqwest::Client::builder().build().expect("HTTP client"),
             endpoint,
@@ -121,7 +133,11 @@ impl FcClient {
         loop {
             match self.send_once(&call).await {
                 Err(e) if e.retryable() && attempt < self.retry.attempts => {
-                    tracing::warn!(action = call.action, attempt, "FC call failed, retrying: {e}");
+                    tracing::warn!(
+                        action = call.action,
+                        attempt,
+                        "FC call failed, retrying: {e}"
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.retry.max_backoff);
                     attempt += 1;
@@ -132,14 +148,24 @@ impl FcClient {
     }
 
     async fn send_once<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<Option<T>, FcError> {
-        let body = call.body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+        let body = call
+            .body
+            .as_ref()
+            .map(|b| b.to_string())
+            .unwrap_or_default();
         let mut headers: Vec<(String, String)> = vec![
             ("host".into(), self.host.clone()),
             ("x-acs-action".into(), call.action.into()),
             ("x-acs-version".into(), API_VERSION.into()),
             ("x-acs-date".into(), iso8601_now()),
-            ("x-acs-signature-nonce".into(), hex::encode(rand::random::<[u8; 16]>())),
-            ("x-acs-content-sha256".into(), signer::sha256_hex(body.as_bytes())),
+            (
+                "x-acs-signature-nonce".into(),
+                hex::encode(rand::random::<[u8; 16]>()),
+            ),
+            (
+                "x-acs-content-sha256".into(),
+                signer::sha256_hex(body.as_bytes()),
+            ),
             ("accept".into(), "application/json".into()),
         ];
         if call.body.is_some() {
@@ -163,7 +189,10 @@ impl FcClient {
             url.push('?');
             url.push_str(&signer::canonical_query(&call.query));
         }
-        let mut builder = self.http.request(call.method.clone(), &url).timeout(self.retry.timeout);
+        let mut builder = self
+            .http
+            .request(call.method.clone(), &url)
+            .timeout(self.retry.timeout);
         for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
             builder = builder.header(k, v);
         }
@@ -171,28 +200,36 @@ impl FcClient {
         if call.body.is_some() {
             builder = builder.body(body);
         }
-        let res = builder.send().await.map_err(|e| FcError::transport(call.action, e.to_string()))?;
+        let res = builder
+            .send()
+            .await
+            .map_err(|e| FcError::transport(call.action, e.to_string()))?;
         let status = res.status().as_u16();
         let res_headers: Vec<(String, String)> = res
             .headers()
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
-        let bytes = res.bytes().await.map_err(|e| FcError::transport(call.action, e.to_string()))?;
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| FcError::transport(call.action, e.to_string()))?;
         if !(200..300).contains(&status) {
             return Err(error::parse(call.action, status, &res_headers, &bytes));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| FcError {
-            kind: error::FcErrorKind::Other,
-            action: call.action.into(),
-            status,
-            code: "BadResponse".into(),
-            message: format!("unexpected answer: {e}"),
-            request_id: None,
-        })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| FcError {
+                kind: error::FcErrorKind::Other,
+                action: call.action.into(),
+                status,
+                code: "BadResponse".into(),
+                message: format!("unexpected answer: {e}"),
+                request_id: None,
+            })
     }
 
     async fn expect<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, FcError> {
@@ -221,50 +258,99 @@ impl FcClient {
     }
 
     pub async fn create_function(&self, input: &CreateFunctionInput) -> Result<Function, FcError> {
-        let c = Self::call("CreateFunction", reqwest::Method::POST, format!("/{API_VERSION}/functions"));
+        let c = Self::call(
+            "CreateFunction",
+            reqwest::Method::POST,
+            format!("/{API_VERSION}/functions"),
+        );
         self.expect(Self::with_body(c, input)).await
     }
 
     pub async fn get_function(&self, name: &str) -> Result<Function, FcError> {
-        self.expect(Self::call("GetFunction", reqwest::Method::GET, Self::fn_path(name, ""))).await
+        self.expect(Self::call(
+            "GetFunction",
+            reqwest::Method::GET,
+            Self::fn_path(name, ""),
+        ))
+        .await
     }
 
-    pub async fn update_function(&self, name: &str, input: &UpdateFunctionInput) -> Result<Function, FcError> {
-        let c = Self::call("UpdateFunction", reqwest::Method::PUT, Self::fn_path(name, ""));
+    pub async fn update_function(
+        &self,
+        name: &str,
+        input: &UpdateFunctionInput,
+    ) -> Result<Function, FcError> {
+        let c = Self::call(
+            "UpdateFunction",
+            reqwest::Method::PUT,
+            Self::fn_path(name, ""),
+        );
         self.expect(Self::with_body(c, input)).await
     }
 
     pub async fn delete_function(&self, name: &str) -> Result<(), FcError> {
-        self.no_content(Self::call("DeleteFunction", reqwest::Method::DELETE, Self::fn_path(name, ""))).await
+        self.no_content(Self::call(
+            "DeleteFunction",
+            reqwest::Method::DELETE,
+            Self::fn_path(name, ""),
+        ))
+        .await
     }
 
-    pub async fn create_trigger(&self, function: &str, input: &CreateTriggerInput) -> Result<Trigger, FcError> {
-        let c = Self::call("CreateTrigger", reqwest::Method::POST, Self::fn_path(function, "/triggers"));
+    pub async fn create_trigger(
+        &self,
+        function: &str,
+        input: &CreateTriggerInput,
+    ) -> Result<Trigger, FcError> {
+        let c = Self::call(
+            "CreateTrigger",
+            reqwest::Method::POST,
+            Self::fn_path(function, "/triggers"),
+        );
         self.expect(Self::with_body(c, input)).await
     }
 
     pub async fn list_triggers(&self, function: &str) -> Result<ListTriggersOutput, FcError> {
-        self.expect(Self::call("ListTriggers", reqwest::Method::GET, Self::fn_path(function, "/triggers"))).await
+        self.expect(Self::call(
+            "ListTriggers",
+            reqwest::Method::GET,
+            Self::fn_path(function, "/triggers"),
+        ))
+        .await
     }
 
     pub async fn delete_trigger(&self, function: &str, trigger: &str) -> Result<(), FcError> {
         let path = Self::fn_path(function, &format!("/triggers/{}", path_segment(trigger)));
-        self.no_content(Self::call("DeleteTrigger", reqwest::Method::DELETE, path)).await
+        self.no_content(Self::call("DeleteTrigger", reqwest::Method::DELETE, path))
+            .await
     }
 
-    pub async fn create_custom_domain(&self, input: &CreateCustomDomainInput) -> Result<CustomDomain, FcError> {
-        let c = Self::call("CreateCustomDomain", reqwest::Method::POST, format!("/{API_VERSION}/custom-domains"));
+    pub async fn create_custom_domain(
+        &self,
+        input: &CreateCustomDomainInput,
+    ) -> Result<CustomDomain, FcError> {
+        let c = Self::call(
+            "CreateCustomDomain",
+            reqwest::Method::POST,
+            format!("/{API_VERSION}/custom-domains"),
+        );
         self.expect(Self::with_body(c, input)).await
     }
 
     pub async fn get_custom_domain(&self, domain: &str) -> Result<CustomDomain, FcError> {
         let path = format!("/{API_VERSION}/custom-domains/{}", path_segment(domain));
-        self.expect(Self::call("GetCustomDomain", reqwest::Method::GET, path)).await
+        self.expect(Self::call("GetCustomDomain", reqwest::Method::GET, path))
+            .await
     }
 
     pub async fn delete_custom_domain(&self, domain: &str) -> Result<(), FcError> {
         let path = format!("/{API_VERSION}/custom-domains/{}", path_segment(domain));
-        self.no_content(Self::call("DeleteCustomDomain", reqwest::Method::DELETE, path)).await
+        self.no_content(Self::call(
+            "DeleteCustomDomain",
+            reqwest::Method::DELETE,
+            path,
+        ))
+        .await
     }
 
     fn qualified(mut c: Call<'static>, qualifier: &str) -> Call<'static> {
@@ -272,32 +358,76 @@ impl FcClient {
         c
     }
 
-    pub async fn put_provision_config(&self, function: &str, qualifier: &str, input: &PutProvisionConfigInput) -> Result<ProvisionConfig, FcError> {
-        let c = Self::call("PutProvisionConfig", reqwest::Method::PUT, Self::fn_path(function, "/provision-config"));
-        self.expect(Self::with_body(Self::qualified(c, qualifier), input)).await
+    pub async fn put_provision_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+        input: &PutProvisionConfigInput,
+    ) -> Result<ProvisionConfig, FcError> {
+        let c = Self::call(
+            "PutProvisionConfig",
+            reqwest::Method::PUT,
+            Self::fn_path(function, "/provision-config"),
+        );
+        self.expect(Self::with_body(Self::qualified(c, qualifier), input))
+            .await
     }
 
-    pub async fn get_provision_config(&self, function: &str, qualifier: &str) -> Result<ProvisionConfig, FcError> {
-        let c = Self::call("GetProvisionConfig", reqwest::Method::GET, Self::fn_path(function, "/provision-config"));
+    pub async fn get_provision_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<ProvisionConfig, FcError> {
+        let c = Self::call(
+            "GetProvisionConfig",
+            reqwest::Method::GET,
+            Self::fn_path(function, "/provision-config"),
+        );
         self.expect(Self::qualified(c, qualifier)).await
     }
 
-    pub async fn delete_provision_config(&self, function: &str, qualifier: &str) -> Result<(), FcError> {
-        let c = Self::call("DeleteProvisionConfig", reqwest::Method::DELETE, Self::fn_path(function, "/provision-config"));
+    pub async fn delete_provision_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<(), FcError> {
+        let c = Self::call(
+            "DeleteProvisionConfig",
+            reqwest::Method::DELETE,
+            Self::fn_path(function, "/provision-config"),
+        );
         self.no_content(Self::qualified(c, qualifier)).await
     }
 
     pub async fn list_instances(&self, function: &str) -> Result<ListInstancesOutput, FcError> {
-        self.expect(Self::call("ListInstances", reqwest::Method::GET, Self::fn_path(function, "/instances"))).await
+        self.expect(Self::call(
+            "ListInstances",
+            reqwest::Method::GET,
+            Self::fn_path(function, "/instances"),
+        ))
+        .await
     }
 
-    pub async fn disable_function_invocation(&self, function: &str, input: &DisableFunctionInvocationInput) -> Result<(), FcError> {
-        let c = Self::call("DisableFunctionInvocation", reqwest::Method::POST, Self::fn_path(function, "/invoke/disable"));
+    pub async fn disable_function_invocation(
+        &self,
+        function: &str,
+        input: &DisableFunctionInvocationInput,
+    ) -> Result<(), FcError> {
+        let c = Self::call(
+            "DisableFunctionInvocation",
+            reqwest::Method::POST,
+            Self::fn_path(function, "/invoke/disable"),
+        );
         self.no_content(Self::with_body(c, input)).await
     }
 
     pub async fn enable_function_invocation(&self, function: &str) -> Result<(), FcError> {
-        self.no_content(Self::call("EnableFunctionInvocation", reqwest::Method::POST, Self::fn_path(function, "/invoke/enable"))).await
+        self.no_content(Self::call(
+            "EnableFunctionInvocation",
+            reqwest::Method::POST,
+            Self::fn_path(function, "/invoke/enable"),
+        ))
+        .await
     }
 }
 

@@ -39,7 +39,10 @@ pub struct FcError {
 impl FcError {
     /// Worth another attempt (with a fresh date, nonce and signature).
     pub fn retryable(&self) -> bool {
-        matches!(self.kind, FcErrorKind::Throttled | FcErrorKind::Server | FcErrorKind::Transport)
+        matches!(
+            self.kind,
+            FcErrorKind::Throttled | FcErrorKind::Server | FcErrorKind::Transport
+        )
     }
 
     pub fn transport(action: &str, message: String) -> Self {
@@ -71,17 +74,27 @@ pub fn parse(action: &str, status: u16, headers: &[(String, String)], body: &[u8
     let (mut code, mut message, mut request_id) = (None, None, None);
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         code = field(&v, &["Code", "code", "errorCode", "ErrorCode"]).map(str::to_string);
-        message = field(&v, &["Message", "message", "errorMessage", "ErrorMessage"]).map(str::to_string);
+        message =
+            field(&v, &["Message", "message", "errorMessage", "ErrorMessage"]).map(str::to_string);
         request_id = field(&v, &["RequestId", "requestId"]).map(str::to_string);
     } else if text.contains("<Error>") {
         code = xml_tag(&text, "Code");
         message = xml_tag(&text, "Message");
         request_id = xml_tag(&text, "RequestId");
     }
-    let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let request_id = request_id.or_else(|| header("x-fc-request-id")).or_else(|| header("x-acs-request-id"));
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let request_id = request_id
+        .or_else(|| header("x-fc-request-id"))
+        .or_else(|| header("x-acs-request-id"));
     let code = code.unwrap_or_else(|| format!("HTTP{status}"));
-    let throttled_header = header("x-ratelimit-user-api").or_else(|| header("x-ratelimit-user")).is_some_and(|v| v.contains("TimeLeft"));
+    let throttled_header = header("x-ratelimit-user-api")
+        .or_else(|| header("x-ratelimit-user"))
+        .is_some_and(|v| v.contains("TimeLeft"));
     FcError {
         kind: classify(status, &code, throttled_header),
         action: action.into(),
@@ -94,7 +107,12 @@ pub fn parse(action: &str, status: u16, headers: &[(String, String)], body: &[u8
 
 fn classify(status: u16, code: &str, throttled_header: bool) -> FcErrorKind {
     use FcErrorKind::*;
-    let throttle_codes = ["ResourceThrottled", "ResourceExhausted", "ConcurrentUpdateError", "ServiceUnavailable"];
+    let throttle_codes = [
+        "ResourceThrottled",
+        "ResourceExhausted",
+        "ConcurrentUpdateError",
+        "ServiceUnavailable",
+    ];
     let auth_codes = [
         "InvalidAccessKeyID",
         "InvalidAccessKeyId",
@@ -104,13 +122,22 @@ fn classify(status: u16, code: &str, throttled_header: bool) -> FcErrorKind {
         "SignatureNonceUsed",
         "InvalidSecurityToken",
     ];
-    if code.starts_with("Throttling") || throttle_codes.contains(&code) || status == 429 || throttled_header {
+    if code.starts_with("Throttling")
+        || throttle_codes.contains(&code)
+        || status == 429
+        || throttled_header
+    {
         Throttled
-    } else if auth_codes.contains(&code) || code.starts_with("InvalidTimeStamp") || status == 401 || status == 403 {
+    } else if auth_codes.contains(&code)
+        || code.starts_with("InvalidTimeStamp")
+        || status == 401
+        || status == 403
+    {
         Auth
     } else if code.ends_with("NotFound") || status == 404 {
         NotFound
-    } else if code.ends_with("AlreadyExists") || code.ends_with("Exist") || code.ends_with("Exists") {
+    } else if code.ends_with("AlreadyExists") || code.ends_with("Exist") || code.ends_with("Exists")
+    {
         AlreadyExists
     } else if code.ends_with("NotEmpty") {
         NotEmpty
@@ -132,32 +159,74 @@ mod tests {
     use super::*;
 
     fn p(status: u16, body: &str) -> FcError {
-        parse("GetFunction", status, &[("x-acs-request-id".into(), "hdr-id".into())], body.as_bytes())
+        parse(
+            "GetFunction",
+            status,
+            &[("x-acs-request-id".into(), "hdr-id".into())],
+            body.as_bytes(),
+        )
     }
 
     #[test]
     fn every_documented_shape() {
-        let e = p(404, r#"{"Code":"FunctionNotFound","Message":"function not found","RequestId":"1-64e7"}"#);
-        assert_eq!((e.kind, e.code.as_str(), e.request_id.as_deref()), (FcErrorKind::NotFound, "FunctionNotFound", Some("1-64e7")));
-        let e = p(409, r#"{"code":"FunctionAlreadyExists","message":"exists","requestId":"r2"}"#);
-        assert_eq!((e.kind, e.message.as_str(), e.request_id.as_deref()), (FcErrorKind::AlreadyExists, "exists", Some("r2")));
-        let e = p(412, r#"{"errorCode":"FunctionNotEmpty","errorMessage":"function 'f' has active triggers"}"#);
-        assert_eq!((e.kind, e.request_id.as_deref()), (FcErrorKind::NotEmpty, Some("hdr-id")));
+        let e = p(
+            404,
+            r#"{"Code":"FunctionNotFound","Message":"function not found","RequestId":"1-64e7"}"#,
+        );
+        assert_eq!(
+            (e.kind, e.code.as_str(), e.request_id.as_deref()),
+            (FcErrorKind::NotFound, "FunctionNotFound", Some("1-64e7"))
+        );
+        let e = p(
+            409,
+            r#"{"code":"FunctionAlreadyExists","message":"exists","requestId":"r2"}"#,
+        );
+        assert_eq!(
+            (e.kind, e.message.as_str(), e.request_id.as_deref()),
+            (FcErrorKind::AlreadyExists, "exists", Some("r2"))
+        );
+        let e = p(
+            412,
+            r#"{"errorCode":"FunctionNotEmpty","errorMessage":"function 'f' has active triggers"}"#,
+        );
+        assert_eq!(
+            (e.kind, e.request_id.as_deref()),
+            (FcErrorKind::NotEmpty, Some("hdr-id"))
+        );
         let e = p(403, "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>bad</Message><RequestId>x1</RequestId></Error>");
-        assert_eq!((e.kind, e.code.as_str(), e.request_id.as_deref()), (FcErrorKind::Auth, "SignatureDoesNotMatch", Some("x1")));
+        assert_eq!(
+            (e.kind, e.code.as_str(), e.request_id.as_deref()),
+            (FcErrorKind::Auth, "SignatureDoesNotMatch", Some("x1"))
+        );
     }
 
     #[test]
     fn what_is_retried() {
-        for (status, code) in [(429, "Throttling.User"), (503, "ResourceThrottled"), (409, "ConcurrentUpdateError"), (500, "InternalServerError"), (502, "x")] {
+        for (status, code) in [
+            (429, "Throttling.User"),
+            (503, "ResourceThrottled"),
+            (409, "ConcurrentUpdateError"),
+            (500, "InternalServerError"),
+            (502, "x"),
+        ] {
             let e = p(status, &format!(r#"{{"Code":"{code}","Message":"m"}}"#));
             assert!(e.retryable(), "{status} {code}: {:?}", e.kind);
         }
-        for (status, code) in [(400, "InvalidArgument"), (404, "FunctionNotFound"), (403, "InvalidTimeStamp.Expired"), (409, "FunctionAlreadyExists")] {
+        for (status, code) in [
+            (400, "InvalidArgument"),
+            (404, "FunctionNotFound"),
+            (403, "InvalidTimeStamp.Expired"),
+            (409, "FunctionAlreadyExists"),
+        ] {
             let e = p(status, &format!(r#"{{"Code":"{code}","Message":"m"}}"#));
             assert!(!e.retryable(), "{status} {code}");
         }
-        let e = parse("X", 400, &[("x-ratelimit-user-api".into(), "TimeLeft:3".into())], b"{}");
+        let e = parse(
+            "X",
+            400,
+            &[("x-ratelimit-user-api".into(), "TimeLeft:3".into())],
+            b"{}",
+        );
         assert_eq!(e.kind, FcErrorKind::Throttled);
         assert_eq!(p(502, "<html>bad gateway</html>").code, "HTTP502");
     }

@@ -308,12 +308,23 @@ mod tests {
             nas_config: Some(NasConfig {
                 user_id: 1000,
                 group_id: 1000,
-                mount_points: vec![NasMountConfig { server_addr: "n.nas.aliyuncs.com:/u/a/7".into(), mount_dir: "/workspace".into(), enable_tls: false }],
+                mount_points: vec![NasMountConfig {
+                    server_addr: "n.nas.aliyuncs.com:/u/a/7".into(),
+                    mount_dir: "/workspace".into(),
+                    enable_tls: false,
+                }],
             }),
-            vpc_config: Some(VpcConfig { vpc_id: "vpc-1".into(), v_switch_ids: vec!["vsw-1".into()], security_group_id: "sg-1".into() }),
+            vpc_config: Some(VpcConfig {
+                vpc_id: "vpc-1".into(),
+                v_switch_ids: vec!["vsw-1".into()],
+                security_group_id: "sg-1".into(),
+            }),
             instance_lifecycle_config: Some(InstanceLifecycleConfig {
                 initializer: None,
-                pre_stop: Some(LifecycleHook { handler: "pre-stop".into(), timeout: 60 }),
+                pre_stop: Some(LifecycleHook {
+                    handler: "pre-stop".into(),
+                    timeout: 60,
+                }),
             }),
             ..Default::default()
         };
@@ -322,19 +333,38 @@ mod tests {
         assert_eq!(v["memorySize"], 2048);
         assert_eq!(v["nasConfig"]["mountPoints"][0]["enableTLS"], false);
         assert_eq!(v["vpcConfig"]["vSwitchIds"][0], "vsw-1");
-        assert_eq!(v["instanceLifecycleConfig"]["preStop"]["handler"], "pre-stop");
+        assert_eq!(
+            v["instanceLifecycleConfig"]["preStop"]["handler"],
+            "pre-stop"
+        );
         assert!(v.get("cpu").is_none(), "unset fields are left out");
-        let t = HttpTriggerConfig { auth_type: "anonymous".into(), methods: vec!["GET".into()], disable_url_internet: true };
-        assert_eq!(serde_json::to_value(&t).unwrap()["disableURLInternet"], true);
-        let p = PutProvisionConfigInput { default_target: 1, always_allocate_cpu: Some(true) };
-        assert_eq!(serde_json::to_value(&p).unwrap(), json!({"defaultTarget": 1, "alwaysAllocateCPU": true}));
+        let t = HttpTriggerConfig {
+            auth_type: "anonymous".into(),
+            methods: vec!["GET".into()],
+            disable_url_internet: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&t).unwrap()["disableURLInternet"],
+            true
+        );
+        let p = PutProvisionConfigInput {
+            default_target: 1,
+            always_allocate_cpu: Some(true),
+        };
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"defaultTarget": 1, "alwaysAllocateCPU": true})
+        );
     }
 
     #[test]
     fn responses_tolerate_unknown_and_missing_fields() {
         let f: Function = serde_json::from_value(json!({"functionName": "ws-7", "state": "Pending", "lastUpdateStatus": "InProgress", "codeSize": 0, "newField": {"x": 1}})).unwrap();
         assert!(!f.settled() && !f.failed());
-        let t: Trigger = serde_json::from_value(json!({"triggerName": "http", "httpTrigger": {"urlInternet": "https://x.fcapp.run"}})).unwrap();
+        let t: Trigger = serde_json::from_value(
+            json!({"triggerName": "http", "httpTrigger": {"urlInternet": "https://x.fcapp.run"}}),
+        )
+        .unwrap();
         assert_eq!(t.http_trigger.unwrap().url_internet, "https://x.fcapp.run");
     }
 }
