@@ -118,6 +118,8 @@ fn serves_then_exits_cleanly_on_sigterm() {
 fn editors_status_lists_editors_and_templates() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
+        // A fresh data dir with nothing installed, whatever the test machine has elsewhere.
+        .env_remove("QINGTING_EDITORS_DIR")
         .arg("--data-dir")
         .arg(dir.path())
         .args(["editors", "status"])

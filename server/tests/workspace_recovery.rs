@@ -25,6 +25,8 @@ fn spawn_server(data: &Path, port: u16) -> Child {
             "serve",
         ])
         .env("QINGTING_DATA_DIR", data)
+        // The stand-in IDE lives in the data dir's editors/, not the machine's.
+        .env_remove("QINGTING_EDITORS_DIR")
         .env("QINGTING_LISTEN", format!("127.0.0.1:{port}"))
         .env("QINGTING_PUBLIC_URL", format!("http://localhost:{port}"))
         .env("RUST_LOG", "warn")

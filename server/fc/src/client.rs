@@ -177,7 +177,8 @@ impl FcClient {
         let signed = signer::signed_headers_of(&headers);
         let req = signer::Request {
             method: call.method.as_str(),
-            canonical_uri: signer::canonical_uri(&call.path),
+            // Path segments were encoded when the path was built: never encode twice.
+            canonical_uri: call.path.clone(),
             query: call.query.clone(),
             headers: headers.clone(),
             signed_headers: signed,

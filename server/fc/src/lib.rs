@@ -6,6 +6,15 @@ pub mod client;
 pub mod error;
 pub mod model;
 pub mod signer;
+pub mod sim;
 
 pub use client::{endpoint_for, Credentials, FcClient, RetryPolicy};
 pub use error::{FcError, FcErrorKind};
+
+/// Current Unix time in seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
