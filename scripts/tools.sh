@@ -77,6 +77,17 @@ ensure_editors() {
   "$1" editors install
 }
 
+ensure_fc_sdk() {
+  # Alibaba's official FC SDK from PyPI: the FC simulator is tested against what it sends.
+  local venv="$HOME/.cache/qingting/fc-sdk"
+  if ! "$venv/bin/python" -c "import alibabacloud_fc20230330" 2>/dev/null; then
+    say "Installing Alibaba's official FC SDK (PyPI) for the simulator's wire-format test"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q alibabacloud-fc20230330
+  fi
+  export QINGTING_TEST_FC_SDK_PYTHON="$venv/bin/python"
+}
+
 ensure_s3_server() {
   # moto's S3 server from PyPI: a real S3 endpoint for the object-store tests.
   local venv="$HOME/.cache/qingting/moto"

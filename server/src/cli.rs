@@ -115,6 +115,19 @@ pub enum Command {
         #[command(subcommand)]
         action: EditorsAction,
     },
+    /// Run the in-repo Function Compute 3.0 simulator (for tests and local trials of the `fc`
+    /// runtime). It accepts the credentials in ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET.
+    FcSim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3901")]
+        listen: String,
+        /// Milliseconds added to every answer.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Milliseconds a new or updated function stays Pending.
+        #[arg(long, default_value_t = 300)]
+        pending_ms: u64,
+    },
     /// Run the in-repo stand-in for GitHub OAuth (for tests and local trials).
     FakeGithub {
         /// Address to listen on.
@@ -167,6 +180,36 @@ impl From<EditorArg> for Editor {
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
+        if let Some(Command::FcSim {
+            listen,
+            latency_ms,
+            pending_ms,
+        }) = self.command
+        {
+            let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let (Some(id), Some(secret)) = (
+                var("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+                var("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+            ) else {
+                anyhow::bail!("set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (the credentials the simulator accepts)");
+            };
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            println!(
+                "FC simulator listening on http://{}",
+                listener.local_addr()?
+            );
+            let control = std::sync::Arc::new(qingting_fc::sim::SimControl::default());
+            control
+                .latency_ms
+                .store(latency_ms, std::sync::atomic::Ordering::SeqCst);
+            let cfg = qingting_fc::sim::SimConfig {
+                access_key_id: id,
+                access_key_secret: secret,
+                pending: std::time::Duration::from_millis(pending_ms),
+                ..Default::default()
+            };
+            return Ok(qingting_fc::sim::serve(listener, cfg, control).await?);
+        }
         if let Some(Command::FakeGithub {
             listen,
             client_id,
@@ -198,7 +241,7 @@ impl Cli {
                 Ok(())
             }
             Command::Editors { action } => editors(&config, action).await,
-            Command::FakeGithub { .. } => unreachable!("handled above"),
+            Command::FakeGithub { .. } | Command::FcSim { .. } => unreachable!("handled above"),
         }
     }
 }

@@ -17,6 +17,7 @@ use axum::{
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use qingting_core::{
+    config::RuntimeKind,
     gateway::{
         access::Guard,
         cookie::CookieCodec,
@@ -25,12 +26,14 @@ use qingting_core::{
     state::WorkspaceAccess,
     store, templates,
     workspaces::{
+        fc::{FcRuntime, FcSite},
         local::{LocalOptions, LocalRuntime, Policy},
         runtime::Runtime,
         WorkspaceLimits, WorkspaceService,
     },
     AppState, Config,
 };
+use qingting_fc::{Credentials, FcClient};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower_http::{
@@ -238,19 +241,17 @@ fn workspace_service(
     let path = (!config.templates_file.is_empty())
         .then(|| std::path::PathBuf::from(&config.templates_file));
     let templates = templates::load(path.as_deref())?;
-    let local = &config.workspaces.local;
-    let runtime = LocalRuntime::new(LocalOptions {
-        data_dir: config.data_dir.clone(),
-        editors_dir: config.editors_dir(),
-        insecure_no_sandbox: local.insecure_no_sandbox,
-        uid_base: local.uid_base,
-        policy: Policy::default(),
-    })?;
+    let (runtime, local_editors): (Arc<dyn Runtime>, _) = match config.workspaces.runtime {
+        RuntimeKind::Local => (Arc::new(local_runtime(config)?), Some(config.editors_dir())),
+        RuntimeKind::Fc => (Arc::new(fc_runtime(config)?), None),
+    };
     let isolation = runtime.isolation();
-    if local.insecure_no_sandbox {
+    if config.workspaces.local.insecure_no_sandbox
+        && config.workspaces.runtime == RuntimeKind::Local
+    {
         tracing::warn!(%isolation, "workspaces run WITHOUT a sandbox (--insecure-no-sandbox)");
     } else {
-        tracing::info!(%isolation, "workspace runtime: local");
+        tracing::info!(%isolation, runtime = runtime.name(), "workspace runtime");
     }
     let limits = WorkspaceLimits {
         max_per_user: config.workspaces.max_per_user,
@@ -258,24 +259,78 @@ fn workspace_service(
     };
     Ok(Arc::new(WorkspaceService::new(
         db.clone(),
-        Arc::new(runtime),
+        runtime,
         templates,
         limits,
-        Some(config.editors_dir()),
+        local_editors,
     )))
 }
 
-/// Token signing key and cookie key, generated into the data dir on first start.
-fn workspace_access(config: &Config) -> anyhow::Result<WorkspaceAccess> {
+fn local_runtime(config: &Config) -> anyhow::Result<LocalRuntime> {
+    let local = &config.workspaces.local;
+    Ok(LocalRuntime::new(LocalOptions {
+        data_dir: config.data_dir.clone(),
+        editors_dir: config.editors_dir(),
+        insecure_no_sandbox: local.insecure_no_sandbox,
+        uid_base: local.uid_base,
+        policy: Policy::default(),
+    })?)
+}
+
+/// Function Compute: credentials from the config or the standard environment variables.
+fn fc_runtime(config: &Config) -> anyhow::Result<FcRuntime> {
+    let fc = &config.workspaces.fc;
+    let creds = if fc.access_key_id.is_empty() {
+        Credentials::from_env().context(
+            "the fc runtime needs credentials: workspaces.fc.access_key_id/secret or ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET",
+        )?
+    } else {
+        Credentials {
+            access_key_id: fc.access_key_id.clone(),
+            access_key_secret: fc.access_key_secret.clone(),
+            security_token: (!fc.security_token.is_empty()).then(|| fc.security_token.clone()),
+        }
+    };
+    let endpoint = if fc.endpoint.is_empty() {
+        qingting_fc::endpoint_for(&fc.region, &fc.account_id)
+    } else {
+        fc.endpoint.clone()
+    };
+    let cert = if fc.protocol == "HTTPS" {
+        let read = |p: &str| std::fs::read_to_string(p).with_context(|| format!("cannot read {p}"));
+        Some((read(&fc.cert_file)?, read(&fc.key_file)?))
+    } else {
+        None
+    };
+    let public_key = hex::encode(workspace_signer(config)?.public_key());
+    let site = FcSite {
+        domain: config.workspace_domain(),
+        dashboard_url: config.public_origin(),
+        token_public_key: public_key,
+        cert,
+    };
+    Ok(FcRuntime::new(
+        FcClient::new(&endpoint, creds),
+        fc.clone(),
+        site,
+    ))
+}
+
+fn workspace_signer(config: &Config) -> anyhow::Result<TokenSigner> {
     let seed: [u8; 32] =
         secrets::load_or_generate(&config.data_dir, "workspace-token.key", "", 32)?[..32]
             .try_into()
             .expect("32 bytes");
+    Ok(TokenSigner::from_seed(&seed))
+}
+
+/// Token signing key and cookie key, generated into the data dir on first start.
+fn workspace_access(config: &Config) -> anyhow::Result<WorkspaceAccess> {
     let cookie_key: [u8; 32] =
         secrets::load_or_generate(&config.data_dir, "workspace-cookie.key", "", 32)?[..32]
             .try_into()
             .expect("32 bytes");
-    let signer = TokenSigner::from_seed(&seed);
+    let signer = workspace_signer(config)?;
     let verifier = TokenVerifier::new(&signer.public_key()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let guard = Guard::new(
         verifier,

@@ -48,7 +48,81 @@ pub struct WorkspacesConfig {
     pub idle_stop_secs: u64,
     /// How long a workspace cookie stays valid (it also ends with the dashboard session).
     pub cookie_hours: i64,
+    /// Where workspaces run: `local` (this machine) or `fc` (Alibaba Cloud Function Compute).
+    pub runtime: RuntimeKind,
     pub local: LocalRuntimeConfig,
+    pub fc: FcRuntimeConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    #[default]
+    Local,
+    Fc,
+}
+
+/// Function Compute 3.0 (see docs/deploy-fc.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FcRuntimeConfig {
+    /// Empty: `https://<account_id>.<region>.fc.aliyuncs.com`. The simulator's URL for trials.
+    pub endpoint: String,
+    pub region: String,
+    pub account_id: String,
+    /// Empty: `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN` from the environment.
+    pub access_key_id: String,
+    pub access_key_secret: String,
+    pub security_token: String,
+    /// Functions are named `<prefix>-ws-<id>`.
+    pub function_prefix: String,
+    /// Prepended to a template's `image` when that is a bare name (e.g.
+    /// `registry-vpc.cn-hangzhou.aliyuncs.com/qingting`), with `:<image_tag>` appended.
+    pub image_registry: String,
+    pub image_tag: String,
+    /// RAM role the functions assume (`acs:ram::<uid>:role/<name>`).
+    pub role: String,
+    pub vpc_id: String,
+    pub vswitch_ids: Vec<String>,
+    pub security_group_id: String,
+    /// NAS export for workspace data, e.g. `xxxx.cn-hangzhou.nas.aliyuncs.com:/qingting`;
+    /// each workspace gets `<nas>/<user>/<id>/{files,ide}`.
+    pub nas_server: String,
+    pub nas_uid: i64,
+    pub nas_gid: i64,
+    /// `HTTPS` (with the certificate below) or `HTTP`.
+    pub protocol: String,
+    pub cert_name: String,
+    /// PEM files of the (wildcard) certificate for the workspace domain.
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+impl Default for FcRuntimeConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            region: "cn-hangzhou".into(),
+            account_id: String::new(),
+            access_key_id: String::new(),
+            access_key_secret: String::new(),
+            security_token: String::new(),
+            function_prefix: "qingting".into(),
+            image_registry: String::new(),
+            image_tag: "latest".into(),
+            role: String::new(),
+            vpc_id: String::new(),
+            vswitch_ids: Vec::new(),
+            security_group_id: String::new(),
+            nas_server: String::new(),
+            nas_uid: 1000,
+            nas_gid: 1000,
+            protocol: "HTTPS".into(),
+            cert_name: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
+        }
+    }
 }
 
 impl Default for WorkspacesConfig {
@@ -59,7 +133,9 @@ impl Default for WorkspacesConfig {
             max_running_per_user: 3,
             idle_stop_secs: 30 * 60,
             cookie_hours: 12,
+            runtime: RuntimeKind::Local,
             local: LocalRuntimeConfig::default(),
+            fc: FcRuntimeConfig::default(),
         }
     }
 }
@@ -295,6 +371,18 @@ impl Config {
                 "workspaces.domain {:?} is not a host name",
                 w.domain
             ));
+        }
+        if w.runtime == RuntimeKind::Fc {
+            let fc = &w.fc;
+            if fc.endpoint.is_empty() && fc.account_id.is_empty() {
+                return Err("workspaces.fc: set account_id (and region), or endpoint".into());
+            }
+            if !matches!(fc.protocol.as_str(), "HTTP" | "HTTPS") {
+                return Err("workspaces.fc.protocol must be HTTP or HTTPS".into());
+            }
+            if fc.protocol == "HTTPS" && (fc.cert_file.is_empty() || fc.key_file.is_empty()) {
+                return Err("workspaces.fc: HTTPS needs cert_file and key_file".into());
+            }
         }
         if self.github.enabled() && self.github.client_secret.is_empty() {
             return Err("github.client_secret is required when github.client_id is set".into());

@@ -16,6 +16,7 @@ use std::time::Duration;
 fn spec(id: i64, template: &qingting_core::templates::Template) -> WorkspaceSpec {
     WorkspaceSpec {
         id,
+        owner_id: 1,
         owner: "alice".into(),
         name: format!("ws{id}"),
         template: template.clone(),

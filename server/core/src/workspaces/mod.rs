@@ -3,6 +3,7 @@
 //! a crash at any point leaves a record the reconciler can finish or clean up.
 
 mod activity;
+pub mod fc;
 pub mod local;
 pub mod runtime;
 mod service;

@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone)]
 pub struct WorkspaceSpec {
     pub id: i64,
+    pub owner_id: i64,
     pub owner: String,
     pub name: String,
     pub template: Template,

@@ -221,6 +221,7 @@ impl WorkspaceService {
             .ok_or_else(|| WorkspaceError::UnknownTemplate(row.template_id.clone()))?;
         Ok(WorkspaceSpec {
             id: row.id,
+            owner_id: row.user_id,
             owner,
             name: row.name.clone(),
             template,

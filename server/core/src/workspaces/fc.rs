@@ -1,0 +1,386 @@
+//! The `fc` runtime: one Function Compute 3.0 custom-container function per workspace, its
+//! image's `qingting-shell` guarding the IDE, NAS mounts for `files` and `ide`, an anonymous
+//! HTTP trigger with the internet URL disabled, and a custom domain `<user>-<ws>.<domain>`.
+//!
+//! Provision is two serial round trips before waiting for readiness: CreateFunction, then
+//! CreateTrigger and CreateCustomDomain concurrently. Every step treats "already exists" as
+//! done (adopting what an interrupted attempt left), and destroy treats "not found" as done,
+//! so the reconciler can finish or undo any half-done create after a crash.
+
+use super::runtime::{Endpoint, Observed, Runtime, RuntimeError, WorkspaceSpec};
+use crate::config::FcRuntimeConfig;
+use async_trait::async_trait;
+use qingting_fc::{model::*, FcClient, FcError, FcErrorKind};
+use serde_json::{json, Value};
+use std::{collections::BTreeMap, time::Duration};
+
+/// What the functions need to know about this installation.
+#[derive(Debug, Clone)]
+pub struct FcSite {
+    /// Workspaces live at `<user>-<ws>.<domain>`.
+    pub domain: String,
+    /// The dashboard's origin (where the shell sends browsers without a workspace cookie).
+    pub dashboard_url: String,
+    /// The dashboard's token public key, hex.
+    pub token_public_key: String,
+    /// PEM certificate and key for HTTPS custom domains.
+    pub cert: Option<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct FcRuntime {
+    client: FcClient,
+    cfg: FcRuntimeConfig,
+    site: FcSite,
+    /// How often and how long to wait for a function to settle, or an instance to appear.
+    pub poll: Duration,
+    pub settle_timeout: Duration,
+}
+
+fn err(e: FcError) -> RuntimeError {
+    RuntimeError(e.to_string())
+}
+
+/// `Ok` for "already exists" (adopted) or "not found" (already gone), per `ok_kind`.
+fn tolerate<T>(r: Result<T, FcError>, ok_kind: FcErrorKind) -> Result<(), RuntimeError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ok_kind => Ok(()),
+        Err(e) => Err(err(e)),
+    }
+}
+
+impl FcRuntime {
+    pub fn new(client: FcClient, cfg: FcRuntimeConfig, site: FcSite) -> Self {
+        Self {
+            client,
+            cfg,
+            site,
+            poll: Duration::from_millis(500),
+            settle_timeout: Duration::from_secs(40 * 60),
+        }
+    }
+
+    pub fn function_name(&self, ws: &WorkspaceSpec) -> String {
+        format!("{}-ws-{}", self.cfg.function_prefix, ws.id)
+    }
+
+    pub fn domain_name(&self, ws: &WorkspaceSpec) -> String {
+        format!("{}-{}.{}", ws.owner, ws.name, self.site.domain)
+    }
+
+    fn image(&self, ws: &WorkspaceSpec) -> String {
+        let image = if ws.template.image.is_empty() {
+            &ws.template.id
+        } else {
+            &ws.template.image
+        };
+        if image.contains('/') || self.cfg.image_registry.is_empty() {
+            image.clone()
+        } else {
+            format!(
+                "{}/{image}:{}",
+                self.cfg.image_registry.trim_end_matches('/'),
+                self.cfg.image_tag
+            )
+        }
+    }
+
+    /// The CreateFunction body for a workspace.
+    pub fn function_input(&self, ws: &WorkspaceSpec) -> CreateFunctionInput {
+        // FC wants a multiple of 64 MB, and 1 vCPU for every 1–4 GB.
+        let memory = (ws.template.memory_mb.max(128).div_ceil(64) * 64) as u32;
+        let cpu = ((memory as f64 / 2048.0).clamp(0.25, 16.0) * 20.0).round() / 20.0;
+        let env: BTreeMap<String, String> = [
+            ("QINGTING_WORKSPACE_ID", ws.id.to_string()),
+            ("QINGTING_OWNER_ID", ws.owner_id.to_string()),
+            ("QINGTING_OWNER", ws.owner.clone()),
+            ("QINGTING_WORKSPACE", ws.name.clone()),
+            (
+                "QINGTING_TOKEN_PUBLIC_KEY",
+                self.site.token_public_key.clone(),
+            ),
+            ("QINGTING_DASHBOARD_URL", self.site.dashboard_url.clone()),
+            (
+                "QINGTING_PUBLIC_SCHEME",
+                if self.cfg.protocol == "HTTPS" {
+                    "https"
+                } else {
+                    "http"
+                }
+                .into(),
+            ),
+            ("QINGTING_HEALTH_PATH", ws.template.health_path.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let nas = (!self.cfg.nas_server.is_empty()).then(|| {
+            let base = format!(
+                "{}/{}/{}",
+                self.cfg.nas_server.trim_end_matches('/'),
+                ws.owner,
+                ws.id
+            );
+            NasConfig {
+                user_id: self.cfg.nas_uid,
+                group_id: self.cfg.nas_gid,
+                mount_points: vec![
+                    NasMountConfig {
+                        server_addr: format!("{base}/files"),
+                        mount_dir: "/workspace".into(),
+                        enable_tls: false,
+                    },
+                    NasMountConfig {
+                        server_addr: format!("{base}/ide"),
+                        mount_dir: "/ide".into(),
+                        enable_tls: false,
+                    },
+                ],
+            }
+        });
+        let vpc = (!self.cfg.vpc_id.is_empty()).then(|| VpcConfig {
+            vpc_id: self.cfg.vpc_id.clone(),
+            v_switch_ids: self.cfg.vswitch_ids.clone(),
+            security_group_id: self.cfg.security_group_id.clone(),
+        });
+        CreateFunctionInput {
+            function_name: self.function_name(ws),
+            runtime: "custom-container".into(),
+            // Ignored for custom containers, but required.
+            handler: "index.handler".into(),
+            description: Some(format!(
+                "QingTing Studio workspace {}-{}",
+                ws.owner, ws.name
+            )),
+            custom_container_config: Some(CustomContainerConfig {
+                image: self.image(ws),
+                port: Some(9000),
+                acceleration_type: Some("Default".into()),
+                health_check_config: Some(HealthCheckConfig {
+                    http_get_url: "/_qingting/health".into(),
+                    initial_delay_seconds: Some(1),
+                    period_seconds: Some(5),
+                    timeout_seconds: Some(3),
+                    failure_threshold: Some(3),
+                }),
+                ..Default::default()
+            }),
+            cpu: Some(cpu),
+            memory_size: Some(memory),
+            disk_size: Some(512),
+            // The longest FC allows: a WebSocket lasts at most this long.
+            timeout: Some(86400),
+            // One instance serves the whole workspace (all its tabs and sockets).
+            instance_concurrency: Some(200),
+            environment_variables: Some(env),
+            nas_config: nas,
+            vpc_config: vpc,
+            role: (!self.cfg.role.is_empty()).then(|| self.cfg.role.clone()),
+            internet_access: Some(false),
+            instance_lifecycle_config: Some(InstanceLifecycleConfig {
+                initializer: Some(LifecycleHook {
+                    handler: "initialize".into(),
+                    timeout: 120,
+                }),
+                pre_stop: Some(LifecycleHook {
+                    handler: "pre-stop".into(),
+                    timeout: 60,
+                }),
+            }),
+        }
+    }
+
+    fn trigger_input() -> CreateTriggerInput {
+        CreateTriggerInput {
+            trigger_name: "http".into(),
+            trigger_type: "http".into(),
+            trigger_config: serde_json::to_string(&HttpTriggerConfig {
+                // The shell does the authorization; the FC URL itself is never used.
+                auth_type: "anonymous".into(),
+                methods: ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
+                    .map(String::from)
+                    .to_vec(),
+                disable_url_internet: true,
+            })
+            .expect("serializable"),
+            qualifier: Some("LATEST".into()),
+        }
+    }
+
+    fn domain_input(&self, ws: &WorkspaceSpec) -> CreateCustomDomainInput {
+        CreateCustomDomainInput {
+            domain_name: self.domain_name(ws),
+            protocol: self.cfg.protocol.clone(),
+            route_config: RouteConfig {
+                routes: vec![PathConfig {
+                    path: "/*".into(),
+                    function_name: self.function_name(ws),
+                    qualifier: Some("LATEST".into()),
+                    methods: Vec::new(),
+                }],
+            },
+            cert_config: self.site.cert.as_ref().map(|(cert, key)| CertConfig {
+                cert_name: if self.cfg.cert_name.is_empty() {
+                    "qingting-workspaces".into()
+                } else {
+                    self.cfg.cert_name.clone()
+                },
+                certificate: cert.clone(),
+                private_key: key.clone(),
+            }),
+        }
+    }
+
+    async fn wait_settled(&self, function: &str) -> Result<(), RuntimeError> {
+        let deadline = tokio::time::Instant::now() + self.settle_timeout;
+        loop {
+            let f = self.client.get_function(function).await.map_err(err)?;
+            if f.failed() {
+                return Err(RuntimeError(format!(
+                    "Function Compute could not deploy the function: {} {}",
+                    f.state_reason, f.last_update_status_reason
+                )));
+            }
+            if f.settled() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(RuntimeError(
+                    "the function did not become active in time".into(),
+                ));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for FcRuntime {
+    fn name(&self) -> &'static str {
+        "fc"
+    }
+
+    async fn provision(&self, ws: &WorkspaceSpec) -> Result<Value, RuntimeError> {
+        let function = self.function_name(ws);
+        // An earlier, interrupted attempt may have created it: adopt it.
+        tolerate(
+            self.client.create_function(&self.function_input(ws)).await,
+            FcErrorKind::AlreadyExists,
+        )?;
+        let trigger = Self::trigger_input();
+        let domain = self.domain_input(ws);
+        let (t, d) = tokio::join!(
+            self.client.create_trigger(&function, &trigger),
+            self.client.create_custom_domain(&domain)
+        );
+        tolerate(t, FcErrorKind::AlreadyExists)?;
+        tolerate(d, FcErrorKind::AlreadyExists)?;
+        self.wait_settled(&function).await?;
+        Ok(json!({ "function": function, "trigger": "http", "domain": domain.domain_name }))
+    }
+
+    async fn start(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
+        let function = self.function_name(ws);
+        let keep_one = PutProvisionConfigInput {
+            default_target: 1,
+            always_allocate_cpu: Some(true),
+        };
+        let (p, e) = tokio::join!(
+            self.client
+                .put_provision_config(&function, "LATEST", &keep_one),
+            self.client.enable_function_invocation(&function)
+        );
+        p.map_err(err)?;
+        e.map_err(err)?;
+        // Running once FC reports the provisioned instance (its health check passed).
+        let deadline = tokio::time::Instant::now() + self.settle_timeout;
+        loop {
+            if !self
+                .client
+                .list_instances(&function)
+                .await
+                .map_err(err)?
+                .instances
+                .is_empty()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let pc = self
+                    .client
+                    .get_provision_config(&function, "LATEST")
+                    .await
+                    .map_err(err)?;
+                return Err(RuntimeError(format!(
+                    "no instance started: {}",
+                    pc.current_error
+                )));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    async fn stop(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
+        let function = self.function_name(ws);
+        let disable = DisableFunctionInvocationInput {
+            abort_ongoing_request: true,
+            reason: Some("workspace stopped".into()),
+        };
+        let (p, d) = tokio::join!(
+            self.client.delete_provision_config(&function, "LATEST"),
+            self.client.disable_function_invocation(&function, &disable)
+        );
+        tolerate(p, FcErrorKind::NotFound)?;
+        tolerate(d, FcErrorKind::NotFound)
+    }
+
+    async fn status(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<Observed, RuntimeError> {
+        let function = self.function_name(ws);
+        match self.client.list_instances(&function).await {
+            Ok(l) if !l.instances.is_empty() => Ok(Observed::Running),
+            Ok(_) => Ok(Observed::Stopped),
+            Err(e) if e.kind == FcErrorKind::NotFound => Ok(Observed::Missing),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn destroy(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
+        let function = self.function_name(ws);
+        // FC refuses to delete a function that still has triggers: domain, triggers, function.
+        tolerate(
+            self.client
+                .delete_custom_domain(&self.domain_name(ws))
+                .await,
+            FcErrorKind::NotFound,
+        )?;
+        match self.client.list_triggers(&function).await {
+            Ok(list) => {
+                for t in list.triggers {
+                    tolerate(
+                        self.client.delete_trigger(&function, &t.trigger_name).await,
+                        FcErrorKind::NotFound,
+                    )?;
+                }
+            }
+            Err(e) if e.kind == FcErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(err(e)),
+        }
+        tolerate(
+            self.client.delete_function(&function).await,
+            FcErrorKind::NotFound,
+        )
+    }
+
+    /// Traffic reaches FC's custom domain directly (wildcard DNS), not this server.
+    fn endpoint(&self, _ws: &WorkspaceSpec, _state: &Value) -> Option<Endpoint> {
+        None
+    }
+
+    fn isolation(&self) -> Value {
+        json!({
+            "sandbox": "Function Compute instance per workspace (custom container)",
+            "guard": "qingting-shell in the image (token public key only)",
+        })
+    }
+}

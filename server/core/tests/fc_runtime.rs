@@ -1,0 +1,258 @@
+//! The `fc` runtime through the workspace service, against the FC simulator: create, stop,
+//! start and delete; FC's calls in the right order (two serial round trips before waiting);
+//! throttling retried; a create interrupted by a crash finished by the next server's
+//! recovery; a failed step recovered by Start.
+
+use qingting_core::{
+    accounts::{self, Account},
+    config::FcRuntimeConfig,
+    store, templates,
+    testing::{Backend, TestDatabase},
+    workspaces::{
+        fc::{FcRuntime, FcSite},
+        WorkspaceLimits, WorkspaceService, WorkspaceState,
+    },
+};
+use qingting_fc::{
+    sim::{self, SimConfig, SimControl},
+    Credentials, FcClient, RetryPolicy,
+};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+async fn start_sim() -> (String, Arc<SimControl>, SimConfig) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let control = Arc::new(SimControl::default());
+    let cfg = SimConfig {
+        pending: Duration::from_millis(150),
+        ..SimConfig::default()
+    };
+    tokio::spawn(sim::serve(listener, cfg.clone(), control.clone()));
+    (format!("http://{addr}"), control, cfg)
+}
+
+fn service(
+    db: store::DatabaseConnection,
+    endpoint: &str,
+    sim: &SimConfig,
+) -> Arc<WorkspaceService> {
+    let mut client = FcClient::new(
+        endpoint,
+        Credentials {
+            access_key_id: sim.access_key_id.clone(),
+            access_key_secret: sim.access_key_secret.clone(),
+            security_token: None,
+        },
+    );
+    client.retry = RetryPolicy {
+        first_backoff: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    };
+    let cfg = FcRuntimeConfig {
+        endpoint: endpoint.into(),
+        image_registry: "registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into(),
+        vpc_id: "vpc-1".into(),
+        vswitch_ids: vec!["vsw-1".into()],
+        security_group_id: "sg-1".into(),
+        nas_server: "nas-1.cn-hangzhou.nas.aliyuncs.com:/qingting".into(),
+        protocol: "HTTPS".into(),
+        ..FcRuntimeConfig::default()
+    };
+    let site = FcSite {
+        domain: "ws.example.com".into(),
+        dashboard_url: "https://studio.example.com".into(),
+        token_public_key: "ab".repeat(32),
+        cert: Some((
+            "-----BEGIN CERTIFICATE-----".into(),
+            "-----BEGIN PRIVATE KEY-----".into(),
+        )),
+    };
+    let mut rt = FcRuntime::new(client, cfg, site);
+    rt.poll = Duration::from_millis(50);
+    let limits = WorkspaceLimits {
+        max_per_user: 5,
+        max_running_per_user: 5,
+    };
+    Arc::new(WorkspaceService::new(
+        db,
+        Arc::new(rt),
+        templates::builtin(),
+        limits,
+        None,
+    ))
+}
+
+async fn user(db: &store::DatabaseConnection) -> Account {
+    accounts::register(db, "alice", "correct horse battery")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fc_lifecycle_against_the_simulator() {
+    let tdb = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let db = tdb.connect().await;
+    let (endpoint, control, simcfg) = start_sim().await;
+    let svc = service(db.clone(), &endpoint, &simcfg);
+    let alice = user(&db).await;
+
+    // Throttled at the start: retried, invisible to the user.
+    control.throttle_next.store(2, Ordering::SeqCst);
+    let ws = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    assert_eq!(ws.state, WorkspaceState::Running, "{:?}", ws.reason);
+    let calls = control.calls();
+    // Critical path: CreateFunction, then trigger and domain together, then waiting.
+    let first = calls.iter().position(|c| c == "CreateFunction").unwrap();
+    let later: Vec<&str> = calls[first + 1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "CreateFunction")
+        .take(2)
+        .collect();
+    let mut pair = later.clone();
+    pair.sort();
+    assert_eq!(pair, ["CreateCustomDomain", "CreateTrigger"], "{calls:?}");
+    for c in [
+        "GetFunction",
+        "PutProvisionConfig",
+        "EnableFunctionInvocation",
+        "ListInstances",
+    ] {
+        assert!(calls.iter().any(|x| x == c), "{c} missing from {calls:?}");
+    }
+
+    let v = svc.stop(&alice, ws.id).await.unwrap();
+    assert_eq!(v.state, WorkspaceState::Stopped);
+    assert!(
+        control.count("DisableFunctionInvocation") == 1
+            && control.count("DeleteProvisionConfig") == 1
+    );
+    assert_eq!(
+        svc.start(&alice, ws.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+
+    // A step that fails leaves the workspace failed with FC's reason; Start finishes the job
+    // (the function that exists is adopted, not an error).
+    control.fail("CreateCustomDomain", 400, "DomainNameNotResolved");
+    let two = svc.create(&alice, "two", "vscode-python").await.unwrap();
+    assert_eq!(two.state, WorkspaceState::Failed);
+    assert!(
+        two.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("DomainNameNotResolved"),
+        "{two:?}"
+    );
+    assert_eq!(
+        svc.start(&alice, two.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+
+    // Delete removes domain, triggers, function, in that order; a second delete finds nothing.
+    let before = control.calls().len();
+    svc.delete(&alice, ws.id).await.unwrap();
+    let tail: Vec<String> = control.calls()[before..]
+        .iter()
+        .filter(|c| c.starts_with("Delete") && *c != "DeleteProvisionConfig")
+        .cloned()
+        .collect();
+    assert_eq!(
+        tail,
+        ["DeleteCustomDomain", "DeleteTrigger", "DeleteFunction"]
+    );
+    svc.delete(&alice, two.id).await.unwrap();
+    assert!(svc.list(&alice).await.unwrap().is_empty());
+    assert!(
+        control.refused.lock().unwrap().is_empty(),
+        "every request passed the simulator's checks"
+    );
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+#[test]
+fn an_interrupted_create_is_finished_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (endpoint, control, simcfg) = main.block_on(start_sim());
+    control.latency_ms.store(50, Ordering::SeqCst);
+
+    // The first server: crashes (its runtime is dropped) right after CreateFunction went out.
+    let crashed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = crashed.block_on(async {
+        let db = store::connect(&url).await.unwrap();
+        store::migrate(&db).await.unwrap();
+        let alice = user(&db).await;
+        let svc = service(db.clone(), &endpoint, &simcfg);
+        let ws = svc
+            .create_in_background(&alice, "demo", "vscode-node")
+            .await
+            .unwrap();
+        while control.count("CreateFunction") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        ws.id
+    });
+    drop(crashed);
+    assert_eq!(
+        control.count("CreateTrigger") + control.count("CreateCustomDomain"),
+        0,
+        "interrupted before the second round trip"
+    );
+
+    // The next server finds the workspace `creating` and finishes it.
+    main.block_on(async {
+        let db = store::connect(&url).await.unwrap();
+        let alice = accounts::find_by_username(&db, "alice")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            svc_state(&db, &endpoint, &simcfg, &alice, id).await,
+            WorkspaceState::Creating
+        );
+        let svc = service(db.clone(), &endpoint, &simcfg);
+        svc.recover().await.unwrap();
+        for _ in 0..200 {
+            if svc.get(&alice, id).await.unwrap().state == WorkspaceState::Running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let v = svc.get(&alice, id).await.unwrap();
+        assert_eq!(v.state, WorkspaceState::Running, "{v:?}");
+        assert_eq!(
+            control.count("CreateFunction"),
+            2,
+            "the second attempt adopted the function"
+        );
+    });
+}
+
+async fn svc_state(
+    db: &store::DatabaseConnection,
+    endpoint: &str,
+    sim: &SimConfig,
+    who: &Account,
+    id: i64,
+) -> WorkspaceState {
+    service(db.clone(), endpoint, sim)
+        .get(who, id)
+        .await
+        .unwrap()
+        .state
+}
