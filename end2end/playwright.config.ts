@@ -8,6 +8,10 @@ const port = Number(process.env.QINGTING_E2E_PORT ?? 3100);
 // The in-repo stand-in for GitHub OAuth (`qingting fake-github`).
 const githubPort = port + 1;
 const github = `http://127.0.0.1:${githubPort}`;
+// The FC simulator (`qingting fc-sim`) and a second server with the `fc` runtime against it.
+const fcSimPort = port + 2;
+const fcPort = port + 3;
+const fcCredentials = { ALIBABA_CLOUD_ACCESS_KEY_ID: 'e2e-fc', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'e2e-fc-secret' };
 const bin = process.env.QINGTING_BIN ?? path.resolve(__dirname, '../target/debug/qingting');
 if (!process.env.QINGTING_E2E_DATA) {
   // Set once in the main process; workers inherit it.
@@ -67,6 +71,20 @@ export default defineConfig({
         // The IDEs, installed once outside the checkout by scripts/test (`qingting editors install`).
         QINGTING_EDITORS_DIR: process.env.QINGTING_EDITORS_DIR ?? `${dataDir}/editors`,
       },
+    },
+    {
+      command: `exec "${bin}" fc-sim --listen 127.0.0.1:${fcSimPort} > "${dataDir}/fc-sim.log" 2>&1`,
+      port: fcSimPort,
+      reuseExistingServer: false,
+      timeout: 30_000,
+      env: fcCredentials,
+    },
+    {
+      command: `exec "${bin}" --config qingting.e2e-fc.toml --listen 127.0.0.1:${fcPort} --public-url http://localhost:${fcPort} --data-dir "${dataDir}/fc" > "${dataDir}/server-fc.log" 2>&1`,
+      url: `http://127.0.0.1:${fcPort}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      env: fcCredentials,
     },
   ],
 });

@@ -1,4 +1,4 @@
-import { Page } from '@playwright/test';
+import { Page, Request } from '@playwright/test';
 import { test, expect, uniqueName, hydrated, registerUser, fillLogin } from './fixtures';
 
 const port = Number(process.env.QINGTING_E2E_PORT ?? 3100);
@@ -91,11 +91,12 @@ test.describe('workspace access', () => {
     const stranger = await browser.newContext();
     const visitor = await stranger.newPage();
     const sentToWorkspace: string[] = [];
-    visitor.on('request', async (req) => {
+    const recordCookies = async (req: Request) => {
       if (new URL(req.url()).hostname === `${owner}-shared.localhost`) {
-        sentToWorkspace.push((await req.allHeaders())['cookie'] ?? '');
+        sentToWorkspace.push((await req.allHeaders().catch(() => ({}) as Record<string, string>))['cookie'] ?? '');
       }
-    });
+    };
+    visitor.on('request', recordCookies);
     await visitor.goto(target);
     await expect(visitor).toHaveURL(/\/login\?next=/);
     await hydrated(visitor);
@@ -109,12 +110,15 @@ test.describe('workspace access', () => {
     expect([wsCookie.domain, wsCookie.httpOnly]).toEqual([`${owner}-shared.localhost`, true]);
     expect(sentToWorkspace.length).toBeGreaterThan(3);
     expect(sentToWorkspace.filter((c) => c.includes('qingting_session'))).toEqual([]);
+    visitor.off('request', recordCookies);
     await stranger.close();
 
     // Someone else: sent to their own workspace list.
     const other = await browser.newContext();
     const otherPage = await other.newPage();
     const otherName = await registerUser(otherPage);
+    // From a blank page: the hydrated dashboard's own navigation must not race this one.
+    await otherPage.goto('about:blank');
     await otherPage.goto(target);
     await expect(otherPage).toHaveURL(/\/workspaces$/);
     await expect(otherPage.getByTestId('nav-user')).toContainText(otherName);

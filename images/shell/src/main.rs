@@ -16,7 +16,7 @@ mod ide;
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{header, HeaderValue, Method, StatusCode},
+    http::{header, Method, StatusCode},
     response::{IntoResponse, Response},
     Router,
 };
@@ -121,12 +121,12 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
             location,
             ..
         } => {
-            let mut res = found(&location);
-            append_cookie(&mut res, &set_cookie);
+            let mut res: Response = access::found(&location);
+            access::append_cookie(&mut res, &set_cookie);
             res
         }
         Decision::SignIn { clear_cookie, next } => {
-            let mut res = found(&format!(
+            let mut res: Response = access::found(&format!(
                 "{}/open/{}/{}?next={}",
                 cfg.dashboard_url,
                 cfg.owner,
@@ -134,7 +134,7 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
                 access::percent_encode(&next)
             ));
             if clear_cookie {
-                append_cookie(&mut res, &cookie::clear_header(shell.guard.secure()));
+                access::append_cookie(&mut res, &cookie::clear_header(shell.guard.secure()));
             }
             res
         }
@@ -149,7 +149,7 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
             )
                 .into_response();
             if clear_cookie {
-                append_cookie(&mut res, &cookie::clear_header(shell.guard.secure()));
+                access::append_cookie(&mut res, &cookie::clear_header(shell.guard.secure()));
             }
             res
         }
@@ -169,19 +169,5 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
                 Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
             }
         }
-    }
-}
-
-fn found(location: &str) -> Response {
-    let mut res = StatusCode::FOUND.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res
-}
-
-fn append_cookie(res: &mut Response, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        res.headers_mut().append(header::SET_COOKIE, v);
     }
 }

@@ -157,7 +157,7 @@ impl FcClient {
             ("host".into(), self.host.clone()),
             ("x-acs-action".into(), call.action.into()),
             ("x-acs-version".into(), API_VERSION.into()),
-            ("x-acs-date".into(), iso8601_now()),
+            ("x-acs-date".into(), crate::now_iso8601()),
             (
                 "x-acs-signature-nonce".into(),
                 hex::encode(rand::random::<[u8; 16]>()),
@@ -430,18 +430,4 @@ impl FcClient {
         ))
         .await
     }
-}
-
-/// `2026-11-26T10:00:00Z`
-fn iso8601_now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }

@@ -249,16 +249,7 @@ async fn raw(
 }
 
 fn now_iso() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    qingting_fc::now_iso8601()
 }
 
 #[tokio::test]

@@ -165,6 +165,23 @@ fn origin_matches(headers: &HeaderMap, origin: &str) -> bool {
         .is_some_and(|o| o.eq_ignore_ascii_case(origin))
 }
 
+/// A `302 Found` to `location` (what the security rules and browsers expect for these hops).
+pub fn found<B: Default>(location: &str) -> http::Response<B> {
+    let mut res = http::Response::new(B::default());
+    *res.status_mut() = http::StatusCode::FOUND;
+    if let Ok(v) = http::HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// Appends a `Set-Cookie` header.
+pub fn append_cookie<B>(res: &mut http::Response<B>, value: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(value) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 /// Returns `next` if it is a path on this site, else `None`. The one check every `next=` and
 /// redirect target goes through (no open redirect: CVE-2019-10255, CVE-2026-33709).
 ///

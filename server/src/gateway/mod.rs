@@ -10,7 +10,7 @@ pub use open::open;
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{header, HeaderValue, Method, StatusCode},
+    http::{header, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -110,7 +110,7 @@ pub async fn route(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
 
 async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Request) -> Response {
     let sign_in = |next: &str, clear: bool| {
-        let mut res = found(&format!(
+        let mut res: Response = access::found(&format!(
             "{}/open/{}/{}?next={}",
             gw.dashboard,
             wh.user,
@@ -118,7 +118,7 @@ async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Reques
             access::percent_encode(next)
         ));
         if clear {
-            set_cookie(
+            access::append_cookie(
                 &mut res,
                 &cookie::clear_header(gw.state.access.guard.secure()),
             );
@@ -150,8 +150,8 @@ async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Reques
             if !gw.session_ok(&claims.sid, claims.sub).await {
                 return sign_in(&location, true);
             }
-            let mut res = found(&location);
-            set_cookie(&mut res, &c);
+            let mut res: Response = access::found(&location);
+            access::append_cookie(&mut res, &c);
             res
         }
         Decision::SignIn { clear_cookie, next } => sign_in(&next, clear_cookie),
@@ -162,7 +162,7 @@ async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Reques
         } => {
             let mut res = pages::refused(status, message, &gw.dashboard);
             if clear_cookie {
-                set_cookie(&mut res, &cookie::clear_header(guard.secure()));
+                access::append_cookie(&mut res, &cookie::clear_header(guard.secure()));
             }
             res
         }
@@ -200,7 +200,7 @@ async fn forward(
             return pages::refused(403, "Cross-site request refused.", &gw.dashboard);
         }
         return match service.begin(owner, target.id, Action::Start).await {
-            Ok(_) => found("/"),
+            Ok(_) => access::found::<Body>("/"),
             Err(e) => pages::refused(409, &e.to_string(), &gw.dashboard),
         };
     }
@@ -241,20 +241,5 @@ async fn forward(
             tracing::warn!(workspace = target.id, "proxy: {e}");
             pages::unreachable(name)
         }
-    }
-}
-
-/// A `302 Found` (what the security rules and browsers expect for these hops).
-pub fn found(location: &str) -> Response {
-    let mut res = StatusCode::FOUND.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res
-}
-
-fn set_cookie(res: &mut Response, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        res.headers_mut().append(header::SET_COOKIE, v);
     }
 }

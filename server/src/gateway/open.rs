@@ -74,7 +74,7 @@ pub async fn open(
 }
 
 fn to(location: &str) -> Response {
-    let mut res = super::found(location);
+    let mut res = qingting_core::gateway::access::found(location);
     // The token is single-use: never let a cache replay this answer.
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

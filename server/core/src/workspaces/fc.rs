@@ -384,3 +384,71 @@ impl Runtime for FcRuntime {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qingting_fc::Credentials;
+
+    #[test]
+    fn the_function_carries_what_the_shell_needs_and_no_secret() {
+        let client = FcClient::new(
+            "http://127.0.0.1:1",
+            Credentials {
+                access_key_id: "AKID".into(),
+                access_key_secret: "SECRET-VALUE".into(),
+                security_token: None,
+            },
+        );
+        let cfg = FcRuntimeConfig {
+            image_registry: "registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into(),
+            image_tag: "v1".into(),
+            nas_server: "nas.example.com:/qingting/".into(),
+            vpc_id: "vpc-1".into(),
+            ..FcRuntimeConfig::default()
+        };
+        let site = FcSite {
+            domain: "ws.example.com".into(),
+            dashboard_url: "https://studio.example.com".into(),
+            token_public_key: "ab".repeat(32),
+            cert: None,
+        };
+        let rt = FcRuntime::new(client, cfg, site);
+        let mut template = crate::templates::builtin().remove(2);
+        template.memory_mb = 1000;
+        let ws = WorkspaceSpec {
+            id: 7,
+            owner_id: 3,
+            owner: "alice".into(),
+            name: "nb".into(),
+            template,
+        };
+        let f = rt.function_input(&ws);
+        assert_eq!(f.function_name, "qingting-ws-7");
+        assert_eq!(f.memory_size, Some(1024), "rounded up to a multiple of 64");
+        assert_eq!(f.timeout, Some(86400));
+        assert_eq!(
+            f.custom_container_config.as_ref().unwrap().image,
+            "registry-vpc.cn-hangzhou.aliyuncs.com/qingting/jupyter-python:v1"
+        );
+        let mounts = &f.nas_config.as_ref().unwrap().mount_points;
+        assert_eq!(
+            mounts[0].server_addr,
+            "nas.example.com:/qingting/alice/7/files"
+        );
+        assert_eq!(
+            (mounts[0].mount_dir.as_str(), mounts[1].mount_dir.as_str()),
+            ("/workspace", "/ide")
+        );
+        let env = f.environment_variables.as_ref().unwrap();
+        assert_eq!(env["QINGTING_WORKSPACE_ID"], "7");
+        assert_eq!(env["QINGTING_OWNER_ID"], "3");
+        assert_eq!(env["QINGTING_TOKEN_PUBLIC_KEY"], "ab".repeat(32));
+        let all = serde_json::to_string(&f).unwrap();
+        assert!(
+            !all.contains("SECRET-VALUE") && !all.contains("AKID"),
+            "no credential reaches a function"
+        );
+        assert_eq!(rt.domain_name(&ws), "alice-nb.ws.example.com");
+    }
+}

@@ -17,16 +17,7 @@ pub struct FunctionRecord {
 }
 
 fn now_text() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    crate::now_iso8601()
 }
 
 fn str_field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Reject> {
