@@ -134,6 +134,53 @@ async fn local_runtime_end_to_end() {
         "{root:?}"
     );
 
+    // A workspace that swaps its socket for a link to another's IDE reaches nothing: the
+    // gateway never follows a link (it could reach every socket on the host).
+    let (s, _) = unix_http(
+        &rt.layout().socket(2),
+        "GET",
+        &format!("/swap-socket?to={}", rt.layout().socket(1).display()),
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200);
+    let probe = qingting_core::gateway::proxy::probe(
+        &qingting_core::gateway::proxy::Upstream::Unix(rt.layout().socket(2)),
+        "/healthz",
+    )
+    .await;
+    assert!(probe.is_err(), "the gateway followed a planted symlink");
+    // (Its IDE now fails its health checks and the supervisor restarts it with a fresh socket.)
+    rt.stop(&b, &Value::Null).await.unwrap();
+    rt.start(&b, &Value::Null).await.unwrap();
+
+    // A planted symlink in place of a data dir is refused at the next start, never followed
+    // (as root that would chmod/chown the target).
+    let victim = tempfile::tempdir().unwrap();
+    let before = std::fs::metadata(victim.path()).unwrap();
+    let (s, _) = unix_http(
+        &rt.layout().socket(2),
+        "GET",
+        &format!("/plant-home-link?to={}", victim.path().display()),
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200);
+    rt.stop(&b, &Value::Null).await.unwrap();
+    let err = rt.start(&b, &Value::Null).await.unwrap_err();
+    assert!(err.0.contains("not a directory"), "{err}");
+    let after = std::fs::metadata(victim.path()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (before.mode(), before.uid()),
+        (after.mode(), after.uid()),
+        "the link's target is untouched"
+    );
+    std::fs::remove_file(rt.layout().ide(2).join("home")).unwrap();
+    rt.start(&b, &Value::Null).await.unwrap();
+
     // A file survives stop/start.
     let (s, _) = unix_http(&rt.layout().socket(1), "PUT", "/files/note.txt", b"hello")
         .await

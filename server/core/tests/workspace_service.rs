@@ -189,3 +189,56 @@ async fn workspace_service_on_postgres() {
 async fn workspace_service_on_mariadb() {
     suite(Backend::MySql).await;
 }
+
+/// Limits hold under concurrency: two Starts of different workspaces racing for the last
+/// running slot, and two creates racing for the last workspace slot, let exactly one through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_under_concurrent_requests() {
+    let tdb = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let db = tdb.connect().await;
+    let alice = accounts::register(&db, "alice", "correct horse")
+        .await
+        .unwrap();
+    let rt = Arc::new(FakeRuntime::default());
+    let limits = WorkspaceLimits {
+        max_per_user: 3,
+        max_running_per_user: 1,
+    };
+    let svc = Arc::new(WorkspaceService::new(
+        db.clone(),
+        rt.clone(),
+        templates::builtin(),
+        limits,
+        None,
+    ));
+    let a = svc.create(&alice, "a", "jupyter-python").await.unwrap();
+    svc.stop(&alice, a.id).await.unwrap();
+    let b = svc.create(&alice, "b", "jupyter-python").await.unwrap();
+    svc.stop(&alice, b.id).await.unwrap();
+    rt.start_delay_ms.store(100, Ordering::SeqCst);
+    let (ra, rb) = tokio::join!(svc.start(&alice, a.id), svc.start(&alice, b.id));
+    assert!(ra.is_ok() ^ rb.is_ok(), "{ra:?} {rb:?}");
+    assert!(matches!(
+        ra.err().or(rb.err()),
+        Some(WorkspaceError::LimitReached(_))
+    ));
+    let running = svc
+        .list(&alice)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|w| w.state == WorkspaceState::Running)
+        .count();
+    assert_eq!(running, 1);
+    for w in svc.list(&alice).await.unwrap() {
+        svc.stop(&alice, w.id).await.unwrap();
+    }
+    rt.start_delay_ms.store(0, Ordering::SeqCst);
+    // One workspace slot left (3 in all): two creates at once, one gets it.
+    let (c1, c2) = tokio::join!(
+        svc.create(&alice, "c", "jupyter-python"),
+        svc.create(&alice, "d", "jupyter-python")
+    );
+    assert!(c1.is_ok() ^ c2.is_ok(), "{c1:?} {c2:?}");
+    assert_eq!(svc.list(&alice).await.unwrap().len(), 3);
+}

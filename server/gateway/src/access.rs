@@ -85,11 +85,14 @@ impl Guard {
         if uri.path() == AUTH_PATH {
             return self.exchange(target, uri, now);
         }
-        let presented = headers
+        // Every value sent under our name: a stray one (set by the IDE for a sub-path, say) must
+        // not hide the good one, or the sign-in round trip would loop.
+        let presented: Vec<String> = headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(|h| cookie::find(h, cookie::NAME).map(str::to_owned));
+            .flat_map(|h| cookie::find_all(h, cookie::NAME))
+            .collect();
         let next = if method == Method::GET {
             uri.path_and_query()
                 .map(|p| safe_path(p.as_str()))
@@ -98,20 +101,23 @@ impl Guard {
         } else {
             "/".to_string()
         };
-        let Some(value) = presented else {
+        if presented.is_empty() {
             return Decision::SignIn {
                 clear_cookie: false,
                 next,
             };
-        };
-        let claims = match self.cookies.decode(&value, target.workspace_id, now) {
-            Ok(c) if c.sub == target.owner_id => c,
-            _ => {
-                return Decision::SignIn {
-                    clear_cookie: true,
-                    next,
-                }
-            }
+        }
+        let valid = presented.iter().find_map(|v| {
+            self.cookies
+                .decode(v, target.workspace_id, now)
+                .ok()
+                .filter(|c| c.sub == target.owner_id)
+        });
+        let Some(claims) = valid else {
+            return Decision::SignIn {
+                clear_cookie: true,
+                next,
+            };
         };
         if is_websocket(headers) && !origin_matches(headers, &target.origin) {
             return Decision::Refuse {
@@ -401,6 +407,23 @@ mod tests {
                 clear_cookie: true,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn a_stray_cookie_does_not_hide_the_good_one() {
+        let (s, g, t) = setup();
+        let tok = s.mint(5, 1, "sid1", 1000, 60);
+        let Decision::Exchanged { set_cookie, .. } =
+            get(&g, &t, &format!("{AUTH_PATH}?token={tok}"), None, None)
+        else {
+            panic!()
+        };
+        let good = set_cookie.split(';').next().unwrap();
+        let both = format!("qingting_ws=stray; {good}");
+        assert!(matches!(
+            get(&g, &t, "/", Some(&both), None),
+            Decision::Forward { .. }
         ));
     }
 

@@ -95,6 +95,14 @@ pub fn find<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Every value of cookie `name` in a `Cookie` header (browsers send one per matching path).
+pub fn find_all<'a>(cookie_header: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    cookie_header.split(';').filter_map(move |pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
 /// The `Cookie` header without the gateway's and the dashboard's cookies (anything named
 /// `qingting_*`), or `None` when nothing is left.
 pub fn strip_own(cookie_header: &str) -> Option<String> {

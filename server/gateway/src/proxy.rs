@@ -6,7 +6,11 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
-use std::{error::Error as StdError, path::PathBuf, time::Duration};
+use std::{
+    error::Error as StdError,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 use tokio::net::{TcpStream, UnixStream};
 
 /// Where a workspace's IDE listens.
@@ -95,7 +99,26 @@ where
         }
     }
     strip_hop_by_hop(res.headers_mut(), false);
+    strip_own_set_cookies(res.headers_mut());
     Ok(res)
+}
+
+/// The IDE (or code it runs) must not set or shadow our cookies.
+fn strip_own_set_cookies(headers: &mut http::HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            !v.to_str()
+                .map(|s| s.trim_start().to_ascii_lowercase().starts_with("qingting_"))
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
+    }
 }
 
 /// `GET path` on the IDE itself (its health check); returns the status code.
@@ -138,7 +161,7 @@ where
     }
     Ok(match upstream {
         Upstream::Unix(path) => {
-            let s = tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(path))
+            let s = tokio::time::timeout(CONNECT_TIMEOUT, connect_unix_nofollow(path))
                 .await
                 .map_err(timed_out)?
                 .map_err(unreachable)?;
@@ -153,6 +176,30 @@ where
             handshake!(s)
         }
     })
+}
+
+/// Connects to the socket at `path` only if `path` itself is a socket, never through a
+/// symlink: the directory holding it belongs to the workspace, whose code could otherwise
+/// replace its socket with a link to another workspace's IDE, and this process (which can
+/// reach every socket) would follow it.
+async fn connect_unix_nofollow(path: &Path) -> std::io::Result<UnixStream> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    if !handle.metadata()?.file_type().is_socket() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a socket", path.display()),
+        ));
+    }
+    // The socket exactly as opened above, whatever happens to the name meanwhile.
+    let stream = UnixStream::connect(format!("/proc/self/fd/{}", handle.as_raw_fd())).await;
+    drop(handle);
+    stream
 }
 
 fn prepare_headers<B>(req: &mut Request<B>, upgrade: bool, fwd: &Forwarded) {
@@ -240,6 +287,44 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert!(h.get("x-private").is_none() && h.get("connection").is_none());
+    }
+
+    #[test]
+    fn the_ide_cannot_set_our_cookies() {
+        let mut h = http::HeaderMap::new();
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("qingting_ws=x; Path=/lab"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("_xsrf=1; Path=/"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static(" QINGTING_session=y"),
+        );
+        strip_own_set_cookies(&mut h);
+        let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, ["_xsrf=1; Path=/"]);
+    }
+
+    #[tokio::test]
+    async fn a_symlinked_socket_is_refused() {
+        let dir = std::env::temp_dir().join(format!("qt-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let real = dir.join("real.sock");
+        let _ = std::fs::remove_file(&real);
+        let _listener = tokio::net::UnixListener::bind(&real).unwrap();
+        let link = dir.join("link.sock");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(connect_unix_nofollow(&real).await.is_ok());
+        assert!(connect_unix_nofollow(&link).await.is_err());
+        let plain = dir.join("plain");
+        std::fs::write(&plain, "x").unwrap();
+        assert!(connect_unix_nofollow(&plain).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

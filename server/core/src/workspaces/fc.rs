@@ -111,6 +111,8 @@ impl FcRuntime {
                 .into(),
             ),
             ("QINGTING_HEALTH_PATH", ws.template.health_path.clone()),
+            // The shell cannot see dashboard sign-outs: keep its cookies short-lived.
+            ("QINGTING_COOKIE_HOURS", "1".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -375,6 +377,10 @@ impl Runtime for FcRuntime {
     /// Traffic reaches FC's custom domain directly (wildcard DNS), not this server.
     fn endpoint(&self, _ws: &WorkspaceSpec, _state: &Value) -> Option<Endpoint> {
         None
+    }
+
+    fn traffic_through_gateway(&self) -> bool {
+        false
     }
 
     fn isolation(&self) -> Value {

@@ -80,6 +80,12 @@ pub trait Runtime: Send + Sync + Debug {
         None
     }
 
+    /// Whether this server's gateway sees the workspaces' traffic (so idle stop can judge
+    /// activity). Runtimes that serve workspaces elsewhere (FC's custom domains) say no.
+    fn traffic_through_gateway(&self) -> bool {
+        true
+    }
+
     /// What isolation is in force, for `/healthz` and the logs.
     fn isolation(&self) -> Value {
         Value::Null

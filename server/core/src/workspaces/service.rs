@@ -24,7 +24,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -106,6 +106,9 @@ pub struct WorkspaceService {
     /// The ids of users whose workspaces just changed.
     changes: broadcast::Sender<i64>,
     activity: Activity,
+    /// Held while a user's limits are checked and the result written, so two concurrent
+    /// requests cannot both pass the same check.
+    user_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Holds a workspace's in-flight claim until dropped.
@@ -156,6 +159,7 @@ impl WorkspaceService {
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             changes: broadcast::channel(256).0,
             activity: Activity::default(),
+            user_locks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -192,6 +196,17 @@ impl WorkspaceService {
             set: self.in_flight.clone(),
             id,
         })
+    }
+
+    async fn lock_user(&self, user_id: i64) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .user_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(user_id)
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     fn is_claimed(&self, id: i64) -> bool {
@@ -345,6 +360,7 @@ impl WorkspaceService {
         if !self.template_ready(template) {
             return Err(WorkspaceError::EditorMissing(template.editor.label()));
         }
+        let _limits = self.lock_user(owner.id).await;
         let max = self.limits.max_per_user;
         if self.count(owner.id, false).await? >= max {
             return Err(WorkspaceError::LimitReached(format!(
@@ -420,6 +436,12 @@ impl WorkspaceService {
             .await?
             .ok_or(WorkspaceError::NotFound)?;
         let st = state_of(&row);
+        // Starting counts against the running limit: check and write under the user's lock.
+        let _limits = if matches!(action, Action::Start | Action::Restart) {
+            Some(self.lock_user(row.user_id).await)
+        } else {
+            None
+        };
         let next = match action {
             Action::Start if st == WorkspaceState::Running => {
                 return Ok(Prepared::Done((&row).into()))
@@ -768,7 +790,10 @@ impl WorkspaceService {
                 }
             });
         }
-        if let Some(idle) = idle {
+        if !self.runtime.traffic_through_gateway() {
+            tracing::info!("idle stop is off: this runtime's traffic does not pass this server");
+        }
+        if let Some(idle) = idle.filter(|_| self.runtime.traffic_through_gateway()) {
             let weak = Arc::downgrade(self);
             let every = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
             tokio::spawn(async move {

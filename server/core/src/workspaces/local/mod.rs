@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use std::{
     collections::{HashMap, HashSet},
     fs,
-    os::unix::fs::{chown, DirBuilderExt, PermissionsExt},
+    os::unix::fs::{lchown, DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -136,15 +136,29 @@ impl Inner {
         self.isolation.uid(id)
     }
 
-    /// Creates `path` (0700) owned by the workspace's uid.
+    /// Creates `path` (0700) owned by the workspace's uid. The workspace's own code can write
+    /// into its directories, so an existing entry must be a real directory: following a
+    /// symlink it planted would chmod/chown a host directory as root.
     fn private_dir(&self, id: i64, path: &Path) -> std::io::Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)?;
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is not a directory (replaced by the workspace?)",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::DirBuilder::new().mode(0o700).create(path)?;
+            }
+            Err(e) => return Err(e),
+        }
         fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
         if let Some(uid) = self.owner(id) {
-            chown(path, Some(uid), Some(uid))?;
+            lchown(path, Some(uid), Some(uid))?;
         }
         Ok(())
     }
