@@ -44,6 +44,15 @@ fn Dashboard(page: PageData) -> impl IntoView {
     follow_server_events(rows);
     let create = ServerAction::<CreateWorkspace>::new();
     let act = ServerAction::<WorkspaceAction>::new();
+    let name_input = NodeRef::<leptos::html::Input>::new();
+    // A created workspace empties the name field for the next one.
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = create.value().get() {
+            if let Some(el) = name_input.get() {
+                el.set_value("");
+            }
+        }
+    });
     // Answers update the list at once; the events stream brings the rest.
     Effect::new(move |_| {
         let answer = create.value().get().or_else(|| act.value().get());
@@ -65,7 +74,7 @@ fn Dashboard(page: PageData) -> impl IntoView {
             <h1>"Workspaces"</h1>
             <p class="muted" data-testid="welcome">"Signed in as " <strong>{me}</strong></p>
         </div>
-        <CreateForm create templates=page.templates any_ready />
+        <CreateForm create templates=page.templates any_ready name_input />
         <FormAlert message=action_error(act) />
         <section class="workspace-list" data-testid="workspace-list">
             <Show
@@ -103,6 +112,7 @@ fn CreateForm(
     create: ServerAction<CreateWorkspace>,
     templates: Vec<TemplateOption>,
     any_ready: bool,
+    name_input: NodeRef<leptos::html::Input>,
 ) -> impl IntoView {
     let options = templates
         .into_iter()
@@ -124,7 +134,7 @@ fn CreateForm(
                 <FormAlert message=action_error(create) />
                 <div class="field">
                     <label for="ws-name">"Name"</label>
-                    <input id="ws-name" name="name" required maxlength="31"
+                    <input id="ws-name" name="name" required maxlength="31" node_ref=name_input
                         pattern="[a-z][a-z0-9\\-]{0,30}" autocomplete="off" autocapitalize="none"
                         spellcheck="false" placeholder="e.g. demo" aria-describedby="ws-name-hint" />
                     <p class="hint" id="ws-name-hint">"Lowercase letters, digits and hyphens; starts with a letter."</p>
