@@ -58,11 +58,12 @@ ensure_build_tools() {
 }
 
 ensure_sandbox_tools() {
-  # bubblewrap: the local runtime refuses to start workspaces without a sandbox.
-  if ! command -v bwrap >/dev/null; then
-    say "Installing bubblewrap (the workspace sandbox)"
+  # bubblewrap: the local runtime refuses to start workspaces without a sandbox. The system
+  # python3 runs the tests' stand-in IDE inside it.
+  if ! command -v bwrap >/dev/null || [ ! -x /usr/bin/python3 ]; then
+    say "Installing bubblewrap (the workspace sandbox) and the system python3"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap python3
   fi
 }
 

@@ -3,7 +3,7 @@
 //! data lives, and the IDE's command line (after `--`).
 
 use anyhow::{bail, Context};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub struct ShellConfig {
@@ -81,15 +81,14 @@ impl ShellConfig {
         })
     }
 
-    /// The IDE's argv with the placeholders filled in.
+    /// The IDE's argv with the placeholders filled in (the image has no editors dir).
     pub fn argv(&self) -> Vec<String> {
-        self.command
-            .iter()
-            .map(|a| {
-                a.replace("{socket}", &self.socket.display().to_string())
-                    .replace("{files}", &self.files_dir.display().to_string())
-                    .replace("{ide}", &self.ide_dir.display().to_string())
-            })
-            .collect()
+        qingting_gateway::ide::fill(
+            &self.command,
+            Path::new(""),
+            &self.files_dir,
+            &self.ide_dir,
+            &self.socket,
+        )
     }
 }

@@ -2,7 +2,7 @@
 //! it), restarted with backoff when it exits, stopped as a whole process group.
 
 use crate::config::ShellConfig;
-use qingting_gateway::proxy::{probe, Upstream};
+use qingting_gateway::proxy::{healthy, Upstream};
 use std::{os::unix::process::CommandExt, process::Stdio, sync::Arc, time::Duration};
 use tokio::sync::Mutex;
 
@@ -35,10 +35,7 @@ impl Ide {
     }
 
     pub async fn healthy(&self) -> bool {
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), probe(&self.upstream(), &self.cfg.health_path)).await,
-            Ok(Ok(s)) if s < 500
-        )
+        healthy(&self.upstream(), &self.cfg.health_path).await
     }
 
     /// Starts the IDE unless it runs, and waits until it answers its health check.
@@ -83,16 +80,10 @@ impl Ide {
         cmd.args(&argv[1..])
             .current_dir(&cfg.files_dir)
             .env_clear()
-            .env("HOME", cfg.ide_dir.join("home"))
-            .env(
-                "PATH",
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-            )
-            .env("LANG", "C.UTF-8")
-            .env("JUPYTER_CONFIG_DIR", cfg.ide_dir.join("jupyter/config"))
-            .env("JUPYTER_DATA_DIR", cfg.ide_dir.join("jupyter/data"))
-            .env("JUPYTER_RUNTIME_DIR", cfg.ide_dir.join("jupyter/runtime"))
-            .env("IPYTHONDIR", cfg.ide_dir.join("ipython"))
+            .envs(qingting_gateway::ide::env(
+                &cfg.ide_dir,
+                &std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            ))
             .stdin(Stdio::null())
             .process_group(0);
         let mut child = tokio::process::Command::from(cmd)

@@ -97,15 +97,7 @@ impl Template {
 
     /// The command with its placeholders filled in.
     pub fn argv(&self, editors: &Path, files: &Path, ide: &Path, socket: &Path) -> Vec<String> {
-        self.command
-            .iter()
-            .map(|a| {
-                a.replace("{editors}", &editors.display().to_string())
-                    .replace("{files}", &files.display().to_string())
-                    .replace("{ide}", &ide.display().to_string())
-                    .replace("{socket}", &socket.display().to_string())
-            })
-            .collect()
+        qingting_gateway::ide::fill(&self.command, editors, files, ide, socket)
     }
 }
 

@@ -15,6 +15,21 @@ use std::{
     time::Duration,
 };
 
+/// The service over a fake runtime with the given limits.
+fn service(
+    db: &qingting_core::store::DatabaseConnection,
+    max_per_user: u64,
+    max_running_per_user: u64,
+) -> (Arc<FakeRuntime>, Arc<WorkspaceService>) {
+    let rt = Arc::new(FakeRuntime::default());
+    let limits = WorkspaceLimits {
+        max_per_user,
+        max_running_per_user,
+    };
+    let svc = WorkspaceService::new(db.clone(), rt.clone(), templates::builtin(), limits, None);
+    (rt, Arc::new(svc))
+}
+
 async fn suite(backend: Backend) {
     let Some(tdb) = TestDatabase::create(backend).await else {
         return;
@@ -26,18 +41,7 @@ async fn suite(backend: Backend) {
     let bob = accounts::register(&db, "bob", "correct horse")
         .await
         .unwrap();
-    let rt = Arc::new(FakeRuntime::default());
-    let limits = WorkspaceLimits {
-        max_per_user: 3,
-        max_running_per_user: 2,
-    };
-    let svc = Arc::new(WorkspaceService::new(
-        db.clone(),
-        rt.clone(),
-        templates::builtin(),
-        limits,
-        None,
-    ));
+    let (rt, svc) = service(&db, 3, 2);
 
     // Create → running; provision then start, in that order.
     let ws = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
@@ -199,18 +203,7 @@ async fn limits_hold_under_concurrent_requests() {
     let alice = accounts::register(&db, "alice", "correct horse")
         .await
         .unwrap();
-    let rt = Arc::new(FakeRuntime::default());
-    let limits = WorkspaceLimits {
-        max_per_user: 3,
-        max_running_per_user: 1,
-    };
-    let svc = Arc::new(WorkspaceService::new(
-        db.clone(),
-        rt.clone(),
-        templates::builtin(),
-        limits,
-        None,
-    ));
+    let (rt, svc) = service(&db, 3, 1);
     let a = svc.create(&alice, "a", "jupyter-python").await.unwrap();
     svc.stop(&alice, a.id).await.unwrap();
     let b = svc.create(&alice, "b", "jupyter-python").await.unwrap();

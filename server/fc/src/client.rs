@@ -84,13 +84,12 @@ pub struct FcClient {
 }
 
 /// What one call sends.
-struct Call<'a> {
+struct Call {
     action: &'static str,
     method: reqwest::Method,
     path: String,
     query: Vec<(String, String)>,
     body: Option<Value>,
-    _marker: std::marker::PhantomData<&'a ()>,
 }
 
 fn path_segment(s: &str) -> String {
@@ -115,19 +114,18 @@ impl FcClient {
         }
     }
 
-    fn call(action: &'static str, method: reqwest::Method, path: String) -> Call<'static> {
+    fn call(action: &'static str, method: reqwest::Method, path: String) -> Call {
         Call {
             action,
             method,
             path,
             query: Vec::new(),
             body: None,
-            _marker: std::marker::PhantomData,
         }
     }
 
     /// Sends `call`, retrying what is worth retrying; `Ok(None)` for an empty answer.
-    async fn send<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<Option<T>, FcError> {
+    async fn send<T: DeserializeOwned>(&self, call: Call) -> Result<Option<T>, FcError> {
         let mut backoff = self.retry.first_backoff;
         let mut attempt = 1;
         loop {
@@ -147,7 +145,7 @@ impl FcClient {
         }
     }
 
-    async fn send_once<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<Option<T>, FcError> {
+    async fn send_once<T: DeserializeOwned>(&self, call: &Call) -> Result<Option<T>, FcError> {
         let body = call
             .body
             .as_ref()
@@ -233,7 +231,7 @@ impl FcClient {
             })
     }
 
-    async fn expect<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, FcError> {
+    async fn expect<T: DeserializeOwned>(&self, call: Call) -> Result<T, FcError> {
         let action = call.action;
         self.send(call).await?.ok_or_else(|| FcError {
             kind: error::FcErrorKind::Other,
@@ -245,11 +243,11 @@ impl FcClient {
         })
     }
 
-    async fn no_content(&self, call: Call<'_>) -> Result<(), FcError> {
+    async fn no_content(&self, call: Call) -> Result<(), FcError> {
         self.send::<Value>(call).await.map(|_| ())
     }
 
-    fn with_body(mut c: Call<'static>, body: &impl serde::Serialize) -> Call<'static> {
+    fn with_body(mut c: Call, body: &impl serde::Serialize) -> Call {
         c.body = Some(serde_json::to_value(body).expect("serializable"));
         c
     }
@@ -354,7 +352,7 @@ impl FcClient {
         .await
     }
 
-    fn qualified(mut c: Call<'static>, qualifier: &str) -> Call<'static> {
+    fn qualified(mut c: Call, qualifier: &str) -> Call {
         c.query.push(("qualifier".into(), qualifier.into()));
         c
     }

@@ -8,12 +8,14 @@
 //! - [`cookie`]: the host-only workspace cookie a redeemed token turns into;
 //! - [`access`]: the decision for one request (exchange a token, forward, or send to the
 //!   dashboard), including the WebSocket `Origin` check;
+//! - [`ide`]: how an IDE is launched (command placeholders, environment);
 //! - [`proxy`]: HTTP and WebSocket forwarding to the IDE, streaming, with our own cookies
 //!   stripped.
 
 pub mod access;
 pub mod cookie;
 pub mod host;
+pub mod ide;
 pub mod names;
 pub mod proxy;
 pub mod token;

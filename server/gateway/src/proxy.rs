@@ -135,6 +135,15 @@ pub async fn probe(upstream: &Upstream, path: &str) -> Result<u16, ProxyError> {
     Ok(res.status().as_u16())
 }
 
+/// Whether the IDE answers `GET path` (any status below 500) within 5 s: the health check of
+/// the local runtime's supervisor and of `qingting-shell`.
+pub async fn healthy(upstream: &Upstream, path: &str) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), probe(upstream, path)).await,
+        Ok(Ok(s)) if s < 500
+    )
+}
+
 /// Opens a fresh HTTP/1.1 connection to the IDE. A Unix-socket connect costs microseconds, so
 /// there is no pool to keep consistent.
 async fn connect<B>(

@@ -375,7 +375,7 @@ impl Runtime for FcRuntime {
     }
 
     /// Traffic reaches FC's custom domain directly (wildcard DNS), not this server.
-    fn endpoint(&self, _ws: &WorkspaceSpec, _state: &Value) -> Option<Endpoint> {
+    fn endpoint(&self, _workspace_id: i64, _state: &Value) -> Option<Endpoint> {
         None
     }
 

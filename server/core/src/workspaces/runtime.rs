@@ -62,7 +62,8 @@ pub trait Runtime: Send + Sync + Debug {
     async fn status(&self, ws: &WorkspaceSpec, state: &Value) -> Result<Observed, RuntimeError>;
     /// Removes everything, files included; absent parts count as removed.
     async fn destroy(&self, ws: &WorkspaceSpec, state: &Value) -> Result<(), RuntimeError>;
-    fn endpoint(&self, ws: &WorkspaceSpec, state: &Value) -> Option<Endpoint>;
+    /// Where the gateway sends a workspace's traffic (asked on every request: no lookups).
+    fn endpoint(&self, workspace_id: i64, state: &Value) -> Option<Endpoint>;
 
     /// After a server restart: takes over a workspace recorded as running if its IDE is still
     /// up (true), or cleans up what is left of it (false, and the caller starts it again).
@@ -183,8 +184,8 @@ pub mod fake {
             Ok(())
         }
 
-        fn endpoint(&self, ws: &WorkspaceSpec, _state: &Value) -> Option<Endpoint> {
-            Some(Endpoint::Tcp(format!("fake-{}:80", ws.id)))
+        fn endpoint(&self, workspace_id: i64, _state: &Value) -> Option<Endpoint> {
+            Some(Endpoint::Tcp(format!("fake-{workspace_id}:80")))
         }
     }
 }

@@ -220,14 +220,6 @@ impl WorkspaceService {
         let owner = accounts::find_by_id(&self.db, row.user_id)
             .await?
             .ok_or(WorkspaceError::NotFound)?;
-        self.spec_for(row, owner.username)
-    }
-
-    fn spec_for(
-        &self,
-        row: &workspace::Model,
-        owner: String,
-    ) -> Result<WorkspaceSpec, WorkspaceError> {
         let template = self
             .templates
             .iter()
@@ -237,7 +229,7 @@ impl WorkspaceService {
         Ok(WorkspaceSpec {
             id: row.id,
             owner_id: row.user_id,
-            owner,
+            owner: owner.username,
             name: row.name.clone(),
             template,
         })
@@ -332,10 +324,7 @@ impl WorkspaceService {
         else {
             return Ok(None);
         };
-        let endpoint = match self.spec_for(&row, owner.username.clone()) {
-            Ok(spec) => self.runtime.endpoint(&spec, &runtime_state(&row)),
-            Err(_) => None,
-        };
+        let endpoint = self.runtime.endpoint(row.id, &runtime_state(&row));
         Ok(Some(GatewayTarget {
             id: row.id,
             owner_id: owner.id,

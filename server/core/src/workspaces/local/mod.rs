@@ -174,14 +174,7 @@ impl Inner {
 
     async fn healthy(&self, spec: &WorkspaceSpec) -> bool {
         let up = Endpoint::Unix(self.layout.socket(spec.id));
-        matches!(
-            tokio::time::timeout(
-                Duration::from_secs(5),
-                qingting_gateway::proxy::probe(&up, &spec.template.health_path)
-            )
-            .await,
-            Ok(Ok(s)) if s < 500
-        )
+        qingting_gateway::proxy::healthy(&up, &spec.template.health_path).await
     }
 
     /// Starts the IDE and waits for its health check.
@@ -279,7 +272,8 @@ impl Runtime for LocalRuntime {
 
     async fn provision(&self, ws: &WorkspaceSpec) -> Result<Value, RuntimeError> {
         self.inner.make_dirs(ws.id).map_err(err)?;
-        Ok(json!({ "uid": self.inner.owner(ws.id) }))
+        // Everything else (paths, uid, cgroups) follows from the id.
+        Ok(json!({}))
     }
 
     async fn start(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
@@ -341,8 +335,8 @@ impl Runtime for LocalRuntime {
         Ok(())
     }
 
-    fn endpoint(&self, ws: &WorkspaceSpec, _state: &Value) -> Option<Endpoint> {
-        Some(Endpoint::Unix(self.inner.layout.socket(ws.id)))
+    fn endpoint(&self, workspace_id: i64, _state: &Value) -> Option<Endpoint> {
+        Some(Endpoint::Unix(self.inner.layout.socket(workspace_id)))
     }
 
     async fn adopt(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<bool, RuntimeError> {

@@ -38,6 +38,9 @@ pub struct Isolation {
 )]
 pub struct NoSandbox(pub String);
 
+/// PATH inside the sandbox (the host's /usr).
+const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 const NAMESPACES: [&str; 5] = ["mount", "pid", "ipc", "uts", "net"];
 
 impl Isolation {
@@ -156,7 +159,7 @@ impl Isolation {
                 "workspace",
                 "--clearenv",
             ]);
-            for (k, v) in ide_env(&ide) {
+            for (k, v) in qingting_gateway::ide::env(&ide, SANDBOX_PATH) {
                 cmd.arg("--setenv").arg(k).arg(v);
             }
             cmd.arg("--");
@@ -176,7 +179,7 @@ impl Isolation {
             }
         } else {
             cmd.env_clear();
-            cmd.envs(ide_env(&ide));
+            cmd.envs(qingting_gateway::ide::env(&ide, SANDBOX_PATH));
             cmd.current_dir(layout.files(id));
         }
         if self.limits == LimitMode::Rlimit {
@@ -211,22 +214,6 @@ fn base_args(cmd: &mut Command, root: bool) {
         cmd.args(["--symlink", target, link]);
     }
     cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-}
-
-/// The environment an IDE starts with: nothing of the server's (no secrets), its own HOME
-/// and Jupyter/IPython dirs under `ide`.
-fn ide_env(ide: &Path) -> Vec<(String, String)> {
-    let d = |sub: &str| ide.join(sub).display().to_string();
-    vec![
-        ("HOME".into(), d("home")),
-        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-        ("LANG".into(), "C.UTF-8".into()),
-        ("SHELL".into(), "/bin/bash".into()),
-        ("JUPYTER_CONFIG_DIR".into(), d("jupyter/config")),
-        ("JUPYTER_DATA_DIR".into(), d("jupyter/data")),
-        ("JUPYTER_RUNTIME_DIR".into(), d("jupyter/runtime")),
-        ("IPYTHONDIR".into(), d("ipython")),
-    ]
 }
 
 /// The editors, and the Python a virtualenv under them points at (`pyvenv.cfg`'s `home`),
