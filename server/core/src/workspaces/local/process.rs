@@ -20,20 +20,13 @@ pub struct ProcId {
 
 impl ProcId {
     pub fn of(pid: i32) -> Option<Self> {
-        start_time(pid).map(|start| Self { pid, start })
+        stat(pid).map(|(_, start)| Self { pid, start })
     }
 
     /// Still running (not a zombie) and still the same process.
     pub fn alive(&self) -> bool {
-        let Ok(stat) = fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
-            return false;
-        };
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            return false;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        fields.first().is_some_and(|s| *s != "Z" && *s != "X")
-            && fields.get(19).and_then(|s| s.parse().ok()) == Some(self.start)
+        stat(self.pid)
+            .is_some_and(|(state, start)| state != 'Z' && state != 'X' && start == self.start)
     }
 
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
@@ -52,11 +45,13 @@ impl ProcId {
     }
 }
 
-/// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name, field 20).
-fn start_time(pid: i32) -> Option<u64> {
+/// State (field 3) and start time (field 22) of `/proc/<pid>/stat`, counted after the
+/// parenthesised command name, which may itself contain spaces.
+fn stat(pid: i32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
 /// Starts `cmd` as the leader of a new process group, output appended to `log`.
