@@ -2,6 +2,7 @@ import { defineConfig, devices } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { launchOptions } from './chromium';
 
 // The server under test: a freshly started binary with a throw-away data dir and SQLite.
 const port = Number(process.env.QINGTING_E2E_PORT ?? 3100);
@@ -18,21 +19,6 @@ if (!process.env.QINGTING_E2E_DATA) {
   process.env.QINGTING_E2E_DATA = fs.mkdtempSync(path.join(os.tmpdir(), 'qingting-e2e-'));
 }
 const dataDir = process.env.QINGTING_E2E_DATA;
-
-// Debian's Chromium; Playwright's own browser download is not used. Device presets don't
-// inherit top-level launch options, so every project names them.
-const launchOptions = {
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-};
 
 export default defineConfig({
   testDir: './tests',

@@ -16,15 +16,24 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+# Whether a command's output contains a string. The output is captured first: `cmd | grep -q`
+# under pipefail fails at random (grep exits at its first match; cmd then dies writing).
+output_has() {
+  local want=$1 out
+  shift
+  out=$("$@" 2>/dev/null) || true
+  [[ $out == *"$want"* ]]
+}
+
 ensure_rust_target() {
-  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  if ! output_has wasm32-unknown-unknown rustup target list --installed; then
     say "Adding the wasm32-unknown-unknown Rust target"
     rustup target add wasm32-unknown-unknown
   fi
 }
 
 ensure_cargo_leptos() {
-  if ! cargo leptos --version 2>/dev/null | grep -q " $CARGO_LEPTOS_VERSION"; then
+  if ! output_has " $CARGO_LEPTOS_VERSION" cargo leptos --version; then
     say "Installing cargo-leptos $CARGO_LEPTOS_VERSION (one time, about 13 minutes on 2 cores)"
     cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
   fi
@@ -33,8 +42,8 @@ ensure_cargo_leptos() {
 ensure_wasm_bindgen() {
   # The CLI must match the wasm-bindgen crate in Cargo.lock exactly.
   local want
-  want=$(grep -A1 '^name = "wasm-bindgen"$' "$ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')
-  if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
+  want=$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"/\1/p;}' "$ROOT/Cargo.lock")
+  if ! output_has "wasm-bindgen $want" wasm-bindgen --version; then
     say "Installing wasm-bindgen-cli $want (about 3 minutes)"
     # Not --locked: its lock file names a crate version the registry no longer has.
     cargo install wasm-bindgen-cli --version "$want" --force
@@ -67,14 +76,19 @@ ensure_sandbox_tools() {
   fi
 }
 
+# The release build a user runs: the browser bundle size-optimised and precompressed (brotli,
+# gzip), then the server with the whole site embedded (server/build.rs). scripts/run and
+# scripts/test both build it this way.
+build_release() {
+  cargo leptos build --release --precompress
+}
+
 # Installs the IDEs (code-server from npm, JupyterLab from PyPI) with the given `qingting`
-# binary, once, into a directory outside the checkout that later runs reuse.
+# binary into $QINGTING_EDITORS_DIR (default: a directory outside the checkout that later runs
+# reuse). Installed editors are skipped, so this takes a moment once they are there.
 ensure_editors() {
   export QINGTING_EDITORS_DIR="${QINGTING_EDITORS_DIR:-$HOME/.cache/qingting/editors}"
-  if ! "$1" editors status | grep -q "not installed"; then
-    return
-  fi
-  say "Installing the IDEs into $QINGTING_EDITORS_DIR (one time, a few minutes)"
+  say "The IDEs in $QINGTING_EDITORS_DIR (first time: a few minutes)"
   "$1" editors install
 }
 

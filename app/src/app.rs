@@ -13,7 +13,7 @@ use crate::{
     },
 };
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
+use leptos_meta::{provide_meta_context, MetaTags};
 use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
@@ -21,6 +21,9 @@ use leptos_router::{
 
 /// The document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The bundle's name carries a content hash (the server's choice): CSS, JS and WASM are
+    // cached for good and re-fetched only after a release changes them.
+    let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -29,6 +32,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <link rel="stylesheet" id="leptos" href=stylesheet />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -51,7 +55,6 @@ pub fn App() -> impl IntoView {
     // Async SSR everywhere: pages wait for the session lookup, so a protected page can answer
     // with a real 302 instead of a flash of content.
     view! {
-        <Stylesheet id="leptos" href="/pkg/qingting.css" />
         <Router>
             <div class="app" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
                 <TopNav />

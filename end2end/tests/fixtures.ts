@@ -49,3 +49,37 @@ export async function logout(page: Page) {
   await page.getByRole('button', { name: 'Log out' }).click();
   await expect(page).toHaveURL(/\/login$/);
 }
+
+/** The server's port: the one under test, or that of QINGTING_E2E_URL when it names a server. */
+export const port = Number(
+  process.env.QINGTING_E2E_URL ? new URL(process.env.QINGTING_E2E_URL).port || 80 : (process.env.QINGTING_E2E_PORT ?? 3100),
+);
+
+/** The origin of a workspace's own host. */
+export const wsOrigin = (user: string, ws: string) => `http://${user}-${ws}.localhost:${port}`;
+
+/** Creates a workspace from the dashboard (going there unless already on it) and waits until
+ * the list shows it running. */
+export async function createWorkspace(page: Page, name: string, template: string) {
+  if (new URL(page.url()).pathname !== '/workspaces') {
+    await page.goto('/workspaces');
+  }
+  await hydrated(page);
+  await page.locator('#ws-name').fill(name);
+  await page.locator('#ws-template').selectOption(template);
+  await page.locator('#create-form button[type=submit]').click();
+  const card = page.locator(`[data-testid=workspace][data-name="${name}"]`);
+  await expect(card).toBeVisible();
+  await expect(card).toHaveAttribute('data-state', 'running', { timeout: 90_000 });
+  return card;
+}
+
+/** Clicks Open on a workspace card and returns the IDE's tab. */
+export async function open(page: Page, name: string): Promise<Page> {
+  const card = page.locator(`[data-testid=workspace][data-name="${name}"]`);
+  const [tab] = await Promise.all([
+    page.context().waitForEvent('page'),
+    card.locator('[data-action=open]').click(),
+  ]);
+  return tab;
+}

@@ -1,31 +1,5 @@
 import { Page, Request } from '@playwright/test';
-import { test, expect, uniqueName, hydrated, registerUser, fillLogin } from './fixtures';
-
-const port = Number(process.env.QINGTING_E2E_PORT ?? 3100);
-const wsOrigin = (user: string, ws: string) => `http://${user}-${ws}.localhost:${port}`;
-
-/** Creates a workspace from the dashboard and waits until the list shows it running. */
-async function createWorkspace(page: Page, name: string, template: string) {
-  await page.goto('/workspaces');
-  await hydrated(page);
-  await page.locator('#ws-name').fill(name);
-  await page.locator('#ws-template').selectOption(template);
-  await page.locator('#create-form button[type=submit]').click();
-  const card = page.locator(`[data-testid=workspace][data-name="${name}"]`);
-  await expect(card).toBeVisible();
-  await expect(card).toHaveAttribute('data-state', 'running', { timeout: 90_000 });
-  return card;
-}
-
-/** Clicks Open on a workspace card and returns the IDE's tab. */
-async function open(page: Page, name: string): Promise<Page> {
-  const card = page.locator(`[data-testid=workspace][data-name="${name}"]`);
-  const [tab] = await Promise.all([
-    page.context().waitForEvent('page'),
-    card.locator('[data-action=open]').click(),
-  ]);
-  return tab;
-}
+import { test, expect, hydrated, registerUser, fillLogin, wsOrigin, createWorkspace, open } from './fixtures';
 
 async function runCell(lab: Page, code: string) {
   const cell = lab.locator('.jp-Notebook .jp-Cell').last().locator('.cm-content');

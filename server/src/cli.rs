@@ -1,7 +1,7 @@
 //! The command line: every option is also an environment variable (`QINGTING_…`) and a key
 //! in the optional TOML file; flags beat the environment, which beats the file.
 
-use crate::{settings, telemetry::LogFormat};
+use crate::{settings, stdout::outln, telemetry::LogFormat};
 use clap::{Args, Parser, Subcommand};
 use qingting_core::{editors::Editor, templates, Config};
 use std::path::PathBuf;
@@ -194,7 +194,7 @@ impl Cli {
                 anyhow::bail!("set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (the credentials the simulator accepts)");
             };
             let listener = tokio::net::TcpListener::bind(&listen).await?;
-            println!(
+            outln!(
                 "FC simulator listening on http://{}",
                 listener.local_addr()?
             );
@@ -217,7 +217,7 @@ impl Cli {
         }) = self.command
         {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
-            println!("fake GitHub listening on http://{}", listener.local_addr()?);
+            outln!("fake GitHub listening on http://{}", listener.local_addr()?);
             let config = qingting_fake_github::FakeGithubConfig {
                 client_id,
                 client_secret,
@@ -233,11 +233,11 @@ impl Cli {
             Command::Migrate => {
                 let db = qingting_core::store::connect(&config.effective_database_url()).await?;
                 qingting_core::store::migrate(&db).await?;
-                println!("migrations applied");
+                outln!("migrations applied");
                 Ok(())
             }
             Command::Config => {
-                print!("{}", settings::describe(&config));
+                crate::stdout::write(format_args!("{}", settings::describe(&config)));
                 Ok(())
             }
             Command::Editors { action } => editors(&config, action).await,
@@ -256,31 +256,31 @@ async fn editors(config: &Config, action: EditorsAction) -> anyhow::Result<()> {
                 editors.into_iter().map(Editor::from).collect()
             };
             for editor in which {
-                println!("==> {}", editor.label());
-                editor.install(&dir, &|line| println!("{line}")).await?;
+                outln!("==> {}", editor.label());
+                editor.install(&dir, &|line| outln!("{line}")).await?;
             }
             Ok(())
         }
         EditorsAction::Status => {
-            println!("editors dir: {}", dir.display());
+            outln!("editors dir: {}", dir.display());
             for e in Editor::ALL {
                 let state = if e.is_installed(&dir) {
                     "installed"
                 } else {
                     "not installed"
                 };
-                println!("  {:<24} {state}", e.label());
+                outln!("  {:<24} {state}", e.label());
             }
             let path = (!config.templates_file.is_empty())
                 .then(|| std::path::PathBuf::from(&config.templates_file));
-            println!("templates:");
+            outln!("templates:");
             for t in templates::load(path.as_deref())? {
                 let ready = if t.editor.is_installed(&dir) {
                     "ready"
                 } else {
                     "editor missing"
                 };
-                println!("  {:<20} {:<24} {ready}", t.id, t.name);
+                outln!("  {:<20} {:<24} {ready}", t.id, t.name);
             }
             Ok(())
         }

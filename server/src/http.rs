@@ -2,7 +2,10 @@
 //! CSRF guard, request ids and access logs; plus start-up and graceful shutdown.
 
 use crate::{
-    avatar_http, client_ip_layer, csrf, gateway, github_oauth, healthz::healthz, secrets, site,
+    avatar_http, client_ip_layer, csrf, gateway, github_oauth,
+    healthz::healthz,
+    secrets,
+    site::{self, Site},
     workspace_events,
 };
 use anyhow::Context;
@@ -34,9 +37,10 @@ use qingting_core::{
     AppState, Config,
 };
 use qingting_fc::{Credentials, FcClient};
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower_http::{
+    compression::CompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
     LatencyUnit,
@@ -55,21 +59,20 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the full application router over `state`.
 pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
     let config = state.config.clone();
-    let site_root = site::locate(&config.site_root);
-    match &site_root {
-        Some(root) => tracing::info!(site_root = %root.display(), "serving site files"),
-        None => tracing::error!(
-            "compiled site files not found (looked for pkg/qingting.js); pages will render \
-             without interactivity. Build with `cargo leptos build` or set --site-root."
-        ),
+    let configured = (!config.site_root.is_empty()).then(|| Path::new(&config.site_root));
+    let site = Arc::new(Site::load(configured).context("cannot read the site files")?);
+    if site.has_bundle() {
+        tracing::info!(site = %site.source(), bundle = site.output_name(), "serving site files");
+    } else {
+        tracing::error!(
+            site = %site.source(),
+            "compiled site files not found (no pkg/qingting.js); pages will render without \
+             interactivity. Build with `cargo leptos build` or set --site-root."
+        );
     }
-    let site_root = site_root
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "target/site".into());
     let options = LeptosOptions::builder()
-        .output_name("qingting")
-        .site_root(site_root)
-        .site_pkg_dir("pkg")
+        .output_name(site.output_name())
+        .site_pkg_dir(site::PKG_DIR)
         .site_addr(
             config
                 .listen
@@ -114,10 +117,17 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         .route("/api/workspaces/events", get(workspace_events::events))
         .route("/auth/github/start", get(github_oauth::start))
         .route("/auth/github/callback", get(github_oauth::callback))
-        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
+        // Site files are answered by the `site::serve` layer below; anything else is a page.
+        .fallback(leptos_axum::render_app_async_with_context(context, {
+            let options = options.clone();
+            move || shell(options.clone())
+        }))
         .with_state(options)
         .layer(middleware::from_fn_with_state(Arc::<str>::from(config.public_origin()), csrf::guard))
         .layer(sessions)
+        // Pages and JSON on the fly (not event streams, images, or what is already encoded).
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(site, site::serve))
         .layer(Extension(state.clone()))
         .merge(health)
         // Workspace hosts are answered by the gateway before any dashboard route or cookie.

@@ -12,6 +12,7 @@ pub mod http;
 mod secrets;
 pub mod settings;
 mod site;
+mod stdout;
 pub mod telemetry;
 mod workspace_events;
 

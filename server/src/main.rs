@@ -1,5 +1,6 @@
 use clap::Parser;
 use qingting_server::{cli::Cli, telemetry};
+use std::io::Write;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -9,7 +10,8 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("qingting: {e:#}");
+            // Not eprintln!: it panics when standard error is a closed pipe.
+            let _ = writeln!(std::io::stderr(), "qingting: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

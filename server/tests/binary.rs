@@ -138,3 +138,34 @@ fn editors_status_lists_editors_and_templates() {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
 }
+
+/// `qingting … | head` must end quietly: a closed standard output is not a crash.
+#[test]
+fn output_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    for args in [
+        vec!["--data-dir", data, "editors", "status"],
+        vec!["--data-dir", data, "config"],
+        vec!["--help"],
+    ] {
+        // The reader is gone before the command starts, so its first write meets a closed pipe.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(BIN)
+            .env_remove("QINGTING_EDITORS_DIR")
+            .args(&args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+            .wait_with_output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "qingting {args:?} into a closed pipe: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}

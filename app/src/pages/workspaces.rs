@@ -154,49 +154,95 @@ fn CreateForm(
 #[component]
 fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl IntoView {
     let state = row.state.clone();
-    let running = state == "running";
-    let can_start = state == "stopped" || state == "failed";
-    let busy = matches!(
-        state.as_str(),
-        "creating" | "starting" | "stopping" | "deleting"
+    let busy = is_busy(&state);
+    let (name, template, reason) = (
+        row.name.clone(),
+        row.template_name.clone(),
+        row.reason.clone(),
     );
-    let button = move |action: &'static str, label: &'static str, class: &'static str| {
-        view! {
-            <ActionForm action=act attr:class="inline-form">
-                <input type="hidden" name="id" value=row.id />
-                <input type="hidden" name="action" value=action />
-                <button type="submit" class=class data-action=action>{label}</button>
-            </ActionForm>
-        }
-    };
+    let (data_name, data_state) = (name.clone(), state.clone());
     view! {
-        <article class="card workspace" data-testid="workspace" data-name=row.name.clone() data-state=state.clone()>
+        <article class="card workspace" data-testid="workspace" data-name=data_name data-state=data_state>
             <div class="workspace-head">
-                <h3>{row.name.clone()}</h3>
+                <h3>{name}</h3>
                 <span class=format!("badge state-{state}") data-testid="state">
                     {busy.then(|| view! { <span class="spinner" aria-hidden="true"></span> })}
                     {state.clone()}
                 </span>
             </div>
-            <p class="muted">{row.template_name.clone()}</p>
-            {row.reason.clone().map(|r| view! { <pre class="reason" data-testid="reason">{r}</pre> })}
-            <div class="actions">
-                {running.then(|| view! {
-                    <a class="button primary" href=row.open_path.clone() target="_blank" rel="external noopener" data-action="open">"Open"</a>
-                })}
-                {can_start.then(|| button("start", "Start", "button primary"))}
-                {running.then(|| button("stop", "Stop", "button"))}
-                {running.then(|| button("restart", "Restart", "button"))}
-                {(!busy).then(|| view! {
-                    <details class="confirm">
-                        <summary class="button danger" data-action="delete">"Delete"</summary>
-                        <p>"Delete " <strong>{row.name.clone()}</strong> " and all its files?"</p>
-                        {button("delete", "Yes, delete it", "button danger")}
-                    </details>
-                })}
-            </div>
+            <p class="muted">{template}</p>
+            {reason.map(|r| view! { <pre class="reason" data-testid="reason">{r}</pre> })}
+            <CardActions row act />
         </article>
     }
+}
+
+fn is_busy(state: &str) -> bool {
+    matches!(state, "creating" | "starting" | "stopping" | "deleting")
+}
+
+/// The controls a workspace in its state offers. Each control is a type-erased view: as one
+/// nested type, the card's view is deep enough to overflow the compiler's query depth limit
+/// in the size-optimised browser build.
+#[component]
+fn CardActions(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl IntoView {
+    let state = row.state.as_str();
+    let running = state == "running";
+    let can_start = state == "stopped" || state == "failed";
+    let mut controls: Vec<AnyView> = Vec::new();
+    if running {
+        controls.push(
+            view! {
+                <a class="button primary" href=row.open_path.clone() target="_blank" rel="external noopener" data-action="open">"Open"</a>
+            }
+            .into_any(),
+        );
+    }
+    if can_start {
+        controls.push(action_button(
+            act,
+            row.id,
+            "start",
+            "Start",
+            "button primary",
+        ));
+    }
+    if running {
+        controls.push(action_button(act, row.id, "stop", "Stop", "button"));
+        controls.push(action_button(act, row.id, "restart", "Restart", "button"));
+    }
+    if !is_busy(state) {
+        let confirm = action_button(act, row.id, "delete", "Yes, delete it", "button danger");
+        controls.push(
+            view! {
+                <details class="confirm">
+                    <summary class="button danger" data-action="delete">"Delete"</summary>
+                    <p>"Delete " <strong>{row.name.clone()}</strong> " and all its files?"</p>
+                    {confirm}
+                </details>
+            }
+            .into_any(),
+        );
+    }
+    view! { <div class="actions">{controls}</div> }
+}
+
+/// One lifecycle action as a form: a plain POST before hydration, a server action after.
+fn action_button(
+    act: ServerAction<WorkspaceAction>,
+    id: i64,
+    action: &'static str,
+    label: &'static str,
+    class: &'static str,
+) -> AnyView {
+    view! {
+        <ActionForm action=act attr:class="inline-form">
+            <input type="hidden" name="id" value=id />
+            <input type="hidden" name="action" value=action />
+            <button type="submit" class=class data-action=action>{label}</button>
+        </ActionForm>
+    }
+    .into_any()
 }
 
 /// After hydration: replaces the list with each snapshot the server pushes.
