@@ -76,6 +76,19 @@ fn Dashboard(page: PageData) -> impl IntoView {
         </div>
         <CreateForm create templates=page.templates any_ready name_input />
         <FormAlert message=action_error(act) />
+        <WorkspaceList rows act />
+    }
+}
+
+/// The cards, or a word on how to start. Type-erased (as are the form and each card): as one
+/// nested type the page is deep enough to overflow the compiler's query depth limit in the
+/// size-optimised browser build.
+#[component]
+fn WorkspaceList(
+    rows: RwSignal<Vec<WorkspaceRow>>,
+    act: ServerAction<WorkspaceAction>,
+) -> impl IntoView {
+    view! {
         <section class="workspace-list" data-testid="workspace-list">
             <Show
                 when=move || !rows.with(Vec::is_empty)
@@ -95,6 +108,7 @@ fn Dashboard(page: PageData) -> impl IntoView {
             </Show>
         </section>
     }
+    .into_any()
 }
 
 fn upsert(list: &mut Vec<WorkspaceRow>, row: WorkspaceRow) {
@@ -149,6 +163,7 @@ fn CreateForm(
             </ActionForm>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -175,15 +190,14 @@ fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl 
             <CardActions row act />
         </article>
     }
+    .into_any()
 }
 
 fn is_busy(state: &str) -> bool {
     matches!(state, "creating" | "starting" | "stopping" | "deleting")
 }
 
-/// The controls a workspace in its state offers. Each control is a type-erased view: as one
-/// nested type, the card's view is deep enough to overflow the compiler's query depth limit
-/// in the size-optimised browser build.
+/// The controls a workspace in its state offers, each a type-erased view (see `WorkspaceList`).
 #[component]
 fn CardActions(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl IntoView {
     let state = row.state.as_str();
