@@ -16,24 +16,37 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-# Whether a command's output contains a string. The output is captured first: `cmd | grep -q`
-# under pipefail fails at random (grep exits at its first match; cmd then dies writing).
-output_has() {
-  local want=$1 out
+# Whether one line of a command's output is exactly WANT. The output is captured first:
+# `cmd | grep -q` under pipefail fails at random (grep exits at its first match; cmd then dies
+# writing).
+output_has_line() {
+  local want=$1 out line
   shift
   out=$("$@" 2>/dev/null) || true
-  [[ $out == *"$want"* ]]
+  while IFS= read -r line; do
+    [ "$line" = "$want" ] && return 0
+  done <<<"$out"
+  return 1
+}
+
+# Kills the IDEs a throw-away data dir's server left running (they outlive the server by
+# design: the next start adopts them), through their pid files.
+stop_ides() {
+  local f
+  for f in "$1"/run/*.pid; do
+    [ -f "$f" ] && kill -9 -- "-$(cut -d' ' -f1 "$f")" 2>/dev/null || true
+  done
 }
 
 ensure_rust_target() {
-  if ! output_has wasm32-unknown-unknown rustup target list --installed; then
+  if ! output_has_line wasm32-unknown-unknown rustup target list --installed; then
     say "Adding the wasm32-unknown-unknown Rust target"
     rustup target add wasm32-unknown-unknown
   fi
 }
 
 ensure_cargo_leptos() {
-  if ! output_has " $CARGO_LEPTOS_VERSION" cargo leptos --version; then
+  if ! output_has_line "cargo-leptos $CARGO_LEPTOS_VERSION" cargo leptos --version; then
     say "Installing cargo-leptos $CARGO_LEPTOS_VERSION (one time, about 13 minutes on 2 cores)"
     cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
   fi
@@ -43,7 +56,7 @@ ensure_wasm_bindgen() {
   # The CLI must match the wasm-bindgen crate in Cargo.lock exactly.
   local want
   want=$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"/\1/p;}' "$ROOT/Cargo.lock")
-  if ! output_has "wasm-bindgen $want" wasm-bindgen --version; then
+  if ! output_has_line "wasm-bindgen $want" wasm-bindgen --version; then
     say "Installing wasm-bindgen-cli $want (about 3 minutes)"
     # Not --locked: its lock file names a crate version the registry no longer has.
     cargo install wasm-bindgen-cli --version "$want" --force

@@ -18,11 +18,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LEPTOS_SITE_ROOT");
     println!("cargo:rerun-if-env-changed=LEPTOS_OUTPUT_NAME");
     let mut files = Vec::new();
-    if let Some(root) = site_to_embed() {
-        // Any change under the site (a new build of it) embeds it again.
+    if let Some(root) = release_site_root() {
+        // Any change under the site (a new build of it, precompressed or not) decides again.
         println!("cargo:rerun-if-changed={}", root.display());
-        collect(&root, &root, &mut files);
-        files.sort();
+        if precompressed(&root) {
+            collect(&root, &root, &mut files);
+            files.sort();
+        }
     }
     let mut code = String::from(
         "/// The embedded site: (path relative to the site root, contents).\n\
@@ -36,33 +38,40 @@ fn main() {
     fs::write(out, code).unwrap();
 }
 
-fn site_to_embed() -> Option<PathBuf> {
+/// cargo-leptos' site root, for a release build it drives.
+fn release_site_root() -> Option<PathBuf> {
     if env::var("PROFILE").ok()? != "release" {
         return None;
     }
     let root = PathBuf::from(env::var_os("LEPTOS_SITE_ROOT")?);
     // cargo-leptos gives the site root relative to the workspace root (this crate's parent).
-    let root = if root.is_absolute() {
+    Some(if root.is_absolute() {
         root
     } else {
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR")?)
             .parent()?
             .join(root)
-    };
-    let name = env::var("LEPTOS_OUTPUT_NAME").ok()?;
-    let pkg = env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into());
-    root.join(pkg)
-        .join(format!("{name}.wasm.br"))
-        .is_file()
-        .then_some(root)
+    })
 }
 
+/// Whether the site was finished and precompressed before this build: cargo-leptos empties
+/// the site at the start of every build and writes `.br` files only with `--precompress`,
+/// after the front end is complete and before the server is compiled.
+fn precompressed(root: &Path) -> bool {
+    let name = env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "qingting".into());
+    let pkg = env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into());
+    root.join(pkg).join(format!("{name}.wasm.br")).is_file()
+}
+
+/// Every regular file under `dir` (links are not followed), as `site::read_tree` reads a site
+/// directory at run time.
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
     for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
+        let entry = entry.unwrap();
+        let (path, kind) = (entry.path(), entry.file_type().unwrap());
+        if kind.is_dir() {
             collect(root, &path, files);
-        } else if path.is_file() {
+        } else if kind.is_file() {
             let rel = path.strip_prefix(root).unwrap();
             let rel = rel
                 .to_str()

@@ -256,8 +256,8 @@ async fn editors(config: &Config, action: EditorsAction) -> anyhow::Result<()> {
                 editors.into_iter().map(Editor::from).collect()
             };
             for editor in which {
-                outln!("==> {}", editor.label());
-                editor.install(&dir, &|line| outln!("{line}")).await?;
+                crate::stdout::progress(&format!("==> {}", editor.label()));
+                editor.install(&dir, &crate::stdout::progress).await?;
             }
             Ok(())
         }

@@ -1,10 +1,15 @@
 //! `GET /healthz`: 200 with the version when the database answers, 503 otherwise.
 
-use axum::{extract::State, http::StatusCode, Json};
+use crate::site::Site;
+use axum::{extract::State, http::StatusCode, Extension, Json};
 use qingting_core::AppState;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
-pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn healthz(
+    State(state): State<AppState>,
+    Extension(site): Extension<Arc<Site>>,
+) -> (StatusCode, Json<Value>) {
     let version = env!("CARGO_PKG_VERSION");
     match qingting_core::store::ping(&state.db).await {
         Ok(()) => (
@@ -15,6 +20,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
                 "database": "ok",
                 "runtime": state.workspaces.runtime().name(),
                 "isolation": state.workspaces.runtime().isolation(),
+                "site": site.source().kind(),
             })),
         ),
         Err(e) => {

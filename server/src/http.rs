@@ -99,6 +99,7 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
 
     let health = Router::new()
         .route("/healthz", get(healthz))
+        .layer(Extension(site.clone()))
         .with_state(state.clone());
     let app = Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), {

@@ -51,6 +51,17 @@ pub enum Source {
     Missing,
 }
 
+impl Source {
+    /// What `/healthz` reports: where the site comes from, without the path.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Embedded => "embedded",
+            Source::Dir(_) => "directory",
+            Source::Missing => "missing",
+        }
+    }
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -68,7 +79,8 @@ struct Asset {
     gzip: Option<Bytes>,
     content_type: &'static str,
     cache_control: &'static str,
-    etag: HeaderValue,
+    /// A digest of the plain bytes; each encoding's ETag is made from it.
+    etag: String,
 }
 
 /// The whole site, ready to serve.
@@ -179,17 +191,17 @@ impl Site {
     /// The answer for `path`, or `None` when the site has no such file.
     fn respond(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
         let asset = self.assets.get(path)?;
-        let mut response = if headers
-            .get(header::IF_NONE_MATCH)
-            .is_some_and(|v| v.as_bytes() == asset.etag.as_bytes())
-        {
-            StatusCode::NOT_MODIFIED.into_response()
-        } else {
-            let (encoding, body) = match preferred_encoding(headers, asset) {
-                Encoding::Brotli => (Some("br"), asset.brotli.clone()),
-                Encoding::Gzip => (Some("gzip"), asset.gzip.clone()),
-                Encoding::Identity => (None, None),
-            };
+        let (encoding, body) = match preferred_encoding(headers, asset) {
+            Encoding::Brotli => (Some("br"), asset.brotli.clone()),
+            Encoding::Gzip => (Some("gzip"), asset.gzip.clone()),
+            Encoding::Identity => (None, None),
+        };
+        // Each encoding is its own representation, with its own validator.
+        let etag = match encoding {
+            Some(e) => format!("\"{}-{e}\"", asset.etag),
+            None => format!("\"{}\"", asset.etag),
+        };
+        let mut response = if none_match(headers, &etag) {
             let mut response =
                 Response::new(Body::from(body.unwrap_or_else(|| asset.identity.clone())));
             let h = response.headers_mut();
@@ -201,13 +213,18 @@ impl Site {
                 h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
             }
             response
+        } else {
+            StatusCode::NOT_MODIFIED.into_response()
         };
         let h = response.headers_mut();
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static(asset.cache_control),
         );
-        h.insert(header::ETAG, asset.etag.clone());
+        h.insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).expect("hex is ASCII"),
+        );
         h.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -217,6 +234,20 @@ impl Site {
         }
         Some(response)
     }
+}
+
+/// Whether the client's `If-None-Match` (a list; weak comparison; `*`) misses `etag`.
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let Some(list) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    !list
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 /// Middleware: answers GET and HEAD for the site's files; everything else goes on to the
@@ -282,13 +313,12 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn etag(bytes: &[u8]) -> HeaderValue {
-    let digest = Sha256::digest(bytes);
-    HeaderValue::from_str(&format!("\"{}\"", hex::encode(&digest[..12]))).expect("hex is ASCII")
+fn etag(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..12])
 }
 
-/// `site/` beside the binary (release archives), cargo-leptos' `LEPTOS_SITE_ROOT`, or the
-/// build tree's `target/site`, whichever holds the bundle.
+/// cargo-leptos' `LEPTOS_SITE_ROOT`, `site/` beside the binary, or the build tree's
+/// `target/site`, whichever holds the bundle.
 fn locate_dir() -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Ok(v) = std::env::var("LEPTOS_SITE_ROOT") {
@@ -300,19 +330,20 @@ fn locate_dir() -> Option<PathBuf> {
         .and_then(Path::parent)
     {
         candidates.push(dir.join("site"));
-        candidates.push(dir.join("../site"));
     }
     candidates.push(PathBuf::from("target/site"));
     let marker = format!("{PKG_DIR}/{BUNDLE}.js");
     candidates.into_iter().find(|c| c.join(&marker).is_file())
 }
 
+/// Every regular file under `dir`. Links are not followed: nothing outside the site is served.
 fn read_tree(root: &Path, dir: &Path, files: &mut Vec<(String, Bytes)>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let (path, kind) = (entry.path(), entry.file_type()?);
+        if kind.is_dir() {
             read_tree(root, &path, files)?;
-        } else if path.is_file() {
+        } else if kind.is_file() {
             let Some(rel) = path.strip_prefix(root).ok().and_then(Path::to_str) else {
                 continue;
             };
@@ -415,11 +446,30 @@ mod tests {
     #[test]
     fn a_matching_etag_is_not_modified() {
         let site = site();
-        let first = get(&site, "/favicon.svg", None).unwrap();
-        let etag = first.headers()[header::ETAG].clone();
+        for accept in [None, Some("br")] {
+            let first = get(&site, "/pkg/qingting.js", accept).unwrap();
+            let etag = header(&first, header::ETAG).to_string();
+            for presented in [etag.clone(), format!("\"x\", W/{etag}"), "*".to_string()] {
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    header::IF_NONE_MATCH,
+                    HeaderValue::from_str(&presented).unwrap(),
+                );
+                if let Some(a) = accept {
+                    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(a));
+                }
+                let again = site.respond("/pkg/qingting.js", &headers).unwrap();
+                assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{presented}");
+            }
+        }
+        // The brotli and plain forms are different representations.
+        let plain = get(&site, "/pkg/qingting.js", None).unwrap();
+        let br = get(&site, "/pkg/qingting.js", Some("br")).unwrap();
+        assert_ne!(header(&plain, header::ETAG), header(&br, header::ETAG));
         let mut headers = HeaderMap::new();
-        headers.insert(header::IF_NONE_MATCH, etag);
-        let again = site.respond("/favicon.svg", &headers).unwrap();
-        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        headers.insert(header::IF_NONE_MATCH, plain.headers()[header::ETAG].clone());
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br"));
+        let other = site.respond("/pkg/qingting.js", &headers).unwrap();
+        assert_eq!(other.status(), StatusCode::OK);
     }
 }

@@ -21,6 +21,12 @@ pub fn write(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// A progress line of a command that changes something (an install): it carries on when
+/// nobody reads its output any more, rather than stopping half way.
+pub fn progress(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 /// `println!` for the CLI, without the panic on a closed pipe.
 macro_rules! outln {
     ($($arg:tt)*) => {
