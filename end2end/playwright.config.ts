@@ -1,8 +1,5 @@
 import { defineConfig, devices } from '@playwright/test';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { launchOptions } from './chromium';
+import { binary, dataDir as makeDataDir, launchOptions } from './common';
 
 // The server under test: a freshly started binary with a throw-away data dir and SQLite.
 const port = Number(process.env.QINGTING_E2E_PORT ?? 3100);
@@ -13,12 +10,8 @@ const github = `http://127.0.0.1:${githubPort}`;
 const fcSimPort = port + 2;
 const fcPort = port + 3;
 const fcCredentials = { ALIBABA_CLOUD_ACCESS_KEY_ID: 'e2e-fc', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'e2e-fc-secret' };
-const bin = process.env.QINGTING_BIN ?? path.resolve(__dirname, '../target/debug/qingting');
-if (!process.env.QINGTING_E2E_DATA) {
-  // Set once in the main process; workers inherit it.
-  process.env.QINGTING_E2E_DATA = fs.mkdtempSync(path.join(os.tmpdir(), 'qingting-e2e-'));
-}
-const dataDir = process.env.QINGTING_E2E_DATA;
+const bin = binary('debug');
+const dataDir = makeDataDir('qingting-e2e-');
 
 export default defineConfig({
   testDir: './tests',

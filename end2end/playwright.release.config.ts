@@ -1,8 +1,5 @@
 import { defineConfig, devices } from '@playwright/test';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { launchOptions } from './chromium';
+import { binary, dataDir as makeDataDir, launchOptions } from './common';
 
 // The release smoke run: the binary `scripts/run` builds, copied alone to an empty directory
 // (it must carry its own site files), started with a throw-away data dir. With
@@ -10,11 +7,8 @@ import { launchOptions } from './chromium';
 const external = process.env.QINGTING_E2E_URL;
 process.env.QINGTING_E2E_PORT ??= '3200';
 const port = Number(process.env.QINGTING_E2E_PORT);
-const bin = process.env.QINGTING_BIN ?? path.resolve(__dirname, '../target/release/qingting');
-if (!process.env.QINGTING_E2E_DATA) {
-  process.env.QINGTING_E2E_DATA = fs.mkdtempSync(path.join(os.tmpdir(), 'qingting-release-'));
-}
-const dataDir = process.env.QINGTING_E2E_DATA;
+const bin = binary('release');
+const dataDir = makeDataDir('qingting-release-');
 
 export default defineConfig({
   testDir: './release',
