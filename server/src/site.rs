@@ -152,12 +152,13 @@ impl Site {
                 Some("css") => Some(format!("{output_name}.css")),
                 _ => None,
             };
+            let digest = etag(&identity);
             let asset = |cache_control| Asset {
                 brotli: brotli.get(&path).cloned(),
                 gzip: gzip.get(&path).cloned(),
                 content_type: content_type(&path),
                 cache_control,
-                etag: etag(&identity),
+                etag: digest.clone(),
                 identity: identity.clone(),
             };
             if let Some(name) = hashed_name {
