@@ -8,7 +8,7 @@ use crate::{
         login::LoginPage,
         not_found::NotFound,
         register::RegisterPage,
-        settings::{ProfileSettingsPage, SecuritySettingsPage},
+        settings::{DeleteAccountPage, ProfileSettingsPage, SecuritySettingsPage},
         workspaces::WorkspacesPage,
     },
 };
@@ -66,6 +66,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/profile") view=ProfileSettingsPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/security") view=SecuritySettingsPage ssr=SsrMode::Async />
+                        <Route path=path!("/settings/delete-account") view=DeleteAccountPage ssr=SsrMode::Async />
                     </Routes>
                 </main>
             </div>

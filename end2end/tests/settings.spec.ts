@@ -139,18 +139,18 @@ test('sign in with GitHub creates an account; linking, refusals and unlinking', 
   const otherPage = await other.newPage();
   await registerUser(otherPage);
   await otherPage.goto('/settings/profile');
-  await otherPage.getByRole('link', { name: 'Link GitHub' }).click();
+  await otherPage.getByRole('button', { name: 'Link GitHub' }).click();
   await consent(otherPage, login, id);
   await expect(otherPage).toHaveURL(/\/settings\/profile\?github=taken$/);
   await expect(otherPage.getByTestId('outcome')).toContainText('already linked to another');
   // Their own GitHub account links fine, and unlinks (they have a password).
-  await otherPage.getByRole('link', { name: 'Link GitHub' }).click();
+  await otherPage.getByRole('button', { name: 'Link GitHub' }).click();
   await consent(otherPage, 'their-own', githubId());
   await expect(otherPage.getByTestId('outcome')).toHaveText('GitHub is now linked to your account.');
   await expect(otherPage.getByTestId('github-login')).toHaveText('their-own');
   await hydrated(otherPage);
   await otherPage.getByRole('button', { name: 'Unlink GitHub' }).click();
-  await expect(otherPage.getByRole('link', { name: 'Link GitHub' })).toBeVisible();
+  await expect(otherPage.getByRole('button', { name: 'Link GitHub' })).toBeVisible();
   await other.close();
 
   // Signing in again with the same GitHub id lands in the same account.
@@ -196,9 +196,16 @@ test('a GitHub-only account is deleted after confirming with GitHub', async ({ p
   await page.getByRole('link', { name: 'Sign in with GitHub' }).click();
   await consent(page, login, id);
   await expect(page).toHaveURL(/\/workspaces$/);
-  await page.goto('/settings/security');
-  await page.getByRole('link', { name: 'Confirm with GitHub and delete' }).click();
+  // A link from anywhere (a GET) starts nothing.
+  await page.goto('/auth/github/start?mode=delete');
+  await expect(page).toHaveURL(/\/settings\/security\?github=use_button$/);
+  await page.getByRole('button', { name: 'Confirm with GitHub and delete' }).click();
   await consent(page, login, id);
+  // GitHub's answer only leads to our confirmation page; the account is still there.
+  await expect(page).toHaveURL(/\/settings\/delete-account$/);
+  await expect(page.getByTestId('delete-confirm')).toContainText(login.toLowerCase());
+  await expect(page.getByTestId('nav-user')).toBeVisible();
+  await page.getByRole('button', { name: 'Delete my account' }).click();
   await expect(page).toHaveURL(/\/login\?account=deleted$/);
   // Signing in with that GitHub id again makes a brand-new account (the old one is gone).
   await page.getByRole('link', { name: 'Sign in with GitHub' }).click();

@@ -3,7 +3,7 @@
 
 use axum::{
     extract::{Multipart, Path},
-    http::{header, HeaderMap, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Extension, Json,
 };
@@ -33,6 +33,7 @@ fn code(e: &AvatarError) -> (&'static str, StatusCode) {
         AvatarError::NotAnImage => ("not_image", StatusCode::UNSUPPORTED_MEDIA_TYPE),
         AvatarError::Corrupt(_) => ("corrupt", StatusCode::UNPROCESSABLE_ENTITY),
         AvatarError::TooManyPixels => ("too_many_pixels", StatusCode::UNPROCESSABLE_ENTITY),
+        AvatarError::TooManyUploads { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
         AvatarError::Storage(_) => ("storage", StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
@@ -42,7 +43,7 @@ fn refuse(html: bool, e: AvatarError) -> Response {
     if let AvatarError::Storage(detail) = &e {
         tracing::error!("avatar storage failed: {detail}");
     }
-    if html {
+    let mut res = if html {
         Redirect::to(&format!("{SETTINGS}?avatar_error={code}")).into_response()
     } else {
         (
@@ -50,7 +51,12 @@ fn refuse(html: bool, e: AvatarError) -> Response {
             Json(json!({"error": code, "message": e.to_string()})),
         )
             .into_response()
+    };
+    if let AvatarError::TooManyUploads { retry_after_secs } = e {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     }
+    res
 }
 
 pub async fn upload(

@@ -100,6 +100,10 @@ pub struct Options {
     /// bubblewrap). Never on a machine shared with people you do not trust.
     #[arg(long, global = true, env = "QINGTING_INSECURE_NO_SANDBOX")]
     pub insecure_no_sandbox: bool,
+    /// Workspaces running at once on this server, whoever owns them; starts beyond it are
+    /// refused [default: one per GiB of memory with the local runtime].
+    #[arg(long, global = true, env = "QINGTING_MAX_RUNNING")]
+    pub max_running: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,7 +229,12 @@ impl Cli {
             return Ok(qingting_fake_github::serve(listener, config).await?);
         }
         let config = settings::load(&self.options)?;
-        match self.command.unwrap_or(Command::Serve) {
+        let command = self.command.unwrap_or(Command::Serve);
+        if matches!(command, Command::Serve | Command::Migrate) {
+            // Database, secrets, objects and logs: the server's user's alone.
+            crate::secrets::private_umask();
+        }
+        match command {
             Command::Serve => {
                 let server = crate::start(config).await?;
                 server.wait().await

@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{Request, State},
-    http::{header, Method, StatusCode},
+    http::{header, HeaderMap, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -27,7 +27,7 @@ pub async fn guard(State(origin): State<Arc<str>>, req: Request, next: Next) -> 
             )
                 .into_response();
         }
-        if let Some(reason) = refusal(&req, &origin) {
+        if let Some(reason) = refusal(req.headers(), &origin) {
             tracing::warn!(path = %req.uri().path(), reason, "cross-site request refused");
             return (StatusCode::FORBIDDEN, "Cross-site request refused.\n").into_response();
         }
@@ -35,8 +35,17 @@ pub async fn guard(State(origin): State<Arc<str>>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
-fn refusal(req: &Request, origin: &str) -> Option<&'static str> {
-    let h = req.headers();
+/// For browser-only flows that start a change outside `/api/` (GitHub link, deletion): the
+/// same decision, and a request without either header is refused too, since every browser
+/// that can run the flow sends one on a POST.
+pub(crate) fn browser_refusal(h: &HeaderMap, origin: &str) -> Option<&'static str> {
+    if !h.contains_key(header::ORIGIN) && !h.contains_key("sec-fetch-site") {
+        return Some("no origin");
+    }
+    refusal(h, origin)
+}
+
+fn refusal(h: &HeaderMap, origin: &str) -> Option<&'static str> {
     if let Some(o) = h.get(header::ORIGIN) {
         return (o.as_bytes() != origin.as_bytes()).then_some("origin mismatch");
     }

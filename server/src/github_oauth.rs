@@ -1,11 +1,21 @@
 //! Sign in with GitHub, link GitHub to an account, and confirm account deletion through
 //! GitHub: the OAuth authorization-code flow with `state` (CSRF) and PKCE.
 //!
-//! `GET /auth/github/start?mode=login|link|delete[&next=…]` → GitHub → `GET /auth/github/callback`.
+//! - `GET /auth/github/start?mode=login[&next=…]` → GitHub → `GET /auth/github/callback`.
+//! - Linking and deleting end in a change to the account, and any page on the web can make a
+//!   signed-in browser GET a URL (GitHub skips its consent page for an app already
+//!   authorized). So they start only from a same-origin `POST /auth/github/start` with a
+//!   form field `mode=link|delete`; a GET for them starts nothing (`?github=use_button`).
+//! - In delete mode the callback deletes nothing: it records in the session that GitHub
+//!   confirmed who this is and shows `/settings/delete-account`, whose button posts to
+//!   `POST /auth/github/delete` within [`DELETE_CONFIRM_TTL_SECS`].
+//!
 //! Outcomes come back to the pages as fixed codes (`?github=linked`, `?github=taken`, …).
 
+use crate::csrf;
 use axum::{
-    extract::Query,
+    extract::{Form, Query},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Extension,
 };
@@ -27,6 +37,12 @@ use tower_sessions::Session;
 const PENDING_KEY: &str = "github_oauth";
 /// A sign-in that is not finished within this many seconds must start again.
 const PENDING_TTL_SECS: i64 = 600;
+const DELETE_CONFIRMED_KEY: &str = "github_delete_confirmed";
+/// How long GitHub's confirmation of the account's identity allows deleting it: long enough
+/// to read the confirmation page, short enough that a browser left signed in is not armed.
+pub const DELETE_CONFIRM_TTL_SECS: i64 = 300;
+/// Our page that shows what deletion removes and asks for the final click.
+const DELETE_PAGE: &str = "/settings/delete-account";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,8 +72,16 @@ struct Pending {
     started_at: i64,
 }
 
+/// GitHub confirmed, in this session, that the signed-in person is `user_id`'s owner.
+#[derive(Debug, Serialize, Deserialize)]
+struct DeleteConfirmation {
+    user_id: i64,
+    at: i64,
+}
+
+/// The query of a GET start, or the form of a POST start.
 #[derive(Debug, Deserialize)]
-pub struct StartQuery {
+pub struct StartParams {
     mode: Option<Mode>,
     next: Option<String>,
 }
@@ -84,26 +108,54 @@ fn client(state: &AppState) -> anyhow::Result<GithubClient> {
         .set_redirect_uri(RedirectUrl::new(state.config.github_callback_url())?))
 }
 
+/// `GET /auth/github/start`: sign-in only (the login page links here).
 pub async fn start(
     Extension(state): Extension<AppState>,
     session: Session,
-    Query(q): Query<StartQuery>,
+    Query(q): Query<StartParams>,
 ) -> Response {
     let mode = q.mode.unwrap_or(Mode::Login);
+    if mode != Mode::Login {
+        // Starts nothing: linking and deleting begin from the buttons on our pages.
+        return outcome(mode, "use_button");
+    }
+    begin(&state, &session, mode, q.next).await
+}
+
+/// `POST /auth/github/start`: any mode, from a page of ours only.
+pub async fn start_post(
+    Extension(state): Extension<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Form(f): Form<StartParams>,
+) -> Response {
+    if let Some(refused) = cross_site(&state, &headers) {
+        return refused;
+    }
+    begin(&state, &session, f.mode.unwrap_or(Mode::Login), f.next).await
+}
+
+/// A 403 unless the request provably comes from one of our pages.
+fn cross_site(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let reason = csrf::browser_refusal(headers, &state.config.public_origin())?;
+    tracing::warn!(reason, "cross-site GitHub request refused");
+    Some((StatusCode::FORBIDDEN, "Cross-site request refused.\n").into_response())
+}
+
+/// Stores the flow's state and PKCE verifier in the session and sends the browser to GitHub.
+async fn begin(state: &AppState, session: &Session, mode: Mode, next: Option<String>) -> Response {
     if !state.config.github.enabled() {
         return outcome(mode, "disabled");
     }
-    let signed_in = matches!(auth_session::user_id(&session).await, Ok(Some(_)));
+    let signed_in = matches!(auth_session::user_id(session).await, Ok(Some(_)));
     match (mode, signed_in) {
-        (Mode::Login, true) => {
-            return Redirect::to(&next_or_home(q.next.as_deref())).into_response()
-        }
+        (Mode::Login, true) => return Redirect::to(&next_or_home(next.as_deref())).into_response(),
         (Mode::Link | Mode::Delete, false) => {
             return Redirect::to(&format!("/login?next={}", urlencode(mode.page()))).into_response()
         }
         _ => {}
     }
-    let client = match client(&state) {
+    let client = match client(state) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("GitHub OAuth misconfigured: {e}");
@@ -111,16 +163,16 @@ pub async fn start(
         }
     };
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, csrf) = client
+    let (url, csrf_token) = client
         .authorize_url(CsrfToken::new_random)
         .add_scope(Scope::new("read:user".into()))
         .set_pkce_challenge(challenge)
         .url();
     let pending = Pending {
-        state: csrf.secret().clone(),
+        state: csrf_token.secret().clone(),
         verifier: verifier.secret().clone(),
         mode,
-        next: q.next,
+        next,
         started_at: now_unix(),
     };
     if let Err(e) = session.insert(PENDING_KEY, pending).await {
@@ -180,40 +232,88 @@ pub async fn callback(
                 outcome(mode, "failed")
             }
         },
-        Mode::Link => {
-            let Ok(Some(uid)) = auth_session::user_id(&session).await else {
-                return outcome(Mode::Login, "failed");
-            };
-            match accounts::bind_github(&state.db, uid, &gh).await {
-                Ok(()) => {
-                    let _ = auth_session::sign_in(&session, uid).await;
-                    outcome(mode, "linked")
-                }
-                Err(AccountError::GithubTaken) => outcome(mode, "taken"),
-                Err(AccountError::GithubAlreadyLinked) => outcome(mode, "already_linked"),
-                Err(e) => {
-                    tracing::error!("GitHub link: {e}");
-                    outcome(mode, "failed")
-                }
-            }
+        Mode::Link => link(&state, &session, &gh).await,
+        Mode::Delete => record_delete_confirmation(&state, &session, &gh).await,
+    }
+}
+
+async fn link(state: &AppState, session: &Session, gh: &GithubIdentity) -> Response {
+    let mode = Mode::Link;
+    let Ok(Some(uid)) = auth_session::user_id(session).await else {
+        return outcome(Mode::Login, "failed");
+    };
+    match accounts::bind_github(&state.db, uid, gh).await {
+        Ok(()) => {
+            let _ = auth_session::sign_in(session, uid).await;
+            outcome(mode, "linked")
         }
-        Mode::Delete => {
-            let Ok(Some(uid)) = auth_session::user_id(&session).await else {
-                return outcome(Mode::Login, "failed");
-            };
-            match accounts::github::find_by_github_id(&state.db, gh.id).await {
-                Ok(Some(u)) if u.id == uid => {}
-                Ok(_) => return outcome(mode, "mismatch"),
-                Err(_) => return outcome(mode, "failed"),
-            }
-            if let Err(e) = accounts::delete_account(&state, uid).await {
-                tracing::error!("account deletion: {e}");
-                return outcome(mode, "failed");
-            }
-            let _ = auth_session::sign_out(&session).await;
-            Redirect::to("/login?account=deleted").into_response()
+        Err(AccountError::GithubTaken) => outcome(mode, "taken"),
+        Err(AccountError::GithubAlreadyLinked) => outcome(mode, "already_linked"),
+        Err(e) => {
+            tracing::error!("GitHub link: {e}");
+            outcome(mode, "failed")
         }
     }
+}
+
+/// GitHub said who this is: if it is the account's own GitHub, remember that (deleting
+/// nothing yet) and show our confirmation page.
+async fn record_delete_confirmation(
+    state: &AppState,
+    session: &Session,
+    gh: &GithubIdentity,
+) -> Response {
+    let mode = Mode::Delete;
+    let Ok(Some(uid)) = auth_session::user_id(session).await else {
+        return outcome(Mode::Login, "failed");
+    };
+    match accounts::github::find_by_github_id(&state.db, gh.id).await {
+        Ok(Some(u)) if u.id == uid => {}
+        Ok(_) => return outcome(mode, "mismatch"),
+        Err(_) => return outcome(mode, "failed"),
+    }
+    let confirmed = DeleteConfirmation {
+        user_id: uid,
+        at: now_unix(),
+    };
+    if let Err(e) = session.insert(DELETE_CONFIRMED_KEY, confirmed).await {
+        tracing::error!("cannot store the deletion confirmation: {e}");
+        return outcome(mode, "failed");
+    }
+    Redirect::to(DELETE_PAGE).into_response()
+}
+
+/// `POST /auth/github/delete`: the confirmation page's button. Deletes the signed-in account
+/// if GitHub confirmed it in this session within [`DELETE_CONFIRM_TTL_SECS`].
+pub async fn delete_account(
+    Extension(state): Extension<AppState>,
+    session: Session,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = cross_site(&state, &headers) {
+        return refused;
+    }
+    let Ok(Some(uid)) = auth_session::user_id(&session).await else {
+        return Redirect::to("/login?next=%2Fsettings%2Fsecurity").into_response();
+    };
+    // Single use: taken out whatever happens next.
+    let confirmed: Option<DeleteConfirmation> =
+        session.remove(DELETE_CONFIRMED_KEY).await.ok().flatten();
+    if !confirmed.is_some_and(|c| confirms(&c, uid, now_unix())) {
+        return outcome(Mode::Delete, "confirm_expired");
+    }
+    if let Err(e) = accounts::delete_account(&state, uid).await {
+        tracing::error!("account deletion: {e}");
+        return outcome(Mode::Delete, "failed");
+    }
+    let _ = auth_session::sign_out(&session).await;
+    Redirect::to("/login?account=deleted").into_response()
+}
+
+/// Whether `c` is GitHub's word for `user_id`, given recently enough.
+fn confirms(c: &DeleteConfirmation, user_id: i64, now: i64) -> bool {
+    let age = now - c.at;
+    c.user_id == user_id && (0..=DELETE_CONFIRM_TTL_SECS).contains(&age)
 }
 
 /// Exchanges the code (with the PKCE verifier) and asks GitHub who this is.
@@ -261,4 +361,22 @@ fn urlencode(s: &str) -> String {
         .replace('?', "%3F")
         .replace('&', "%26")
         .replace('=', "%3D")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_confirmation_is_for_one_user_and_a_short_time() {
+        let c = DeleteConfirmation {
+            user_id: 7,
+            at: 1_000,
+        };
+        assert!(confirms(&c, 7, 1_000));
+        assert!(confirms(&c, 7, 1_000 + DELETE_CONFIRM_TTL_SECS));
+        assert!(!confirms(&c, 7, 1_001 + DELETE_CONFIRM_TTL_SECS));
+        assert!(!confirms(&c, 8, 1_000), "another user");
+        assert!(!confirms(&c, 7, 999), "from the future");
+    }
 }

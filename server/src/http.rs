@@ -12,7 +12,7 @@ use anyhow::Context;
 use app::{shell, App};
 use axum::{
     extract::DefaultBodyLimit,
-    http::HeaderName,
+    http::{header, HeaderName, HeaderValue},
     middleware,
     routing::{get, post},
     Extension, Router,
@@ -42,6 +42,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower_http::{
     compression::CompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     trace::{DefaultOnResponse, TraceLayer},
     LatencyUnit,
 };
@@ -54,6 +55,9 @@ use tracing::Level;
 
 /// Name of the dashboard session cookie (host-only; never sent to workspace hosts).
 pub const SESSION_COOKIE: &str = "qingting_session";
+/// Its name on https: with the `__Host-` prefix browsers accept it only host-only, `Secure`
+/// and on `/`, so no neighbouring host (a workspace) can toss in one of its own.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-qingting_session";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the full application router over `state`.
@@ -87,7 +91,11 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         move || provide_context(state.clone())
     };
     let sessions = SessionManagerLayer::new(store::DbSessionStore::new(state.db.clone()))
-        .with_name(SESSION_COOKIE)
+        .with_name(if config.is_https() {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        })
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.is_https())
@@ -115,9 +123,14 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         )
         .route("/avatars/{file}", get(avatar_http::serve))
         .route("/open/{user}/{workspace}", get(gateway::open))
+        .route(
+            gateway::consume::PATH,
+            post(gateway::consume::consume).layer(DefaultBodyLimit::max(4096)),
+        )
         .route("/api/workspaces/events", get(workspace_events::events))
-        .route("/auth/github/start", get(github_oauth::start))
+        .route("/auth/github/start", get(github_oauth::start).post(github_oauth::start_post))
         .route("/auth/github/callback", get(github_oauth::callback))
+        .route("/auth/github/delete", post(github_oauth::delete_account))
         // Site files are answered by the `site::serve` layer below; anything else is a page.
         .fallback(leptos_axum::render_app_async_with_context(context, {
             let options = options.clone();
@@ -130,6 +143,21 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(site, site::serve))
         .layer(Extension(state.clone()))
+        // No page of the dashboard may be framed (clickjacking its buttons from a workspace or
+        // anywhere else), and cross-origin navigations carry our origin as `Referer`, which
+        // the token exchange on workspace hosts relies on.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
         .merge(health)
         // Workspace hosts are answered by the gateway before any dashboard route or cookie.
         .layer(middleware::from_fn_with_state(
@@ -178,8 +206,7 @@ impl RunningServer {
 
 /// Connects the database, migrates, binds and starts serving in the background.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    secrets::prepare_data_dir(&config.data_dir)?;
     let db_url = config.effective_database_url();
     let db = store::connect(&db_url)
         .await
@@ -201,8 +228,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     });
 
+    if config.workspaces_same_site() {
+        tracing::warn!(
+            dashboard = %config.public_origin(),
+            workspaces = %config.workspace_domain(),
+            "workspaces are on the dashboard's own site: their pages can set cookies for it \
+             and count as same-site. Serve them from a registrable domain of their own \
+             (workspaces.domain); see docs/security.md"
+        );
+    }
     let workspaces = workspace_service(&db, &config)?;
-    let access = workspace_access(&config)?;
+    let access = workspace_access(&config, &db)?;
 
     let listener = TcpListener::bind(&config.listen)
         .await
@@ -268,13 +304,15 @@ fn workspace_service(
         max_per_user: config.workspaces.max_per_user,
         max_running_per_user: config.workspaces.max_running_per_user,
     };
-    Ok(Arc::new(WorkspaceService::new(
-        db.clone(),
-        runtime,
-        templates,
-        limits,
-        local_editors,
-    )))
+    let max_running = config.effective_max_running();
+    tracing::info!(
+        max_running,
+        "workspaces running at once on this server, at most"
+    );
+    Ok(Arc::new(
+        WorkspaceService::new(db.clone(), runtime, templates, limits, local_editors)
+            .with_max_running(max_running),
+    ))
 }
 
 fn local_runtime(config: &Config) -> anyhow::Result<LocalRuntime> {
@@ -285,6 +323,7 @@ fn local_runtime(config: &Config) -> anyhow::Result<LocalRuntime> {
         insecure_no_sandbox: local.insecure_no_sandbox,
         uid_base: local.uid_base,
         policy: Policy::default(),
+        log_max_bytes: local.log_max_bytes,
     })?)
 }
 
@@ -336,7 +375,10 @@ fn workspace_signer(config: &Config) -> anyhow::Result<TokenSigner> {
 }
 
 /// Token signing key and cookie key, generated into the data dir on first start.
-fn workspace_access(config: &Config) -> anyhow::Result<WorkspaceAccess> {
+fn workspace_access(
+    config: &Config,
+    db: &store::DatabaseConnection,
+) -> anyhow::Result<WorkspaceAccess> {
     let cookie_key: [u8; 32] =
         secrets::load_or_generate(&config.data_dir, "workspace-cookie.key", "", 32)?[..32]
             .try_into()
@@ -345,9 +387,11 @@ fn workspace_access(config: &Config) -> anyhow::Result<WorkspaceAccess> {
     let verifier = TokenVerifier::new(&signer.public_key()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let guard = Guard::new(
         verifier,
+        Arc::new(store::used_tokens::DbUsedTokens::new(db.clone())),
         CookieCodec::new(cookie_key),
         config.is_https(),
         config.workspaces.cookie_hours * 3600,
+        &config.public_origin(),
     );
     Ok(WorkspaceAccess { signer, guard })
 }

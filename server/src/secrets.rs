@@ -1,8 +1,97 @@
-//! Secrets that must survive restarts but that nobody configured: generated once into
-//! `<data>/secrets/` with owner-only permissions.
+//! The data dir, which holds password hashes, session ids and keys, kept readable by the
+//! server's user only; and secrets that must survive restarts but that nobody configured,
+//! generated once into `<data>/secrets/` with owner-only permissions.
 
 use anyhow::Context;
 use std::{fs, io::Write, path::Path};
+
+/// From now on this process creates files and directories for its own user only
+/// (0600/0700); the sandbox gives IDEs the usual 022 back. For `serve` and `migrate`, not
+/// for `editors install`: workspace uids must be able to read the editors.
+#[cfg(unix)]
+pub fn private_umask() {
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// What the server keeps directly in the data dir: the SQLite database and its journals.
+const DATA_FILES: [&str; 4] = [
+    "qingting.db",
+    "qingting.db-wal",
+    "qingting.db-shm",
+    "qingting.db-journal",
+];
+/// Subtrees of the data dir that only the server reads. Not `workspaces` or `editors`:
+/// the IDEs need those.
+const DATA_TREES: [&str; 3] = ["secrets", "logs", "objects"];
+
+/// Creates the data dir 0700, or makes an existing one so (saying so in the log), and takes
+/// group and other permissions off the server's own files in it, left by an older version.
+#[cfg(unix)]
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make data dir {} private (0700)", dir.display()))?;
+        tracing::warn!(
+            dir = %dir.display(),
+            "data dir was {mode:03o}, readable by other users; it is 0700 now"
+        );
+    }
+    let mut tightened = 0;
+    for name in DATA_FILES {
+        tightened += tighten(&dir.join(name));
+    }
+    for name in DATA_TREES {
+        tightened += tighten_tree(&dir.join(name));
+    }
+    if tightened > 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            "took group and other permissions off {tightened} files and dirs in the data dir"
+        );
+    }
+    Ok(())
+}
+
+/// Clears the group and other bits of `path` (never through a symlink); 1 if it changed.
+#[cfg(unix)]
+fn tighten(path: &Path) -> usize {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.file_type().is_symlink() || mode & 0o077 == 0 {
+        return 0;
+    }
+    match fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o700)) {
+        Ok(()) => 1,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot make it private: {e}");
+            0
+        }
+    }
+}
+
+#[cfg(unix)]
+fn tighten_tree(path: &Path) -> usize {
+    let mut n = tighten(path);
+    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if let Some(entries) = is_dir.then(|| fs::read_dir(path).ok()).flatten() {
+        for e in entries.flatten() {
+            n += tighten_tree(&e.path());
+        }
+    }
+    n
+}
 
 /// The configured hex secret, or the one stored under `name`, or a new random one of `len`
 /// bytes written there first.
@@ -88,6 +177,45 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn data_dir_and_server_files_are_made_private() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+
+        prepare_data_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700, "created private");
+
+        // Left by an older version: everything world-readable.
+        set(&dir, 0o755);
+        fs::write(dir.join("qingting.db"), "").unwrap();
+        set(&dir.join("qingting.db"), 0o644);
+        fs::create_dir_all(dir.join("objects/avatars")).unwrap();
+        fs::write(dir.join("objects/avatars/a.png"), "").unwrap();
+        set(&dir.join("objects/avatars/a.png"), 0o644);
+        set(&dir.join("objects/avatars"), 0o755);
+        fs::create_dir_all(dir.join("workspaces/1/files")).unwrap();
+        fs::write(dir.join("workspaces/1/files/x.py"), "").unwrap();
+        set(&dir.join("workspaces/1/files/x.py"), 0o644);
+        let outside = root.path().join("outside.txt");
+        fs::write(&outside, "").unwrap();
+        set(&outside, 0o644);
+        std::os::unix::fs::symlink(&outside, dir.join("logs")).unwrap();
+
+        prepare_data_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("qingting.db")), 0o600);
+        assert_eq!(mode(&dir.join("objects/avatars")), 0o700);
+        assert_eq!(mode(&dir.join("objects/avatars/a.png")), 0o600);
+        assert_eq!(
+            mode(&dir.join("workspaces/1/files/x.py")),
+            0o644,
+            "workspace files keep theirs"
+        );
+        assert_eq!(mode(&outside), 0o644, "a symlink is never followed");
     }
 
     #[test]

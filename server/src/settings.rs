@@ -50,6 +50,9 @@ pub fn load(opts: &Options) -> anyhow::Result<Config> {
     if opts.insecure_no_sandbox {
         config.workspaces.local.insecure_no_sandbox = true;
     }
+    if let Some(v) = opts.max_running {
+        config.workspaces.max_running = v;
+    }
     config
         .validate()
         .map_err(anyhow::Error::msg)

@@ -11,6 +11,7 @@ use axum::{
     },
     Extension,
 };
+use futures_util::StreamExt;
 use qingting_core::{accounts, auth_session, AppState};
 use std::convert::Infallible;
 use tokio::sync::broadcast::error::RecvError;
@@ -21,9 +22,12 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
         Ok(Some(uid)) => accounts::find_by_id(&state.db, uid).await.ok().flatten(),
         _ => None,
     };
-    let Some(account) = account else {
+    let (Some(account), Some(sid)) = (account, session.id()) else {
         return (StatusCode::UNAUTHORIZED, "Please sign in to continue.").into_response();
     };
+    // The stream ends with the session (sign-out, password change, deletion).
+    let live = state.live.register(&sid.to_string(), account.id);
+    let ended = live.ended();
     let rx = state.workspaces.subscribe();
     let stream = futures_util::stream::unfold((rx, true), move |(mut rx, first)| {
         let (state, account) = (state.clone(), account.clone());
@@ -43,6 +47,11 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
             let event = Event::default().event("workspaces").json_data(rows).ok()?;
             Some((Ok::<_, Infallible>(event), (rx, false)))
         }
+    });
+    let stream = stream.take_until(ended).map(move |event| {
+        // Registered for as long as the stream is open.
+        let _ = &live;
+        event
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())

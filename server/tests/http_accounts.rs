@@ -1,6 +1,7 @@
-//! Account settings over HTTP on SQLite, Postgres and MariaDB: avatars (with every refusal),
-//! password change revoking other sessions, GitHub sign-in / link / refusals / deletion
-//! against the in-repo fake GitHub.
+//! Account settings over HTTP on SQLite, Postgres and MariaDB: avatars (with every refusal,
+//! decompression bombs and the upload rate limit), password change revoking other sessions,
+//! GitHub sign-in / link / refusals / deletion against the in-repo fake GitHub, and that link
+//! and deletion cannot be started or finished from another site.
 
 use qingting_core::{
     testing::{Backend, TestDatabase},
@@ -80,13 +81,40 @@ impl Caller {
     }
 
     async fn post(&mut self, h: &H, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let res = self
-            .with_cookie(h.client.post(format!("{}{path}", h.base)).form(form))
-            .send()
-            .await
-            .unwrap();
+        self.post_with(h, path, form, &[]).await
+    }
+
+    /// A form post carrying the given extra headers (e.g. what a browser says about origin).
+    async fn post_with(
+        &mut self,
+        h: &H,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = h.client.post(format!("{}{path}", h.base)).form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self.with_cookie(req).send().await.unwrap();
         self.absorb(&res);
         res
+    }
+
+    /// A form post as a browser sends it from one of our own pages.
+    async fn post_here(&mut self, h: &H, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let origin = h.base.clone();
+        self.post_with(
+            h,
+            path,
+            form,
+            &[
+                ("origin", origin.as_str()),
+                ("sec-fetch-site", "same-origin"),
+                ("accept", "text/html"),
+            ],
+        )
+        .await
     }
 
     async fn get(&mut self, h: &H, url: &str) -> reqwest::Response {
@@ -143,10 +171,110 @@ fn location(res: &reqwest::Response) -> String {
         .to_string()
 }
 
+/// A PNG of `side`² grey one-bit pixels, all black: about `side`²/160 bytes of file that
+/// decode to `side`² bytes (a decompression bomb). Written by hand, so the test needs no
+/// compressor: one fixed-Huffman deflate block of a zero and back-references to it.
+fn png_bomb(side: u32) -> Vec<u8> {
+    let row = 1 + side.div_ceil(8) as usize; // the filter byte, then eight pixels a byte
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[1, 0, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &zlib_zeros(row * side as usize));
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let typed: Vec<u8> = kind.iter().chain(data).copied().collect();
+    out.extend_from_slice(&typed);
+    out.extend_from_slice(&crc32(&typed).to_be_bytes());
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A zlib stream of `n` (≥ 1) zero bytes.
+fn zlib_zeros(n: usize) -> Vec<u8> {
+    let mut bits = Bits::default();
+    bits.value(1, 1); // the final block
+    bits.value(1, 2); // fixed Huffman codes
+    bits.code(0x30, 8); // literal 0
+    let mut left = n - 1;
+    while left >= 258 {
+        bits.code(0xC5, 8); // length 258 (code 285)
+        bits.code(0, 5); // distance 1
+        left -= 258;
+    }
+    for _ in 0..left {
+        bits.code(0x30, 8);
+    }
+    bits.code(0, 7); // end of block
+    let mut out = vec![0x78, 0x01];
+    out.extend(bits.bytes);
+    // Adler-32 of zeros: the byte sum stays 1, the running sum grows by 1 a byte.
+    out.extend_from_slice(&((((n % 65521) as u32) << 16) | 1).to_be_bytes());
+    out
+}
+
+/// Deflate's bit order: fields least significant bit first, Huffman codes most significant
+/// bit first.
+#[derive(Default)]
+struct Bits {
+    bytes: Vec<u8>,
+    used: u32,
+}
+
+impl Bits {
+    fn bit(&mut self, b: u32) {
+        if self.used.is_multiple_of(8) {
+            self.bytes.push(0);
+        }
+        *self.bytes.last_mut().unwrap() |= ((b & 1) as u8) << (self.used % 8);
+        self.used += 1;
+    }
+
+    fn value(&mut self, v: u32, n: u32) {
+        (0..n).for_each(|i| self.bit(v >> i));
+    }
+
+    fn code(&mut self, c: u32, n: u32) {
+        (0..n).rev().for_each(|i| self.bit(c >> i));
+    }
+}
+
+/// How a GitHub flow begins: the login page's link (a GET of this path), or the settings
+/// pages' form posting this mode.
+#[derive(Clone, Copy)]
+enum Begin<'a> {
+    Link(&'a str),
+    Form(&'a str),
+}
+
 /// Drives the GitHub flow from `start` through the fake's consent page as GitHub user
 /// (`login`, `id`); returns the final redirect of our callback.
-async fn github_flow(h: &H, who: &mut Caller, start: &str, login: &str, id: i64) -> String {
-    let res = who.get(h, start).await;
+async fn github_flow(h: &H, who: &mut Caller, start: Begin<'_>, login: &str, id: i64) -> String {
+    let res = match start {
+        Begin::Link(path) => who.get(h, path).await,
+        Begin::Form(mode) => {
+            who.post_here(h, "/auth/github/start", &[("mode", mode)])
+                .await
+        }
+    };
     assert_eq!(
         res.status(),
         StatusCode::SEE_OTHER,
@@ -292,6 +420,23 @@ async fn suite(backend: Backend) {
             "{code}: old avatar kept"
         );
     }
+    // A decompression bomb: a small file claiming 8192² pixels is refused from its header.
+    let bomb = png_bomb(8192);
+    assert!(bomb.len() < 60 * 1024, "{} bytes", bomb.len());
+    let dims = image::ImageReader::with_format(Cursor::new(&bomb), image::ImageFormat::Png)
+        .into_dimensions()
+        .unwrap();
+    assert_eq!(dims, (8192, 8192));
+    let res = alice.upload(&h, bomb, false).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bomb refused"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_pixels");
+    assert!(body["message"].as_str().unwrap().contains("4096"), "{body}");
+    assert_eq!(alice.me(&h).await["avatar_url"], second.as_str());
     let still = h
         .client
         .get(format!("{}{second}", h.base))
@@ -314,6 +459,53 @@ async fn suite(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // Uploads per user are rate-limited (each one is a decode), with a clear 429.
+    let mut bob = Caller { cookie: None };
+    bob.post(
+        &h,
+        "/api/register",
+        &[("username", "bob"), ("password", "correct horse")],
+    )
+    .await;
+    for i in 0..qingting_core::avatars::UPLOADS_PER_USER.max {
+        let res = bob.upload(&h, b"not an image".to_vec(), false).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "upload {i}"
+        );
+    }
+    let res = bob
+        .upload(&h, image_bytes(image::ImageFormat::Png, 10, 10), false)
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{retry}");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Too many avatar uploads"));
+    assert!(bob.me(&h).await["avatar_url"].is_null());
+    let res = bob.upload(&h, b"GIF89a".to_vec(), true).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&res),
+        "/settings/profile?avatar_error=rate_limited"
+    );
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
+    let res = alice.upload(&h, b"not an image".to_vec(), false).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "the limit is per user"
+    );
 
     // --- Password change: other sessions end, this one continues -------------------------
     let mut other_device = Caller { cookie: None };
@@ -369,7 +561,7 @@ async fn suite(backend: Backend) {
     let to = github_flow(
         &h,
         &mut octo,
-        "/auth/github/start?mode=login&next=/settings/profile",
+        Begin::Link("/auth/github/start?mode=login&next=/settings/profile"),
         "Octo-Cat",
         4242,
     )
@@ -396,24 +588,38 @@ async fn suite(backend: Backend) {
         "no flow started at all"
     );
 
+    // Linking cannot be started by a link or a page on another site.
+    let res = alice.get(&h, "/auth/github/start?mode=link").await;
+    assert_eq!(location(&res), "/settings/profile?github=use_button");
+    let res = alice
+        .get(&h, "/auth/github/callback?code=abc&state=x")
+        .await;
+    assert_eq!(
+        location(&res),
+        "/login?github=state_mismatch",
+        "the GET started no flow"
+    );
+    for headers in [
+        vec![],
+        vec![("origin", "http://evil.example")],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("sec-fetch-site", "same-site")],
+    ] {
+        let res = alice
+            .post_with(&h, "/auth/github/start", &[("mode", "link")], &headers)
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(res
+            .text()
+            .await
+            .unwrap()
+            .contains("Cross-site request refused"));
+    }
+
     // Linking a GitHub id that belongs to someone else is refused.
-    let to = github_flow(
-        &h,
-        &mut alice,
-        "/auth/github/start?mode=link",
-        "octo-cat",
-        4242,
-    )
-    .await;
+    let to = github_flow(&h, &mut alice, Begin::Form("link"), "octo-cat", 4242).await;
     assert_eq!(to, "/settings/profile?github=taken");
-    let to = github_flow(
-        &h,
-        &mut alice,
-        "/auth/github/start?mode=link",
-        "alice-gh",
-        777,
-    )
-    .await;
+    let to = github_flow(&h, &mut alice, Begin::Form("link"), "alice-gh", 777).await;
     assert_eq!(to, "/settings/profile?github=linked");
     assert_eq!(alice.me(&h).await["username"], "alice");
     let res = alice.post(&h, "/api/settings/unlink-github", &[]).await;
@@ -428,26 +634,76 @@ async fn suite(backend: Backend) {
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert!(res.text().await.unwrap().contains("no way to sign in"));
 
-    // Deleting through GitHub re-confirmation; a different GitHub user cannot confirm.
-    let to = github_flow(
-        &h,
-        &mut octo,
-        "/auth/github/start?mode=delete",
-        "someone",
-        5555,
-    )
-    .await;
+    // Deleting through GitHub cannot be started from another site: a GET (which any page
+    // can make a signed-in browser send) starts nothing, a cross-site POST is refused.
+    let res = octo.get(&h, "/auth/github/start?mode=delete").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/settings/security?github=use_button");
+    let res = octo.get(&h, "/auth/github/callback?code=abc&state=x").await;
+    assert_eq!(
+        location(&res),
+        "/login?github=state_mismatch",
+        "the GET started no flow"
+    );
+    for headers in [
+        vec![],
+        vec![("origin", "http://evil.example")],
+        vec![("origin", "null")],
+        vec![("sec-fetch-site", "cross-site")],
+    ] {
+        let res = octo
+            .post_with(&h, "/auth/github/start", &[("mode", "delete")], &headers)
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    assert_eq!(octo.me(&h).await["username"], "octocat");
+
+    // The confirmation button does nothing without GitHub's fresh word.
+    let res = octo.post_here(&h, "/auth/github/delete", &[]).await;
+    assert_eq!(location(&res), "/settings/security?github=confirm_expired");
+    assert_eq!(octo.me(&h).await["username"], "octocat");
+
+    // A different GitHub user cannot confirm (and confirms nothing for later).
+    let to = github_flow(&h, &mut octo, Begin::Form("delete"), "someone", 5555).await;
     assert_eq!(to, "/settings/security?github=mismatch");
-    let to = github_flow(
-        &h,
-        &mut octo,
-        "/auth/github/start?mode=delete",
-        "Octo-Cat",
-        4242,
-    )
-    .await;
-    assert_eq!(to, "/login?account=deleted");
+    let res = octo.post_here(&h, "/auth/github/delete", &[]).await;
+    assert_eq!(location(&res), "/settings/security?github=confirm_expired");
+    assert_eq!(octo.me(&h).await["username"], "octocat");
+
+    // The right GitHub user: the callback only leads to our confirmation page.
+    let to = github_flow(&h, &mut octo, Begin::Form("delete"), "Octo-Cat", 4242).await;
+    assert_eq!(to, "/settings/delete-account");
+    assert_eq!(
+        octo.me(&h).await["username"],
+        "octocat",
+        "nothing deleted by the callback"
+    );
+    let page = octo.get(&h, &to).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("Delete my account") && page.contains("octocat"),
+        "the page says what goes"
+    );
+    // Even then, a post from another site cannot press the button.
+    for headers in [vec![], vec![("origin", "http://evil.example")]] {
+        let res = octo
+            .post_with(&h, "/auth/github/delete", &[], &headers)
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    assert_eq!(octo.me(&h).await["username"], "octocat");
+    let res = octo.post_here(&h, "/auth/github/delete", &[]).await;
+    assert_eq!(location(&res), "/login?account=deleted");
     assert!(octo.me(&h).await.is_null());
+    let res = Caller { cookie: None }
+        .get(&h, "/auth/github/start?mode=login")
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "sign-in still starts by GET"
+    );
 
     // --- Delete with password ---------------------------------------------------------------
     let res = alice

@@ -1,9 +1,13 @@
-//! `/settings/profile` and `/settings/security`.
+//! `/settings/profile`, `/settings/security`, and `/settings/delete-account` (the last step
+//! of deleting an account through GitHub).
 
 use crate::{
-    api::settings::{
-        my_profile, ChangePassword, DeleteAccount, ProfileView, RemoveAvatar, SaveProfile,
-        UnlinkGithub,
+    api::{
+        settings::{
+            my_profile, ChangePassword, DeleteAccount, ProfileView, RemoveAvatar, SaveProfile,
+            UnlinkGithub,
+        },
+        workspaces::list_workspaces,
     },
     auth::{action_error, navigate_on_success, Auth, RequireUser},
     components::form::{FormAlert, PasswordField, UsernameField},
@@ -22,12 +26,15 @@ pub fn outcome_message(key: &str, code: &str) -> Option<(&'static str, &'static 
         ("github", "denied") => ("error", "GitHub access was not granted."),
         ("github", "mismatch") => ("error", "That is not the GitHub account linked to this account."),
         ("github", "disabled") => ("error", "GitHub sign-in is not configured on this server."),
+        ("github", "use_button") => ("error", "To link GitHub or to delete your account through GitHub, use the button on this page."),
+        ("github", "confirm_expired") => ("error", "GitHub's confirmation is missing or has expired (it lasts 5 minutes). Confirm with GitHub again."),
         ("github", _) => ("error", "GitHub sign-in failed. Please try again."),
         ("avatar", "updated") => ("ok", "Your avatar was updated."),
         ("avatar_error", "too_large") => ("error", "That image is too large (the limit is shown below the picker)."),
         ("avatar_error", "not_image") => ("error", "Choose a PNG, JPEG, WebP or GIF image."),
         ("avatar_error", "corrupt") => ("error", "The image could not be read: it is damaged or not what it claims to be."),
-        ("avatar_error", "too_many_pixels") => ("error", "The image has too many pixels (at most 8192×8192)."),
+        ("avatar_error", "too_many_pixels") => ("error", "The image has too many pixels for an avatar (at most 4096 on a side and about 10 megapixels). Make it smaller and try again."),
+        ("avatar_error", "rate_limited") => ("error", "Too many avatar uploads in a short time. Wait a few minutes and try again."),
         ("avatar_error", _) => ("error", "The avatar could not be saved. Please try again."),
         ("account", "deleted") => ("ok", "Your account was deleted."),
         _ => return None,
@@ -183,7 +190,7 @@ fn ProfileSettings() -> impl IntoView {
                                 }.into_any(),
                                 None => view! {
                                     <p class="muted">"Link a GitHub account to sign in with it."</p>
-                                    <a class="button" href="/auth/github/start?mode=link" rel="external">"Link GitHub"</a>
+                                    <GithubStartButton mode="link" label="Link GitHub" class="button" />
                                 }.into_any(),
                             }}
                         </section>
@@ -247,12 +254,91 @@ fn SecuritySettings() -> impl IntoView {
                             }.into_any()
                         } else {
                             view! {
-                                <a class="button danger" href="/auth/github/start?mode=delete" rel="external">"Confirm with GitHub and delete"</a>
+                                <GithubStartButton mode="delete" label="Confirm with GitHub and delete" class="button danger" />
                             }.into_any()
                         }}
                     </section>
                 }.into_any()
             })}
         </Suspense>
+    }
+}
+
+/// Starts a GitHub flow that ends in a change (link, delete). A plain form POST, so it works
+/// before hydration and carries the browser's `Origin`: the server starts these from a
+/// same-origin POST only, never from a link another site could send a browser to.
+#[component]
+fn GithubStartButton(
+    mode: &'static str,
+    label: &'static str,
+    class: &'static str,
+) -> impl IntoView {
+    view! {
+        <form method="post" action="/auth/github/start" class="inline">
+            <input type="hidden" name="mode" value=mode />
+            <button type="submit" class=class>{label}</button>
+        </form>
+    }
+}
+
+#[component]
+pub fn DeleteAccountPage() -> impl IntoView {
+    view! {
+        <Title text="Delete account · QingTing Studio" />
+        <RequireUser>
+            <DeleteAccountConfirm />
+        </RequireUser>
+    }
+}
+
+/// What deleting removes, and the last button. GitHub has confirmed the identity by the time
+/// people arrive here; the server checks that confirmation again when the button is pressed.
+#[component]
+fn DeleteAccountConfirm() -> impl IntoView {
+    let profile = profile_resource(|| 0);
+    let workspaces = Resource::new(|| (), |_| list_workspaces());
+    view! {
+        <div class="page-head"><h1>"Delete account"</h1></div>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let p = match profile.await {
+                    Ok(p) => p,
+                    Err(e) => return view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                };
+                let names: Vec<String> = workspaces
+                    .await
+                    .map(|w| w.workspaces.into_iter().map(|w| w.name).collect())
+                    .unwrap_or_default();
+                view! {
+                    <section class="card settings-section danger-zone" data-testid="delete-confirm">
+                        <h2>"Delete " {p.username.clone()} " for good?"</h2>
+                        <p>"Deleting removes, and it cannot be undone:"</p>
+                        <ul>
+                            <li>"the account " <strong>{p.username.clone()}</strong>
+                                {p.github_login.clone().map(|l| format!(" and its link to GitHub user {l}"))}</li>
+                            <li data-testid="delete-workspaces">{workspaces_line(&names)}</li>
+                            <li>"your profile" {p.avatar_url.is_some().then_some(" and avatar")}</li>
+                            <li>"every session: you are signed out everywhere"</li>
+                        </ul>
+                        <p class="muted">"GitHub's confirmation is good for 5 minutes; after that, start again from the Security settings."</p>
+                        <form method="post" action="/auth/github/delete" class="inline">
+                            <button type="submit" class="button danger">"Delete my account"</button>
+                        </form>
+                        <a class="button ghost" href="/settings/security">"Cancel"</a>
+                    </section>
+                }.into_any()
+            })}
+        </Suspense>
+    }
+}
+
+fn workspaces_line(names: &[String]) -> String {
+    match names.len() {
+        0 => "your workspaces (you have none)".to_string(),
+        1 => format!("your workspace {} and all its files", names[0]),
+        n => format!(
+            "your {n} workspaces and all their files: {}",
+            names.join(", ")
+        ),
     }
 }

@@ -22,6 +22,9 @@ pub struct ShellConfig {
     /// `https` behind FC's custom domain; decides the `Secure` cookie flag and `Origin` checks.
     pub proto: &'static str,
     pub cookie_hours: i64,
+    /// The workspace owner's own uid (and gid), which owns their files on the NAS: the IDE
+    /// runs as it when the shell starts as root (tenants never share an identity).
+    pub ide_uid: Option<u32>,
     pub command: Vec<String>,
 }
 
@@ -77,6 +80,10 @@ impl ShellConfig {
             cookie_hours: var_or("QINGTING_COOKIE_HOURS", "12")
                 .parse()
                 .context("QINGTING_COOKIE_HOURS")?,
+            ide_uid: match std::env::var("QINGTING_IDE_UID") {
+                Ok(v) => Some(v.parse().context("QINGTING_IDE_UID must be a uid")?),
+                Err(_) => None,
+            },
             command,
         })
     }

@@ -75,6 +75,7 @@ impl Ide {
                 .map_err(|e| format!("cannot create {}: {e}", run.display()))?;
         }
         let _ = std::fs::remove_file(&cfg.socket);
+        let run_as = tenant_identity(cfg)?;
         let argv = cfg.argv();
         let mut cmd = std::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -86,6 +87,22 @@ impl Ide {
             ))
             .stdin(Stdio::null())
             .process_group(0);
+        if let Some(uid) = run_as {
+            // std drops supplementary groups too when root sets a uid.
+            cmd.uid(uid).gid(uid);
+        }
+        // The IDE never outlives the shell, however the shell ends (even SIGKILL): nothing
+        // would guard it any more. (The signal follows the spawning thread, a runtime worker
+        // that lives as long as the shell.)
+        // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = tokio::process::Command::from(cmd)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
@@ -134,5 +151,86 @@ impl Ide {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
+/// The uid the IDE runs as: the owner's own (`QINGTING_IDE_UID`) when the shell is root,
+/// after handing it the workspace's directories (private to it); else the shell's own.
+fn tenant_identity(cfg: &ShellConfig) -> Result<Option<u32>, String> {
+    let Some(uid) = cfg.ide_uid else {
+        return Ok(None);
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let run = cfg.socket.parent().map(|p| p.to_path_buf());
+    let home = cfg.ide_dir.join("home");
+    for dir in [
+        Some(cfg.files_dir.clone()),
+        Some(cfg.ide_dir.clone()),
+        Some(home),
+        run,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::chown(&dir, Some(uid), Some(uid))
+            .map_err(|e| format!("cannot hand {} to uid {uid}: {e}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
+    }
+    Ok(Some(uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn the_ide_gets_the_owners_own_identity_and_private_directories() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: handing directories to another uid needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ShellConfig {
+            listen: String::new(),
+            workspace_id: 1,
+            owner_id: 1,
+            dashboard_url: String::new(),
+            owner: "alice".into(),
+            workspace: "nb".into(),
+            public_key: [0; 32],
+            files_dir: dir.path().join("workspace"),
+            ide_dir: dir.path().join("ide"),
+            socket: dir.path().join("run/ide.sock"),
+            health_path: "/".into(),
+            proto: "http",
+            cookie_hours: 1,
+            ide_uid: Some(100_042),
+            command: vec!["true".into()],
+        };
+        for d in [
+            &cfg.files_dir,
+            &cfg.ide_dir.join("home"),
+            &dir.path().join("run"),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        assert_eq!(tenant_identity(&cfg), Ok(Some(100_042)));
+        for d in [&cfg.files_dir, &cfg.ide_dir, &cfg.ide_dir.join("home")] {
+            let m = std::fs::metadata(d).unwrap();
+            assert_eq!((m.uid(), m.gid()), (100_042, 100_042), "{}", d.display());
+            assert_eq!(m.permissions().mode() & 0o777, 0o700, "{}", d.display());
+        }
+        let without = ShellConfig {
+            ide_uid: None,
+            ..cfg
+        };
+        assert_eq!(tenant_identity(&without), Ok(None));
     }
 }

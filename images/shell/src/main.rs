@@ -1,8 +1,13 @@
 //! `qingting-shell -- <IDE command>`: the entrypoint of every workspace image.
 //!
-//! - `POST /initialize` (Function Compute's Initializer hook): starts the IDE, answers once it
-//!   is healthy;
-//! - `GET /pre-stop` (the PreStop hook): stops the IDE's process group so it can save state;
+//! - `POST /initialize` (Function Compute's Initializer hook): starts the IDE if it is not
+//!   running, answers once it is healthy;
+//! - `GET /pre-stop` (the PreStop hook): flushes written data to the NAS;
+//!
+//! Both hooks answer on the same port as the public custom domain, and nothing in a request
+//! proves it came from Function Compute, so both are inert for anyone else: starting an IDE
+//! that runs is a no-op, and a flush harms nobody. The IDE is stopped on `SIGTERM`, which only
+//! the platform can send, when the instance is destroyed.
 //! - `GET /_qingting/health` (the container health check): 200 when the IDE answers;
 //! - everything else: the in-process gateway's rules (`qingting_gateway::access`), with the
 //!   dashboard's Ed25519 **public** key only, then proxied to the IDE's local socket.
@@ -12,18 +17,19 @@
 
 mod config;
 mod ide;
+mod used_tokens;
 
 use axum::{
     body::Body,
     extract::{Request, State},
     http::{header, Method, StatusCode},
-    response::{IntoResponse, Response},
+    response::{Html, IntoResponse, Response},
     Router,
 };
 use config::ShellConfig;
 use ide::Ide;
 use qingting_gateway::{
-    access::{self, Decision, Guard, Target},
+    access::{self, Decision, Guard, Incoming, Target},
     cookie::{self, CookieCodec},
     now_unix,
     proxy::{self, Forwarded},
@@ -50,9 +56,11 @@ async fn main() -> anyhow::Result<()> {
         TokenVerifier::new(&cfg.public_key).map_err(|e| anyhow::anyhow!("public key: {e}"))?;
     let guard = Guard::new(
         verifier,
+        Arc::new(used_tokens::DashboardUsedTokens::new(&cfg.dashboard_url)?),
         CookieCodec::new(rand::random()),
         cfg.proto == "https",
         cfg.cookie_hours * 3600,
+        &cfg.dashboard_url,
     );
     let shell = Arc::new(Shell {
         ide: Ide::new(cfg.clone()),
@@ -68,11 +76,36 @@ async fn main() -> anyhow::Result<()> {
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        terminated().await;
         stop.ide.stop().await;
     })
     .await?;
     Ok(())
+}
+
+/// The headers of every page the shell answers itself (never framed, never cached).
+fn with_page_headers(mut res: Response) -> Response {
+    for (name, value) in access::PAGE_HEADERS {
+        res.headers_mut()
+            .insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    res
+}
+
+/// SIGTERM (the platform destroying the instance) or SIGINT.
+async fn terminated() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
@@ -84,8 +117,11 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
             };
         }
         (&Method::GET, "/pre-stop") => {
-            shell.ide.stop().await;
-            return (StatusCode::OK, "stopped\n").into_response();
+            // Whatever the IDE wrote reaches the NAS before the instance goes.
+            tokio::task::spawn_blocking(|| unsafe { libc::sync() })
+                .await
+                .ok();
+            return (StatusCode::OK, "flushed\n").into_response();
         }
         (&Method::GET, "/_qingting/health") => {
             return if shell.ide.healthy().await {
@@ -110,44 +146,64 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
     let target = Target {
         workspace_id: cfg.workspace_id,
         owner_id: cfg.owner_id,
+        user: cfg.owner.clone(),
+        workspace: cfg.workspace.clone(),
         origin: format!("{}://{host}", cfg.proto),
     };
-    match shell
-        .guard
-        .decide(&target, req.method(), req.uri(), req.headers(), now_unix())
-    {
+    let (parts, body) = req.into_parts();
+    // The token exchange's answer form is read here; every other body streams to the IDE.
+    let (form, body) = if access::wants_form(&parts.method, &parts.uri) {
+        match axum::body::to_bytes(body, access::MAX_FORM_BYTES).await {
+            Ok(b) => (
+                Some(String::from_utf8_lossy(&b).into_owned()),
+                Body::empty(),
+            ),
+            Err(_) => {
+                return (StatusCode::PAYLOAD_TOO_LARGE, "Request too large.\n").into_response()
+            }
+        }
+    } else {
+        (None, body)
+    };
+    let incoming = Incoming {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        form: form.as_deref(),
+    };
+    let decision = shell.guard.decide(&target, incoming, now_unix()).await;
+    let req = Request::from_parts(parts, body);
+    match decision {
         Decision::Exchanged {
-            set_cookie,
+            set_cookies,
             location,
             ..
+        }
+        | Decision::SignIn {
+            set_cookies,
+            location,
         } => {
             let mut res: Response = access::found(&location);
-            access::append_cookie(&mut res, &set_cookie);
-            res
-        }
-        Decision::SignIn { clear_cookie, next } => {
-            let mut res: Response = access::found(&format!(
-                "{}/open/{}/{}?next={}",
-                cfg.dashboard_url,
-                cfg.owner,
-                cfg.workspace,
-                access::percent_encode(&next)
-            ));
-            if clear_cookie {
-                access::append_cookie(&mut res, &cookie::clear_header(shell.guard.secure()));
+            for c in &set_cookies {
+                access::append_cookie(&mut res, c);
             }
             res
+        }
+        Decision::Confirm { token, next } => {
+            with_page_headers(Html(access::confirm_page(&target, &token, &next)).into_response())
         }
         Decision::Refuse {
             status,
             message,
             clear_cookie,
         } => {
-            let mut res = (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
-                format!("{message}\n"),
-            )
-                .into_response();
+            let mut res = with_page_headers(
+                (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+                    format!("{message}\n"),
+                )
+                    .into_response(),
+            );
             if clear_cookie {
                 access::append_cookie(&mut res, &cookie::clear_header(shell.guard.secure()));
             }
@@ -164,7 +220,9 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
                 client_ip: String::new(),
                 proto: cfg.proto,
             };
-            match proxy::forward(req, &shell.ide.upstream(), &fwd, ()).await {
+            // Sessions are not visible from here: access ends with the cookie's lifetime.
+            let revoked = std::future::pending::<()>();
+            match proxy::forward(req, &shell.ide.upstream(), &fwd, (), revoked).await {
                 Ok(res) => res.map(Body::new),
                 Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
             }

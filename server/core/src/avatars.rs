@@ -1,15 +1,32 @@
 //! Avatar images: the type decided from the bytes, decoded (with limits against decompression
 //! bombs), cropped and re-encoded to one fixed size, stored under a server-chosen key.
 
-use crate::{accounts, AppState};
+use crate::{accounts, config::Limit, AppState};
 use bytes::Bytes;
 use image::{imageops::FilterType, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
+use tokio::sync::Semaphore;
 
 /// Stored avatars are PNGs of this many pixels square.
 pub const AVATAR_SIZE: u32 = 256;
-/// Larger source images are refused before decoding.
-const MAX_SOURCE_PIXELS_PER_SIDE: u32 = 8192;
+/// Larger source images are refused from their header, before any pixel is decoded. The
+/// avatar is 256 px, so this only has to admit what people pick straight off a phone or a
+/// screen: a 12-megapixel photo (4032×3024) or a 4K screenshot. A few hundred bytes of PNG
+/// can claim 8192² pixels (a decompression bomb); this keeps them out.
+const MAX_SOURCE_PIXELS_PER_SIDE: u32 = 4096;
+/// The decoder's allocation cap, checked against the decoded size before decoding: a
+/// 12-megapixel photo as RGB is 35 MiB. It also refuses 16-bit and float images at sizes
+/// the side limit alone would let through (4096² × 8 bytes is 128 MiB).
+const MAX_DECODE_BYTES: u64 = 40 * 1024 * 1024;
+/// Decodes running at once, across all users: each may hold tens of MB and a core for a
+/// while, and the blocking pool would otherwise run as many as requests arrive.
+const CONCURRENT_DECODES: usize = 2;
+static DECODES: Semaphore = Semaphore::const_new(CONCURRENT_DECODES);
+/// Uploads per user: enough to try a few pictures, too few to keep the decoders busy.
+pub const UPLOADS_PER_USER: Limit = Limit {
+    max: 10,
+    per_seconds: 600,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AvatarError {
@@ -19,8 +36,10 @@ pub enum AvatarError {
     NotAnImage,
     #[error("The image could not be read: it is damaged or not really a {0}.")]
     Corrupt(&'static str),
-    #[error("The image is too large (at most {MAX_SOURCE_PIXELS_PER_SIDE}×{MAX_SOURCE_PIXELS_PER_SIDE} pixels).")]
+    #[error("The image has too many pixels for an avatar (at most {MAX_SOURCE_PIXELS_PER_SIDE} on a side and about 10 megapixels). Make it smaller and try again.")]
     TooManyPixels,
+    #[error("Too many avatar uploads. Try again in {retry_after_secs} seconds.")]
+    TooManyUploads { retry_after_secs: u64 },
     #[error("The avatar could not be saved. Please try again.")]
     Storage(String),
 }
@@ -57,7 +76,7 @@ pub fn normalize(bytes: &[u8]) -> Result<Vec<u8>, AvatarError> {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SOURCE_PIXELS_PER_SIDE);
     limits.max_image_height = Some(MAX_SOURCE_PIXELS_PER_SIDE);
-    limits.max_alloc = Some(512 * 1024 * 1024);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let img = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(_) => AvatarError::TooManyPixels,
@@ -68,6 +87,21 @@ pub fn normalize(bytes: &[u8]) -> Result<Vec<u8>, AvatarError> {
     out.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
         .map_err(|e| AvatarError::Storage(e.to_string()))?;
     Ok(png)
+}
+
+/// [`normalize`] on the blocking pool, at most [`CONCURRENT_DECODES`] at a time.
+async fn normalize_in_turn(upload: Bytes) -> Result<Vec<u8>, AvatarError> {
+    let permit = DECODES
+        .acquire()
+        .await
+        .map_err(|e| AvatarError::Storage(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        // Held until the decode ends, even when the request that started it is gone.
+        let _permit = permit;
+        normalize(&upload)
+    })
+    .await
+    .map_err(|e| AvatarError::Storage(e.to_string()))?
 }
 
 /// A fresh key; a new key per upload lets the URL be cached forever.
@@ -82,9 +116,13 @@ pub async fn set_avatar(
     user_id: i64,
     upload: Bytes,
 ) -> Result<String, AvatarError> {
-    let png = tokio::task::spawn_blocking(move || normalize(&upload))
-        .await
-        .map_err(|e| AvatarError::Storage(e.to_string()))??;
+    state
+        .limits
+        .check("avatar-upload", &user_id.to_string(), UPLOADS_PER_USER)
+        .map_err(|l| AvatarError::TooManyUploads {
+            retry_after_secs: l.retry_after_secs,
+        })?;
+    let png = normalize_in_turn(upload).await?;
     let key = new_key();
     state
         .objects
@@ -170,6 +208,65 @@ mod tests {
         assert_eq!(
             normalize(b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
             Err(AvatarError::NotAnImage)
+        );
+    }
+
+    /// A PNG that states a size but carries (almost) no pixel data: enough for a decoder to
+    /// learn the size and start decoding.
+    fn png_header(w: u32, h: u32, bit_depth: u8, color_type: u8) -> Vec<u8> {
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[bit_depth, color_type, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &[0x78, 0x9c]);
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let typed: Vec<u8> = kind.iter().chain(data).copied().collect();
+        out.extend_from_slice(&typed);
+        out.extend_from_slice(&crc32(&typed).to_be_bytes());
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn oversized_images_are_refused_from_their_header() {
+        // Grey, 1 bit per pixel: 8 MB of pixels in a file of a few KB.
+        assert_eq!(
+            normalize(&png_header(8192, 8192, 1, 0)),
+            Err(AvatarError::TooManyPixels)
+        );
+        assert_eq!(
+            normalize(&png_header(4097, 16, 8, 2)),
+            Err(AvatarError::TooManyPixels)
+        );
+        // Within the sides, but too many bytes once decoded (RGBA, 16 bits a channel).
+        assert_eq!(
+            normalize(&png_header(4096, 4096, 16, 6)),
+            Err(AvatarError::TooManyPixels)
+        );
+        // A 12-megapixel photo passes the limits (and then fails here only for lack of data).
+        assert_eq!(
+            normalize(&png_header(4032, 3024, 8, 2)),
+            Err(AvatarError::Corrupt("PNG"))
         );
     }
 }

@@ -44,6 +44,10 @@ pub struct WorkspacesConfig {
     pub domain: String,
     pub max_per_user: u64,
     pub max_running_per_user: u64,
+    /// Workspaces running (or starting) at once on this server, whoever owns them; a start
+    /// beyond it is refused. 0: one per GiB of the host's memory with the local runtime, no
+    /// cap with fc.
+    pub max_running: u64,
     /// Stop a workspace after this many seconds without requests or open WebSockets; 0: never.
     pub idle_stop_secs: u64,
     /// How long a workspace cookie stays valid (it also ends with the dashboard session).
@@ -86,10 +90,11 @@ pub struct FcRuntimeConfig {
     pub vswitch_ids: Vec<String>,
     pub security_group_id: String,
     /// NAS export for workspace data, e.g. `xxxx.cn-hangzhou.nas.aliyuncs.com:/qingting`;
-    /// each workspace gets `<nas>/<user>/<id>/{files,ide}`.
+    /// each workspace mounts only its own `<nas>/<user>/<id>/{files,ide}`.
     pub nas_server: String,
-    pub nas_uid: i64,
-    pub nas_gid: i64,
+    /// Each user's files are owned by uid and gid `nas_uid_base + <user id>` on the NAS, and
+    /// their IDE runs as that uid: tenants never share an identity on the export.
+    pub nas_uid_base: i64,
     /// `HTTPS` (with the certificate below) or `HTTP`.
     pub protocol: String,
     pub cert_name: String,
@@ -115,8 +120,7 @@ impl Default for FcRuntimeConfig {
             vswitch_ids: Vec::new(),
             security_group_id: String::new(),
             nas_server: String::new(),
-            nas_uid: 1000,
-            nas_gid: 1000,
+            nas_uid_base: 100_000,
             protocol: "HTTPS".into(),
             cert_name: String::new(),
             cert_file: String::new(),
@@ -131,6 +135,7 @@ impl Default for WorkspacesConfig {
             domain: String::new(),
             max_per_user: 10,
             max_running_per_user: 3,
+            max_running: 0,
             idle_stop_secs: 30 * 60,
             cookie_hours: 12,
             runtime: RuntimeKind::Local,
@@ -145,8 +150,11 @@ impl Default for WorkspacesConfig {
 pub struct LocalRuntimeConfig {
     /// Run IDEs without bubblewrap where the host cannot sandbox. Never on a shared machine.
     pub insecure_no_sandbox: bool,
-    /// When the server runs as root, workspace `id` runs as uid `uid_base + id`.
+    /// Workspace `id` runs as uid `uid_base + id` (on the host when the server runs as root,
+    /// inside the sandbox's user namespace otherwise).
     pub uid_base: u32,
+    /// An IDE's log is rotated to `.1` at this size while it runs (two files at most).
+    pub log_max_bytes: u64,
 }
 
 impl Default for LocalRuntimeConfig {
@@ -154,6 +162,7 @@ impl Default for LocalRuntimeConfig {
         Self {
             insecure_no_sandbox: false,
             uid_base: 200_000,
+            log_max_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -361,6 +370,9 @@ impl Config {
         if w.cookie_hours < 1 {
             return Err("workspaces.cookie_hours must be at least 1".into());
         }
+        if w.local.log_max_bytes < 4096 {
+            return Err("workspaces.local.log_max_bytes must be at least 4096".into());
+        }
         if !w.domain.is_empty()
             && !w
                 .domain
@@ -396,6 +408,15 @@ impl Config {
             self.data_dir.join("objects")
         } else {
             PathBuf::from(&self.objects.dir)
+        }
+    }
+
+    /// The host-wide cap on running workspaces in force (see `workspaces.max_running`).
+    pub fn effective_max_running(&self) -> u64 {
+        match (self.workspaces.max_running, self.workspaces.runtime) {
+            (0, RuntimeKind::Local) => crate::workspaces::local::default_max_running(),
+            (0, RuntimeKind::Fc) => u64::MAX,
+            (n, _) => n,
         }
     }
 
@@ -439,6 +460,19 @@ impl Config {
         } else {
             self.workspaces.domain.to_ascii_lowercase()
         }
+    }
+
+    /// Whether workspace hosts are the same *site* as the dashboard (one registrable domain,
+    /// by the public suffix list, as browsers decide it). Same-site workspaces can set
+    /// cookies for the dashboard's domain and are treated as its neighbours by `SameSite`;
+    /// production belongs on a registrable domain of its own (docs/security.md).
+    pub fn workspaces_same_site(&self) -> bool {
+        let site = |host: &str| -> String {
+            let host = host.trim_end_matches('.').to_ascii_lowercase();
+            psl::domain_str(&host).unwrap_or(&host).to_string()
+        };
+        let workspace_host = format!("user-workspace.{}", self.workspace_domain());
+        site(self.public_host()) == site(&workspace_host)
     }
 
     /// `scheme://<user>-<ws>.<domain>[:port]`: where a workspace is opened.
@@ -488,6 +522,28 @@ mod tests {
         );
         c.workspaces.domain = "bad domain".into();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn same_site_workspace_domains_are_recognised() {
+        let mut c = Config::default();
+        let cases = [
+            ("https://studio.example.com", "", true),
+            ("https://studio.example.com", "ws.example.com", true),
+            (
+                "https://studio.example.com",
+                "example-workspaces.net",
+                false,
+            ),
+            ("https://studio.example.co.uk", "ws.example.co.uk", true),
+            ("https://studio.example.co.uk", "other.co.uk", false),
+            ("http://localhost:3000", "", false),
+        ];
+        for (public, domain, same) in cases {
+            c.public_url = public.into();
+            c.workspaces.domain = domain.into();
+            assert_eq!(c.workspaces_same_site(), same, "{public} / {domain:?}");
+        }
     }
 
     #[test]

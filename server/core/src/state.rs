@@ -3,6 +3,7 @@
 use crate::{
     accounts::AccountDeletionHook,
     config::{Config, ObjectBackend},
+    live_sessions::LiveSessions,
     objects::{DirStore, ObjectStore, S3Store},
     rate_limit::RateLimiter,
     workspaces::WorkspaceService,
@@ -27,6 +28,8 @@ pub struct AppState {
     pub objects: Arc<dyn ObjectStore>,
     pub workspaces: Arc<WorkspaceService>,
     pub access: Arc<WorkspaceAccess>,
+    /// Live connections by session, closed when their session ends.
+    pub live: Arc<LiveSessions>,
     /// Run before an account is deleted (e.g. to delete its workspaces).
     pub deletion_hooks: Arc<Vec<Arc<dyn AccountDeletionHook>>>,
 }
@@ -43,6 +46,7 @@ impl AppState {
             ObjectBackend::S3 => Arc::new(S3Store::new(&config.objects.s3)),
         };
         let hooks: Vec<Arc<dyn AccountDeletionHook>> = vec![workspaces.clone()];
+        let live = LiveSessions::new(db.clone());
         Self {
             db,
             config: Arc::new(config),
@@ -50,6 +54,7 @@ impl AppState {
             objects,
             workspaces,
             access: Arc::new(access),
+            live,
             deletion_hooks: Arc::new(hooks),
         }
     }

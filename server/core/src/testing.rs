@@ -244,9 +244,7 @@ impl Drop for IdeReaper {
                 .ok()
                 .and_then(|t| t.split_whitespace().next()?.parse::<i32>().ok());
             if let Some(pid) = pid.filter(|p| *p > 1) {
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                }
+                crate::workspaces::local::kill_now(pid);
             }
         }
     }

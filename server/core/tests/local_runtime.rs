@@ -78,6 +78,7 @@ async fn local_runtime_end_to_end() {
         insecure_no_sandbox: false,
         uid_base: 250_000,
         policy,
+        log_max_bytes: 8 << 20,
     })
     .unwrap();
     let mut events = rt.events().unwrap();

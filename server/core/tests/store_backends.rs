@@ -264,3 +264,57 @@ async fn store_suite_on_postgres() {
 async fn store_suite_on_mariadb() {
     suite(Backend::MySql).await;
 }
+
+/// A token nonce is used once across everything sharing the database (two stores stand for
+/// two replicas), and forgotten only after it expired.
+async fn used_tokens_are_shared(backend: Backend) {
+    use qingting_core::gateway::token::{Claims, UsedTokens};
+    use qingting_core::store::used_tokens::DbUsedTokens;
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let (a, b) = (
+        DbUsedTokens::new(tdb.connect().await),
+        DbUsedTokens::new(tdb.connect().await),
+    );
+    let claims = |nonce: &str, exp: i64| Claims {
+        aud: 1,
+        sub: 1,
+        sid: "s".into(),
+        exp,
+        nonce: nonce.into(),
+        state: None,
+    };
+    let (n1, n2, n3, n4) = (
+        claims("n1", 1060),
+        claims("n2", 1060),
+        claims("n3", 1060),
+        claims("n4", 2060),
+    );
+    assert_eq!(a.first_use("t", &n1, 1000).await, Ok(true));
+    assert_eq!(b.first_use("t", &n1, 1001).await, Ok(false));
+    assert_eq!(a.first_use("t", &n1, 1002).await, Ok(false));
+    assert_eq!(b.first_use("t", &n2, 1002).await, Ok(true));
+    // Two redemptions racing: exactly one wins.
+    let (x, y) = tokio::join!(a.first_use("t", &n3, 1003), b.first_use("t", &n3, 1003));
+    assert!(x.unwrap() ^ y.unwrap());
+    // Expired entries are trimmed, and only those.
+    assert_eq!(a.first_use("t", &n4, 2000).await, Ok(true));
+    assert_eq!(b.first_use("t", &n4, 2001).await, Ok(false));
+    assert_eq!(b.first_use("t", &claims("n1", 2060), 2001).await, Ok(true));
+}
+
+#[tokio::test]
+async fn used_tokens_on_sqlite() {
+    used_tokens_are_shared(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn used_tokens_on_postgres() {
+    used_tokens_are_shared(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn used_tokens_on_mariadb() {
+    used_tokens_are_shared(Backend::MySql).await;
+}

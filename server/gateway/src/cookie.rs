@@ -10,8 +10,46 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The cookie's name on every workspace host.
+/// The workspace cookie's name on plain-http hosts (local development).
 pub const NAME: &str = "qingting_ws";
+/// Its name on https: the `__Host-` prefix makes browsers refuse it unless it is host-only,
+/// `Secure` and `Path=/`, so a neighbouring workspace cannot toss in one of its own.
+pub const HOST_NAME: &str = "__Host-qingting_ws";
+/// The browser round-trip state cookie (see [`crate::token::Claims::state`]).
+pub const STATE_NAME: &str = "qingting_ws_state";
+pub const HOST_STATE_NAME: &str = "__Host-qingting_ws_state";
+/// How long a browser has to come back from the dashboard with a token for its state.
+pub const STATE_TTL_SECS: i64 = 600;
+
+/// The workspace cookie's name for a host served over https (`secure`) or not.
+pub fn name(secure: bool) -> &'static str {
+    if secure {
+        HOST_NAME
+    } else {
+        NAME
+    }
+}
+
+/// The state cookie's name for a host served over https (`secure`) or not.
+pub fn state_name(secure: bool) -> &'static str {
+    if secure {
+        HOST_STATE_NAME
+    } else {
+        STATE_NAME
+    }
+}
+
+/// Whether a cookie of this name is one of ours (the gateway's or the dashboard's): those
+/// never reach the IDE, and the IDE may not set them. Prefixes are compared without regard to
+/// case, as browsers do.
+pub fn is_own(name: &str) -> bool {
+    let lower = name.trim().to_ascii_lowercase();
+    let bare = lower
+        .strip_prefix("__host-")
+        .or_else(|| lower.strip_prefix("__secure-"))
+        .unwrap_or(&lower);
+    bare.starts_with("qingting_")
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CookieClaims {
@@ -103,26 +141,40 @@ pub fn find_all<'a>(cookie_header: &'a str, name: &'a str) -> impl Iterator<Item
     })
 }
 
-/// The `Cookie` header without the gateway's and the dashboard's cookies (anything named
-/// `qingting_*`), or `None` when nothing is left.
+/// The `Cookie` header without the gateway's and the dashboard's cookies (see [`is_own`]), or
+/// `None` when nothing is left.
 pub fn strip_own(cookie_header: &str) -> Option<String> {
     let kept: Vec<&str> = cookie_header
         .split(';')
         .map(str::trim)
-        .filter(|p| !p.is_empty() && !p.starts_with("qingting_"))
+        .filter(|p| !p.is_empty() && !is_own(p.split('=').next().unwrap_or(p)))
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
+fn set_named(name: &str, value: &str, max_age_secs: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}")
+}
+
 /// `Set-Cookie` for the workspace cookie: host-only (no `Domain`), HttpOnly, SameSite=Lax.
 pub fn set_header(value: &str, max_age_secs: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{NAME}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}")
+    set_named(name(secure), value, max_age_secs, secure)
 }
 
 /// `Set-Cookie` that removes the workspace cookie.
 pub fn clear_header(secure: bool) -> String {
     set_header("", 0, secure)
+}
+
+/// `Set-Cookie` for the round-trip state cookie.
+pub fn set_state_header(state: &str, secure: bool) -> String {
+    set_named(state_name(secure), state, STATE_TTL_SECS, secure)
+}
+
+/// `Set-Cookie` that removes the round-trip state cookie.
+pub fn clear_state_header(secure: bool) -> String {
+    set_named(state_name(secure), "", 0, secure)
 }
 
 #[cfg(test)]
@@ -168,5 +220,15 @@ mod tests {
         assert_eq!(strip_own("qingting_ws=x"), None);
         let set = set_header("v", 60, true);
         assert!(set.contains("HttpOnly") && set.contains("Secure") && !set.contains("Domain"));
+        assert!(set.starts_with("__Host-qingting_ws=v; Path=/;"), "{set}");
+        assert!(set_header("v", 60, false).starts_with("qingting_ws=v;"));
+    }
+
+    #[test]
+    fn prefixed_names_are_ours_too() {
+        let h = "__Host-qingting_ws=x; __host-QINGTING_x=1; __Secure-qingting_session=y; \
+                 __Host-qingting_ws_state=s; keep=1";
+        assert_eq!(strip_own(h).as_deref(), Some("keep=1"));
+        assert!(is_own("__HOST-qingting_ws") && is_own("qingting_session") && !is_own("jupyter"));
     }
 }

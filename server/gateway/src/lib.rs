@@ -10,9 +10,12 @@
 //!   dashboard), including the WebSocket `Origin` check;
 //! - [`ide`]: how an IDE is launched (command placeholders, environment);
 //! - [`proxy`]: HTTP and WebSocket forwarding to the IDE, streaming, with our own cookies
-//!   stripped.
+//!   stripped;
+//! - `conformance` (feature `conformance`): the one test suite both gateways pass.
 
 pub mod access;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod cookie;
 pub mod host;
 pub mod ide;

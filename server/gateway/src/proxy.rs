@@ -52,17 +52,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends `req` to the IDE and returns its response. For a WebSocket upgrade the response is
 /// the IDE's `101`, and the two upgraded connections are spliced together in the background;
-/// `keep_alive` lives as long as that splice (the caller counts open WebSockets with it).
-pub async fn forward<B, K>(
+/// `keep_alive` lives as long as that splice (the caller counts open WebSockets with it), and
+/// the splice ends when `revoked` completes (the session it was opened for has ended).
+pub async fn forward<B, K, R>(
     mut req: Request<B>,
     upstream: &Upstream,
     fwd: &Forwarded,
     keep_alive: K,
+    revoked: R,
 ) -> Result<Response<Incoming>, ProxyError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
     K: Send + 'static,
+    R: std::future::Future<Output = ()> + Send + 'static,
 {
     let upgrade = crate::access::is_websocket(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -90,11 +93,15 @@ where
                     Ok((client, ide)) => {
                         let mut client = TokioIo::new(client);
                         let mut ide = TokioIo::new(ide);
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut ide).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut ide) => {}
+                            _ = revoked => tracing::debug!("WebSocket closed: its session ended"),
+                        }
                     }
                     Err(e) => tracing::debug!("WebSocket upgrade did not complete: {e}"),
                 }
             });
+            strip_own_set_cookies(res.headers_mut());
             return Ok(res);
         }
     }
@@ -109,8 +116,9 @@ fn strip_own_set_cookies(headers: &mut http::HeaderMap) {
         .get_all(header::SET_COOKIE)
         .iter()
         .filter(|v| {
-            !v.to_str()
-                .map(|s| s.trim_start().to_ascii_lowercase().starts_with("qingting_"))
+            // A value we cannot read is dropped rather than risk passing one of ours.
+            v.to_str()
+                .map(|s| !cookie::is_own(s.split('=').next().unwrap_or(s)))
                 .unwrap_or(false)
         })
         .cloned()
@@ -312,6 +320,10 @@ mod tests {
         h.append(
             header::SET_COOKIE,
             HeaderValue::from_static(" QINGTING_session=y"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("__Host-qingting_ws=z; Path=/; Secure"),
         );
         strip_own_set_cookies(&mut h);
         let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();

@@ -2,6 +2,7 @@
 //! (`<user>-<ws>.<domain>`) never reach the dashboard's routes; they are authorized by the
 //! shared [`qingting_core::gateway::access`] rules and proxied to the workspace's IDE.
 
+pub mod consume;
 mod open;
 mod pages;
 
@@ -12,16 +13,17 @@ use axum::{
     extract::{Request, State},
     http::{header, Method, StatusCode},
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::{Html, IntoResponse, Response},
 };
 use qingting_core::{
     accounts::Account,
     client_ip::ClientIp,
     gateway::{
-        access::{self, Decision, Target},
+        access::{self, Decision, Incoming, Target},
         cookie, host, now_unix,
         proxy::{self, Forwarded},
     },
+    live_sessions::LiveGuard,
     store::session_store::session_alive,
     workspaces::{Action, GatewayTarget, WorkspaceState},
     AppState,
@@ -109,52 +111,75 @@ pub async fn route(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
 }
 
 async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Request) -> Response {
-    let sign_in = |next: &str, clear: bool| {
-        let mut res: Response = access::found(&format!(
-            "{}/open/{}/{}?next={}",
-            gw.dashboard,
-            wh.user,
-            wh.workspace,
-            access::percent_encode(next)
-        ));
-        if clear {
-            access::append_cookie(
-                &mut res,
-                &cookie::clear_header(gw.state.access.guard.secure()),
-            );
-        }
-        res
-    };
     let target = match gw.state.workspaces.resolve(&wh.user, &wh.workspace).await {
-        Ok(Some(t)) => t,
-        // Unknown user or workspace: the same answer as for a stranger, so nothing leaks.
-        Ok(None) => return sign_in("/", false),
+        Ok(t) => t,
         Err(e) => {
             tracing::error!("workspace lookup failed: {e}");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
-    let rules = Target {
-        workspace_id: target.id,
-        owner_id: target.owner_id,
-        origin: origin.clone(),
+    // A made-up name is decided as a workspace nobody can open: strangers get the same
+    // answers for it as for someone else's real workspace.
+    let rules = match &target {
+        Some(t) => Target {
+            workspace_id: t.id,
+            owner_id: t.owner_id,
+            user: wh.user.clone(),
+            workspace: wh.workspace.clone(),
+            origin: origin.clone(),
+        },
+        None => Target::nobody(&wh.user, &wh.workspace, &origin),
+    };
+    let (parts, body) = req.into_parts();
+    // The token exchange's answer form is read here; every other body streams to the IDE.
+    let (form, body) = if access::wants_form(&parts.method, &parts.uri) {
+        match axum::body::to_bytes(body, access::MAX_FORM_BYTES).await {
+            Ok(b) => (
+                Some(String::from_utf8_lossy(&b).into_owned()),
+                Body::empty(),
+            ),
+            Err(_) => return pages::refused(413, "Request too large.", &gw.dashboard),
+        }
+    } else {
+        (None, body)
     };
     let guard = &gw.state.access.guard;
-    let decision = guard.decide(&rules, req.method(), req.uri(), req.headers(), now_unix());
+    let incoming = Incoming {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        form: form.as_deref(),
+    };
+    let decision = guard.decide(&rules, incoming, now_unix()).await;
+    let req = Request::from_parts(parts, body);
     match decision {
         Decision::Exchanged {
-            set_cookie: c,
+            set_cookies,
             location,
             claims,
         } => {
             if !gw.session_ok(&claims.sid, claims.sub).await {
-                return sign_in(&location, true);
+                return sign_in_again(&gw, &rules, &location);
             }
             let mut res: Response = access::found(&location);
-            access::append_cookie(&mut res, &c);
+            for c in &set_cookies {
+                access::append_cookie(&mut res, c);
+            }
             res
         }
-        Decision::SignIn { clear_cookie, next } => sign_in(&next, clear_cookie),
+        Decision::Confirm { token, next } => pages::with_page_headers(
+            Html(access::confirm_page(&rules, &token, &next)).into_response(),
+        ),
+        Decision::SignIn {
+            set_cookies,
+            location,
+        } => {
+            let mut res: Response = access::found(&location);
+            for c in &set_cookies {
+                access::append_cookie(&mut res, c);
+            }
+            res
+        }
         Decision::Refuse {
             status,
             message,
@@ -167,16 +192,39 @@ async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Reques
             res
         }
         Decision::Forward { claims } => {
+            // Forward is only ever decided for a workspace that exists.
+            let Some(target) = target else {
+                return sign_in_again(&gw, &rules, "/");
+            };
             if !gw.session_ok(&claims.sid, claims.sub).await {
                 // Signed out of the dashboard (or deleted): workspace access ends too.
-                return sign_in("/", true);
+                return sign_in_again(&gw, &rules, "/");
             }
             let owner = Account {
                 id: target.owner_id,
                 username: wh.user.clone(),
             };
-            forward(&gw, &wh.workspace, &owner, target, &origin, req).await
+            let live = gw.state.live.register(&claims.sid, claims.sub);
+            forward(&gw, &wh.workspace, &owner, target, &origin, live, req).await
         }
+    }
+}
+
+/// A workspace cookie whose session has ended: cleared, and back through the dashboard.
+fn sign_in_again(gw: &Gateway, rules: &Target, next: &str) -> Response {
+    let guard = &gw.state.access.guard;
+    match guard.sign_in(rules, &axum::http::HeaderMap::new(), next, true) {
+        Decision::SignIn {
+            set_cookies,
+            location,
+        } => {
+            let mut res: Response = access::found(&location);
+            for c in &set_cookies {
+                access::append_cookie(&mut res, c);
+            }
+            res
+        }
+        _ => pages::refused(403, "Please sign in again.", &gw.dashboard),
     }
 }
 
@@ -186,6 +234,7 @@ async fn forward(
     owner: &Account,
     target: GatewayTarget,
     origin: &str,
+    live: LiveGuard,
     req: Request,
 ) -> Response {
     let service = &gw.state.workspaces;
@@ -235,7 +284,8 @@ async fn forward(
     let activity = service.activity();
     let keep_alive = access::is_websocket(req.headers()).then(|| activity.open_socket(target.id));
     activity.touch(target.id);
-    match proxy::forward(req, &upstream, &fwd, keep_alive).await {
+    let revoked = live.ended();
+    match proxy::forward(req, &upstream, &fwd, (keep_alive, live), revoked).await {
         Ok(res) => res.map(Body::new),
         Err(e) => {
             tracing::warn!(workspace = target.id, "proxy: {e}");

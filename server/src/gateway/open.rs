@@ -13,7 +13,10 @@ use axum::{
 };
 use qingting_core::{
     accounts, auth_session,
-    gateway::{access, now_unix, token::MAX_TTL_SECS},
+    gateway::{
+        access, now_unix,
+        token::{self, MAX_TTL_SECS},
+    },
     redirect, AppState,
 };
 use serde::Deserialize;
@@ -22,6 +25,9 @@ use tower_sessions::Session;
 #[derive(Deserialize)]
 pub struct OpenQuery {
     next: Option<String>,
+    /// The workspace host's round-trip state, carried into the token (see
+    /// `qingting_gateway::token::Claims::state`).
+    state: Option<String>,
 }
 
 pub async fn open(
@@ -35,7 +41,14 @@ pub async fn open(
         .as_deref()
         .and_then(redirect::safe_next)
         .unwrap_or("/");
-    let here = format!("/open/{user}/{name}?next={}", access::percent_encode(next));
+    let state_param = q.state.as_deref().filter(|s| token::is_state(s));
+    let here = match state_param {
+        Some(st) => format!(
+            "/open/{user}/{name}?next={}&state={st}",
+            access::percent_encode(next)
+        ),
+        None => format!("/open/{user}/{name}?next={}", access::percent_encode(next)),
+    };
     let uid = match auth_session::user_id(&session).await {
         Ok(Some(uid)) => uid,
         Ok(None) => return to(&format!("/login?next={}", access::percent_encode(&here))),
@@ -62,6 +75,7 @@ pub async fn open(
         ws.id,
         account.id,
         &sid.to_string(),
+        state_param,
         now_unix(),
         MAX_TTL_SECS,
     );

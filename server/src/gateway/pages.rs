@@ -3,7 +3,7 @@
 //! run on workspace hosts.
 
 use axum::{
-    http::{header, HeaderValue, StatusCode},
+    http::{HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
 };
 
@@ -32,9 +32,15 @@ button,a.button{{background:#0f7b6c;color:#fff;border:0;border-radius:8px;paddin
 </style></head><body><main>{body}</main></body></html>"#,
         title = escape(title),
     );
-    let mut res = (status, Html(html)).into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_page_headers((status, Html(html)).into_response())
+}
+
+/// The headers of every page the gateway renders itself (never framed, never cached).
+pub fn with_page_headers(mut res: Response) -> Response {
+    for (name, value) in qingting_core::gateway::access::PAGE_HEADERS {
+        res.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
     res
 }
 

@@ -102,11 +102,21 @@ impl Browser {
     }
 
     /// Follows redirects (at most 6 hops), returning the final response and the URLs seen.
+    /// As a browser does, every hop carries the referrer of the navigation that started the
+    /// chain: a dashboard URL is followed as if clicked on a dashboard page (so the
+    /// dashboard's origin is the `Referer`), a workspace URL as if typed (no `Referer`).
     pub async fn follow(&mut self, url: &str) -> (Response, Vec<String>) {
         let mut url = url.to_string();
         let mut seen = vec![url.clone()];
+        let referer = url
+            .starts_with(&self.dash("/"))
+            .then(|| self.dash("/workspaces"));
         for _ in 0..6 {
-            let res = self.get(&url).await;
+            let mut req = self.client.get(&url).header(header::ACCEPT, "text/html");
+            if let Some(r) = &referer {
+                req = req.header(header::REFERER, r);
+            }
+            let res = self.send(req, &url).await;
             if res.status() != StatusCode::FOUND {
                 return (res, seen);
             }

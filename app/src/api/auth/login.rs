@@ -9,18 +9,28 @@ pub async fn login(
     next: Option<String>,
 ) -> Result<String, ApiError> {
     use crate::api::server_ctx::{
-        client_ip, rate_limit, redirect_for_forms, session, sign_in, state,
+        client_ip, fail, rate_limit, redirect_for_forms, session, sign_in, state,
     };
     use qingting_core::{accounts, redirect::next_or_home};
 
     let (state, session) = (state()?, session().await?);
     let limits = &state.config.rate_limits;
-    rate_limit(&state, "login-ip", &client_ip(), limits.login_per_ip)?;
+    let ip = client_ip();
+    rate_limit(&state, "login-ip", &ip, limits.login_per_ip)?;
     let username = username.trim().to_string();
-    rate_limit(&state, "login-account", &username, limits.login_per_account)?;
+    // Per account *and* address: a guesser must not be able to lock the owner out.
+    state
+        .limits
+        .check_login(&username, &ip, limits.login_per_account)
+        .map_err(|l| {
+            fail(ApiError::RateLimited {
+                retry_after: l.retry_after_secs,
+            })
+        })?;
 
     let account = accounts::authenticate(&state.db, &username, &password).await?;
     sign_in(&session, &account).await?;
+    state.limits.remember_sign_in(&username, &ip);
     tracing::info!(user = %account.username, "signed in");
     let to = next_or_home(next.as_deref());
     redirect_for_forms(&to);

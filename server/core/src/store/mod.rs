@@ -4,6 +4,7 @@
 pub mod entity;
 pub mod migration;
 pub mod session_store;
+pub mod used_tokens;
 
 pub use sea_orm::DatabaseConnection;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbErr};
@@ -12,16 +13,11 @@ use std::time::Duration;
 
 pub use session_store::DbSessionStore;
 
-/// Opens the database at `url`; for SQLite also creates its directory and turns on WAL so
-/// readers don't block the writer.
+/// Opens the database at `url`; for SQLite also creates its directory and file readable by
+/// the server only, and turns on WAL so readers don't block the writer.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = sqlite_path(url) {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
-            }
-        }
+        private_sqlite_file(std::path::Path::new(path), url.contains("mode=rwc"))?;
     }
     let mut opts = ConnectOptions::new(url.to_string());
     opts.connect_timeout(Duration::from_secs(10))
@@ -33,6 +29,42 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             .await?;
     }
     Ok(db)
+}
+
+/// Creates the SQLite file 0600 (in a 0700 dir) before SQLite does, or takes group and other
+/// permissions off an existing one: it holds password hashes and session ids. SQLite gives
+/// its `-wal` and `-shm` files the database file's permissions.
+fn private_sqlite_file(path: &std::path::Path, create: bool) -> Result<(), DbErr> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| DbErr::Custom(format!("cannot prepare {}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
+    }
+    if create {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(fail)?;
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let Ok(meta) = std::fs::symlink_metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_file() && mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies every pending migration.

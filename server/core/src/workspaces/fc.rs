@@ -113,6 +113,8 @@ impl FcRuntime {
             ("QINGTING_HEALTH_PATH", ws.template.health_path.clone()),
             // The shell cannot see dashboard sign-outs: keep its cookies short-lived.
             ("QINGTING_COOKIE_HOURS", "1".to_string()),
+            // The IDE runs as its owner's own uid, the one owning their files on the NAS.
+            ("QINGTING_IDE_UID", self.tenant_uid(ws).to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -125,8 +127,8 @@ impl FcRuntime {
                 ws.id
             );
             NasConfig {
-                user_id: self.cfg.nas_uid,
-                group_id: self.cfg.nas_gid,
+                user_id: self.tenant_uid(ws),
+                group_id: self.tenant_uid(ws),
                 mount_points: vec![
                     NasMountConfig {
                         server_addr: format!("{base}/files"),
@@ -191,6 +193,11 @@ impl FcRuntime {
                 }),
             }),
         }
+    }
+
+    /// The uid (and gid) of the workspace owner's data on the NAS and of their IDE.
+    fn tenant_uid(&self, ws: &WorkspaceSpec) -> i64 {
+        self.cfg.nas_uid_base + ws.owner_id
     }
 
     fn trigger_input() -> CreateTriggerInput {
@@ -446,9 +453,23 @@ mod tests {
             (mounts[0].mount_dir.as_str(), mounts[1].mount_dir.as_str()),
             ("/workspace", "/ide")
         );
+        // Each tenant has an identity of its own on the shared export, and its IDE runs as it.
+        let nas = f.nas_config.as_ref().unwrap();
+        assert_eq!((nas.user_id, nas.group_id), (100_003, 100_003));
+        let other = rt.function_input(&WorkspaceSpec {
+            owner_id: 4,
+            owner: "bob".into(),
+            ..ws.clone()
+        });
+        assert_eq!(other.nas_config.as_ref().unwrap().user_id, 100_004);
+        assert_eq!(
+            other.nas_config.as_ref().unwrap().mount_points[0].server_addr,
+            "nas.example.com:/qingting/bob/7/files"
+        );
         let env = f.environment_variables.as_ref().unwrap();
         assert_eq!(env["QINGTING_WORKSPACE_ID"], "7");
         assert_eq!(env["QINGTING_OWNER_ID"], "3");
+        assert_eq!(env["QINGTING_IDE_UID"], "100003");
         assert_eq!(env["QINGTING_TOKEN_PUBLIC_KEY"], "ab".repeat(32));
         let all = serde_json::to_string(&f).unwrap();
         assert!(

@@ -109,6 +109,10 @@ pub struct WorkspaceService {
     /// Held while a user's limits are checked and the result written, so two concurrent
     /// requests cannot both pass the same check.
     user_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Workspaces running (or starting) at once, whoever owns them.
+    max_running: u64,
+    /// The same for the host-wide count; taken after the user's lock, never before.
+    host_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Holds a workspace's in-flight claim until dropped.
@@ -160,7 +164,15 @@ impl WorkspaceService {
             changes: broadcast::channel(256).0,
             activity: Activity::default(),
             user_locks: Mutex::new(HashMap::new()),
+            max_running: u64::MAX,
+            host_lock: Arc::default(),
         }
+    }
+
+    /// Caps the workspaces running at once on this server (`workspaces.max_running`).
+    pub fn with_max_running(mut self, max: u64) -> Self {
+        self.max_running = max;
+        self
     }
 
     pub fn templates(&self) -> &[Template] {
@@ -270,14 +282,31 @@ impl WorkspaceService {
         Ok(q.count(&self.db).await?)
     }
 
-    async fn check_running_limit(&self, user_id: i64) -> Result<(), WorkspaceError> {
+    /// Refuses a start beyond the user's or the host's running limit. Hold the returned
+    /// guard until the new state is written.
+    async fn check_running_limit(
+        &self,
+        user_id: i64,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, WorkspaceError> {
         let max = self.limits.max_running_per_user;
         if self.count(user_id, true).await? >= max {
             return Err(WorkspaceError::LimitReached(format!(
                 "You can run at most {max} workspaces at once. Stop one first."
             )));
         }
-        Ok(())
+        let host = self.host_lock.clone().lock_owned().await;
+        let running = workspace::Entity::find()
+            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)))
+            .count(&self.db)
+            .await?;
+        if running >= self.max_running {
+            let max = self.max_running;
+            return Err(WorkspaceError::LimitReached(format!(
+                "This server is at its limit of {max} running workspaces \
+                 (workspaces.max_running = {max}). Try again when one has stopped."
+            )));
+        }
+        Ok(host)
     }
 
     pub async fn list(&self, owner: &Account) -> Result<Vec<WorkspaceView>, WorkspaceError> {
@@ -356,7 +385,7 @@ impl WorkspaceService {
                 "You can have at most {max} workspaces. Delete one first."
             )));
         }
-        self.check_running_limit(owner.id).await?;
+        let _host = self.check_running_limit(owner.id).await?;
         let now = now_unix();
         let row = workspace::ActiveModel {
             user_id: Set(owner.id),
@@ -431,6 +460,7 @@ impl WorkspaceService {
         } else {
             None
         };
+        let mut _host = None;
         let next = match action {
             Action::Start if st == WorkspaceState::Running => {
                 return Ok(Prepared::Done((&row).into()))
@@ -438,12 +468,8 @@ impl WorkspaceService {
             Action::Stop if st == WorkspaceState::Stopped => {
                 return Ok(Prepared::Done((&row).into()))
             }
-            Action::Start if st.can_start() => {
-                self.check_running_limit(row.user_id).await?;
-                WorkspaceState::Starting
-            }
-            Action::Restart if st.can_start() => {
-                self.check_running_limit(row.user_id).await?;
+            Action::Start | Action::Restart if st.can_start() => {
+                _host = Some(self.check_running_limit(row.user_id).await?);
                 WorkspaceState::Starting
             }
             Action::Stop | Action::Restart if st.can_stop() => WorkspaceState::Stopping,

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_users_sessions;
 mod m0002_profiles_github;
 mod m0003_workspaces;
+mod m0004_used_tokens;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_users_sessions::Migration),
             Box::new(m0002_profiles_github::Migration),
             Box::new(m0003_workspaces::Migration),
+            Box::new(m0004_used_tokens::Migration),
         ]
     }
 }

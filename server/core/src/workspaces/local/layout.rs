@@ -7,7 +7,7 @@
 //!                                inside <data>/run (0711), so no workspace can list or
 //!                                reach another's socket
 //! <data>/run/<id>.pid            pid and start time of the sandbox (not writable by it)
-//! <data>/logs/ws-<id>.log        the IDE's output
+//! <data>/logs/ws-<id>.log        the IDE's output (0600), rotated to ws-<id>.log.1
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -64,17 +64,46 @@ impl Layout {
     }
 }
 
-/// The last `lines` lines of a log file (at most its last 8 KiB), for failure reasons.
+/// The last `lines` lines of a log file (at most its last 8 KiB), continued from the
+/// rotated `.1` file when the current one is short, for failure reasons.
 pub fn log_tail(path: &Path, lines: usize) -> String {
+    let mut all = tail_lines(path);
+    if all.len() < lines {
+        let mut older = tail_lines(&path.with_extension("log.1"));
+        older.append(&mut all);
+        all = older;
+    }
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn tail_lines(path: &Path) -> Vec<String> {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
+        return Vec::new();
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_continues_from_the_rotated_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ws-1.log");
+        std::fs::write(log.with_extension("log.1"), "one\ntwo\nthree\n").unwrap();
+        std::fs::write(&log, "four\n").unwrap();
+        assert_eq!(log_tail(&log, 2), "three\nfour");
+        assert_eq!(log_tail(&log, 1), "four");
+        assert_eq!(log_tail(&dir.path().join("none.log"), 3), "");
+    }
 }

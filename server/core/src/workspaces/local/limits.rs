@@ -1,7 +1,14 @@
 //! Memory and process-count limits: a cgroup per workspace where this host lets us create
-//! one (v2, or v1's memory and pids controllers), otherwise `RLIMIT_NPROC` (per user, which
-//! is per workspace when each has its own uid) and no memory limit.
+//! one (v2, or v1's memory and pids controllers; needs root), otherwise rlimits set inside
+//! the sandbox: `RLIMIT_NPROC` (counted per user and user namespace, so per workspace) and
+//! `RLIMIT_DATA` per process.
+//!
+//! `RLIMIT_DATA` rather than `RLIMIT_AS`: node (code-server) and every WebAssembly memory
+//! reserve many GiB of address space they never touch, so an address-space limit low enough
+//! to matter stops them (`WebAssembly.Memory()` fails under a 2 GiB `RLIMIT_AS`), while
+//! `RLIMIT_DATA` counts only writable private memory and leaves reservations alone.
 
+use crate::templates::Template;
 use std::{fs, path::PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +36,9 @@ impl LimitMode {
         match self {
             Self::CgroupV2 => "cgroup v2 (memory.max, pids.max)",
             Self::CgroupV1 => "cgroup v1 (memory, pids)",
-            Self::Rlimit => "rlimit (process count only; memory is not limited)",
+            Self::Rlimit => {
+                "rlimit (processes per workspace; data memory per process, not per workspace)"
+            }
         }
     }
 
@@ -97,6 +106,28 @@ impl LimitMode {
     }
 }
 
+/// `prlimit` options for a workspace without cgroups: its process count, and the template's
+/// memory as every process's data limit (soft and hard, so the workspace cannot raise it).
+pub fn rlimit_args(template: &Template) -> [String; 2] {
+    let bytes = template.memory_mb.saturating_mul(1024 * 1024);
+    [
+        format!("--nproc={}", template.max_processes),
+        format!("--data={bytes}"),
+    ]
+}
+
+/// How many IDEs this host runs at once when the operator did not say: one per GiB of
+/// memory (an idle code-server or JupyterLab needs a few hundred MiB), at least one.
+pub fn default_max_running() -> u64 {
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    (mem_total_kib(&meminfo).unwrap_or(0) >> 20).max(1)
+}
+
+fn mem_total_kib(meminfo: &str) -> Option<u64> {
+    let v = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    v.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 fn probe_v2() -> bool {
     let controllers =
         fs::read_to_string(format!("{V2_ROOT}/cgroup.controllers")).unwrap_or_default();
@@ -116,4 +147,17 @@ fn probe_v1() -> bool {
         let _ = fs::remove_dir(&probe);
         ok
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_total_is_read_from_meminfo() {
+        let text = "MemTotal:       24684012 kB\nMemFree:        21441436 kB\n";
+        assert_eq!(mem_total_kib(text), Some(24_684_012));
+        assert_eq!(mem_total_kib("garbage"), None);
+        assert!(default_max_running() >= 1);
+    }
 }

@@ -1,7 +1,7 @@
 //! The local runtime (the default): each workspace's IDE is a supervised child process of
-//! this server, in a bubblewrap sandbox with its own uid, limits and data dirs, listening on
-//! a Unix socket only the gateway can reach. IDEs outlive a server restart and are adopted
-//! again by the next one.
+//! this server, in a bubblewrap sandbox with its own uid, session, limits, capped log and
+//! data dirs, listening on a Unix socket only the gateway can reach. IDEs outlive a server
+//! restart and are adopted again by the next one.
 
 mod layout;
 mod limits;
@@ -10,6 +10,8 @@ mod sandbox;
 mod supervisor;
 
 pub use layout::Layout;
+pub use limits::default_max_running;
+pub use process::kill_now;
 pub use sandbox::{Isolation, NoSandbox};
 pub use supervisor::Policy;
 
@@ -34,9 +36,12 @@ pub struct LocalOptions {
     pub editors_dir: PathBuf,
     /// Run IDEs without bubblewrap (only where no sandbox is possible; never shared).
     pub insecure_no_sandbox: bool,
-    /// First uid of the per-workspace range (used when the server runs as root).
+    /// First uid of the per-workspace range: the IDE's uid on the host when the server runs
+    /// as root, inside its user namespace otherwise.
     pub uid_base: u32,
     pub policy: Policy,
+    /// An IDE's log is rotated to `.1` at this size, so it keeps at most twice this on disk.
+    pub log_max_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -57,6 +62,7 @@ pub struct Inner {
     editors: PathBuf,
     isolation: Isolation,
     policy: Policy,
+    log_max_bytes: u64,
     events: broadcast::Sender<RuntimeEvent>,
     supervised: Mutex<HashMap<i64, Supervised>>,
 }
@@ -64,7 +70,7 @@ pub struct Inner {
 /// An IDE that answered its health check.
 pub enum Running {
     /// Started by this server.
-    Child(tokio::process::Child, ProcId),
+    Child(tokio::process::Child, ProcId, process::LogWriter),
     /// Found running after a server restart.
     Adopted(ProcId),
 }
@@ -72,10 +78,13 @@ pub enum Running {
 impl Running {
     fn proc(&self) -> ProcId {
         match self {
-            Running::Child(_, p) | Running::Adopted(p) => *p,
+            Running::Child(_, p, _) | Running::Adopted(p) => *p,
         }
     }
 }
+
+/// How long the last output of an IDE that ended may take to reach its log.
+const LOG_DRAIN: Duration = Duration::from_secs(2);
 
 fn err(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError(e.to_string())
@@ -91,8 +100,10 @@ impl LocalRuntime {
             (layout.run(), 0o711),
             (layout.logs(), 0o700),
         ] {
+            // 0700 for whatever it creates on the way: the data dir is the server's alone.
             fs::DirBuilder::new()
                 .recursive(true)
+                .mode(0o700)
                 .create(&dir)
                 .and_then(|_| fs::set_permissions(&dir, fs::Permissions::from_mode(mode)))
                 .map_err(|e| NoSandbox(format!("cannot prepare {}: {e}", dir.display())))?;
@@ -104,6 +115,7 @@ impl LocalRuntime {
                 editors: opts.editors_dir,
                 isolation,
                 policy: opts.policy,
+                log_max_bytes: opts.log_max_bytes,
                 events,
                 supervised: Mutex::new(HashMap::new()),
             }),
@@ -197,7 +209,7 @@ impl Inner {
         let cmd = self
             .isolation
             .command(l, &self.editors, &spec.template, id, &procs);
-        let mut child = process::spawn(cmd, &l.log(id))
+        let (mut child, mut writer) = process::spawn(cmd, &l.log(id), self.log_max_bytes)
             .map_err(|e| err(format!("cannot start the IDE: {e}")))?;
         let proc = child
             .id()
@@ -208,16 +220,18 @@ impl Inner {
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 self.kill(id, Some(proc)).await;
+                writer.drained(LOG_DRAIN).await;
                 return Err(err(format!(
                     "the IDE exited ({status}) before it was ready. Last output:\n{}",
                     layout::log_tail(&l.log(id), 15)
                 )));
             }
             if self.healthy(spec).await {
-                return Ok(Running::Child(child, proc));
+                return Ok(Running::Child(child, proc, writer));
             }
             if tokio::time::Instant::now() > deadline {
                 self.kill(id, Some(proc)).await;
+                writer.drained(LOG_DRAIN).await;
                 return Err(err(format!(
                     "the IDE did not answer {} within {} s. Last output:\n{}",
                     spec.template.health_path,

@@ -3,10 +3,12 @@
 //! With bubblewrap: new mount, pid, ipc, uts and network namespaces (no network at all, so a
 //! workspace cannot reach another's IDE or this server over loopback); `/usr` and `/etc`
 //! read-only; the editors read-only; only the workspace's own `files`, `ide` and socket dirs
-//! writable. When the server runs as root, bubblewrap sets up the mounts and the IDE then
+//! writable; a new session with no controlling terminal (`TIOCSTI` on the operator's terminal,
+//! CVE-2017-5226). When the server runs as root, bubblewrap sets up the mounts and the IDE then
 //! runs as the workspace's own uid (`uid_base + id`) with no capabilities and
-//! `no_new_privs`; otherwise bubblewrap uses a user namespace and the IDE keeps the server's
-//! uid (the other namespaces still separate workspaces).
+//! `no_new_privs`. Otherwise bubblewrap uses a user namespace in which the IDE is uid
+//! `uid_base + id`: it never sees itself as the server's user, but to the host its processes
+//! and files still belong to the server's uid (the namespaces are what separate workspaces).
 
 use super::{
     layout::{Layout, SANDBOX_FILES, SANDBOX_IDE, SANDBOX_RUN, SOCKET},
@@ -23,7 +25,9 @@ use std::{
 pub struct Isolation {
     /// bubblewrap is used (false only with `insecure_no_sandbox`).
     pub sandboxed: bool,
-    /// Each workspace runs as `uid_base + id` (needs root).
+    /// The server runs as root (sets up cgroups and drops to a per-workspace uid).
+    pub root: bool,
+    /// Each workspace runs as `uid_base + id` on the host (needs root).
     pub uid_base: Option<u32>,
     /// `slot_base + id` names a workspace's cgroups (and is its uid when it has its own).
     pub slot_base: u32,
@@ -56,6 +60,7 @@ impl Isolation {
         if insecure {
             return Ok(Self {
                 sandboxed: false,
+                root,
                 uid_base: None,
                 slot_base: uid_base,
                 limits,
@@ -74,13 +79,18 @@ impl Isolation {
             }
             Err(e) => return Err(NoSandbox(format!("bwrap not found ({e})"))),
         }
-        let setpriv_ok = Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
+        if root && !setpriv_available() {
+            // bubblewrap keeps every capability of a root caller: the IDE would be root.
+            return Err(NoSandbox(
+                "the server runs as root but `setpriv` (util-linux) is missing, so IDEs could \
+                 not drop to their own uid"
+                    .into(),
+            ));
+        }
         Ok(Self {
             sandboxed: true,
-            uid_base: (root && setpriv_ok).then_some(uid_base),
+            root,
+            uid_base: root.then_some(uid_base),
             slot_base: uid_base,
             limits,
         })
@@ -93,7 +103,16 @@ impl Isolation {
             "namespaces": if self.sandboxed { NAMESPACES.to_vec() } else { Vec::new() },
             "users": match self.uid_base {
                 Some(b) => format!("one uid per workspace ({b} + id), no capabilities, no_new_privs"),
+                None if self.sandboxed => format!(
+                    "uid {} + id inside a user namespace; the server's own uid on the host",
+                    self.slot_base
+                ),
                 None => "the server's own uid".to_string(),
+            },
+            "session": if self.sandboxed {
+                "new session, no controlling terminal (bwrap --new-session, setsid)"
+            } else {
+                "new session, no controlling terminal (setsid)"
             },
             "limits": self.limits.describe(),
         })
@@ -135,9 +154,13 @@ impl Isolation {
             (layout.files(id), layout.ide(id), layout.socket(id))
         };
         if self.sandboxed {
-            let root = unsafe { libc::geteuid() } == 0;
             cmd.arg("bwrap");
-            base_args(&mut cmd, root);
+            base_args(&mut cmd, self.root);
+            if !self.root {
+                // The only uid the namespace maps: the IDE is never the server's uid inside.
+                let inside = self.slot(id).to_string();
+                cmd.args(["--uid", &inside, "--gid", &inside]);
+            }
             let mut made: Vec<PathBuf> = Vec::new();
             for dir in read_only_dirs(editors) {
                 for parent in parents(&dir) {
@@ -183,21 +206,29 @@ impl Isolation {
             cmd.current_dir(layout.files(id));
         }
         if self.limits == LimitMode::Rlimit {
-            cmd.arg("prlimit")
-                .arg(format!("--nproc={}", template.max_processes))
-                .arg("--");
+            cmd.arg("prlimit");
+            cmd.args(super::limits::rlimit_args(template));
+            cmd.arg("--");
         }
         cmd.args(template.argv(editors, &files, &ide, &socket));
         cmd
     }
 }
 
-/// Namespaces and the read-only system.
+fn setpriv_available() -> bool {
+    Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Namespaces, the session and the read-only system.
 fn base_args(cmd: &mut Command, root: bool) {
     if !root {
         cmd.arg("--unshare-user");
     }
     cmd.args([
+        "--new-session",
         "--unshare-ipc",
         "--unshare-pid",
         "--unshare-net",

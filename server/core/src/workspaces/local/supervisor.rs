@@ -153,10 +153,15 @@ async fn watch(inner: &Inner, spec: &WorkspaceSpec, running: Running) -> String 
     };
     let exited = async {
         match running {
-            Running::Child(mut child, _) => match child.wait().await {
-                Ok(status) => format!("the IDE exited ({status})"),
-                Err(e) => format!("lost track of the IDE: {e}"),
-            },
+            Running::Child(mut child, _, mut log) => {
+                let why = match child.wait().await {
+                    Ok(status) => format!("the IDE exited ({status})"),
+                    Err(e) => format!("lost track of the IDE: {e}"),
+                };
+                // Its last words explain the failure; let them reach the log first.
+                log.drained(super::LOG_DRAIN).await;
+                why
+            }
             // Not our child (adopted after a restart): poll for its end.
             Running::Adopted(proc) => {
                 while proc.alive() {

@@ -1,0 +1,155 @@
+//! Live connections by the dashboard session they were opened under: workspace WebSockets
+//! through the gateway and the dashboard's event streams. Once that session ends, however it
+//! ends (sign-out, password change, account deletion, expiry, or any of these on another
+//! replica: they all delete the session row), its connections close within a second.
+//!
+//! One query every [`SWEEP`] checks every session that has a live connection, so the cost
+//! does not grow with the number of connections.
+
+use crate::store::{entity::session, now_unix};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+use tokio::sync::watch;
+
+/// How often sessions with live connections are checked.
+pub const SWEEP: Duration = Duration::from_millis(400);
+
+#[derive(Debug)]
+struct Entry {
+    user: i64,
+    connections: usize,
+    ended: watch::Sender<bool>,
+}
+
+#[derive(Debug)]
+pub struct LiveSessions {
+    db: DatabaseConnection,
+    entries: Mutex<HashMap<String, Entry>>,
+    sweeper: std::sync::OnceLock<()>,
+}
+
+/// Held by one live connection; dropping it unregisters the connection.
+#[derive(Debug)]
+pub struct LiveGuard {
+    owner: Weak<LiveSessions>,
+    sid: String,
+    ended: watch::Receiver<bool>,
+}
+
+impl LiveGuard {
+    /// Completes once the session has ended.
+    pub fn ended(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.ended.clone();
+        async move {
+            // An error means the registry is gone (shutting down): the connection may end too.
+            let _ = rx.wait_for(|ended| *ended).await;
+        }
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.upgrade() {
+            let mut entries = owner.lock();
+            if let Some(e) = entries.get_mut(&self.sid) {
+                e.connections -= 1;
+                if e.connections == 0 {
+                    entries.remove(&self.sid);
+                }
+            }
+        }
+    }
+}
+
+impl LiveSessions {
+    pub fn new(db: DatabaseConnection) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            entries: Mutex::default(),
+            sweeper: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a connection of `user` under session `sid` (must be called inside the Tokio
+    /// runtime: the first call starts the sweeper).
+    pub fn register(self: &Arc<Self>, sid: &str, user: i64) -> LiveGuard {
+        self.sweeper.get_or_init(|| {
+            tokio::spawn(sweep(Arc::downgrade(self)));
+        });
+        let mut entries = self.lock();
+        let entry = entries.entry(sid.to_string()).or_insert_with(|| Entry {
+            user,
+            connections: 0,
+            ended: watch::channel(false).0,
+        });
+        entry.connections += 1;
+        LiveGuard {
+            owner: Arc::downgrade(self),
+            sid: sid.to_string(),
+            ended: entry.ended.subscribe(),
+        }
+    }
+
+    /// Number of sessions with live connections (for tests and metrics).
+    pub fn sessions(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Ends the connections of every session that is gone from the database.
+    async fn check(&self) -> Result<(), sea_orm::DbErr> {
+        let watched: Vec<(String, i64)> = self
+            .lock()
+            .iter()
+            .map(|(sid, e)| (sid.clone(), e.user))
+            .collect();
+        let mut alive = HashSet::new();
+        for chunk in watched.chunks(500) {
+            let rows: Vec<(String, Option<i64>)> = session::Entity::find()
+                .select_only()
+                .column(session::Column::Id)
+                .column(session::Column::UserId)
+                .filter(session::Column::Id.is_in(chunk.iter().map(|(s, _)| s.clone())))
+                .filter(session::Column::ExpiresAt.gt(now_unix()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            alive.extend(rows.into_iter().filter_map(|(id, u)| Some((id, u?))));
+        }
+        let mut entries = self.lock();
+        for (sid, user) in watched {
+            if !alive.contains(&(sid.clone(), user)) {
+                if let Some(e) = entries.remove(&sid) {
+                    tracing::info!(user, "session ended: closing its live connections");
+                    let _ = e.ended.send(true);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn sweep(registry: Weak<LiveSessions>) {
+    let mut every = tokio::time::interval(SWEEP);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        if registry.sessions() == 0 {
+            continue;
+        }
+        if let Err(e) = registry.check().await {
+            tracing::warn!("live session check failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The in-process gateway held to the gateway conformance suite (the same cases
+//! `qingting-shell` passes), and what only the server can do: close live connections when
+//! their session ends, keep used tokens where every process sees them, and keep the
+//! dashboard out of frames.
+
+use qingting_core::{
+    gateway::{conformance, token::BoxFuture},
+    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
+    Config,
+};
+mod common;
+
+use common::{register, Browser};
+use reqwest::{header, Client, StatusCode};
+use std::{sync::Arc, time::Duration};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Harness {
+    _reaper: IdeReaper,
+    port: u16,
+    client: Client,
+    _server: qingting_server::RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    install_test_ide(&dir.path().join("editors"));
+    let templates = dir.path().join("templates.toml");
+    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
+    let port = free_port();
+    let mut config = Config {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: format!("http://localhost:{port}"),
+        data_dir: dir.path().to_path_buf(),
+        templates_file: templates.display().to_string(),
+        ..Default::default()
+    };
+    config.workspaces.local.uid_base = 500_000 + (port as u32 % 1000) * 100;
+    let server = qingting_server::start(config).await.expect("server starts");
+    Harness {
+        _reaper: IdeReaper(dir.path().to_path_buf()),
+        port,
+        client: common::client(
+            port,
+            &[
+                "alice-demo.localhost",
+                "alice-other.localhost",
+                "alice-nothere.localhost",
+            ],
+        ),
+        _server: server,
+        _dir: dir,
+    }
+}
+
+/// Alice with two running workspaces, `demo` and `other`.
+async fn alice_with_workspaces(h: &Harness) -> Browser {
+    let mut alice = register(&h.client, h.port, "alice").await;
+    for name in ["demo", "other"] {
+        let (s, row) = alice
+            .api(
+                "/api/workspaces/create",
+                &[("name", name), ("template", "test-ide")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{row}");
+    }
+    alice.wait_state("demo", "running").await;
+    alice.wait_state("other", "running").await;
+    alice
+}
+
+/// Mints through the dashboard's own `/open`, as a signed-in browser does.
+fn minter(h: &Harness, cookie: String, workspace: &'static str) -> conformance::Minter {
+    let (client, port) = (h.client.clone(), h.port);
+    Arc::new(move |state: Option<String>| -> BoxFuture<'static, String> {
+        let (client, cookie) = (client.clone(), cookie.clone());
+        Box::pin(async move {
+            let mut url = format!("http://localhost:{port}/open/alice/{workspace}?next=/");
+            if let Some(s) = state {
+                url.push_str(&format!("&state={s}"));
+            }
+            let res = client
+                .get(&url)
+                .header(header::COOKIE, cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::FOUND);
+            let to = res.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let query = to.split_once('?').expect("a token link").1;
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix("token="))
+                .expect("token")
+                .to_string()
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_gateway_passes_the_conformance_suite() {
+    if !sandbox_available() {
+        return;
+    }
+    let h = start().await;
+    let alice = alice_with_workspaces(&h).await;
+    let cookie = alice.cookie_header(&alice.dash("/")).unwrap();
+    let subject = conformance::Subject {
+        name: "server gateway",
+        client: h.client.clone(),
+        addr: format!("127.0.0.1:{}", h.port).parse().unwrap(),
+        origin: format!("http://alice-demo.localhost:{}", h.port),
+        dashboard: format!("http://localhost:{}", h.port),
+        user: "alice".into(),
+        workspace: "demo".into(),
+        mint: minter(&h, cookie.clone(), "demo"),
+        mint_foreign: minter(&h, cookie, "other"),
+        made_up_origin: Some(format!("http://alice-nothere.localhost:{}", h.port)),
+    };
+    conformance::run(&subject).await;
+}
+
+/// A workspace WebSocket and the dashboard's event stream, both open under one session.
+async fn open_live_connections(
+    h: &Harness,
+    alice: &mut Browser,
+) -> (tokio::net::TcpStream, reqwest::Response) {
+    let ws_url = format!("http://alice-demo.localhost:{}/", h.port);
+    let (res, _) = alice.follow(&alice.dash("/open/alice/demo")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = alice.cookie_header(&ws_url).unwrap();
+    let mut ws = tokio::net::TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .unwrap();
+    let origin = format!("http://alice-demo.localhost:{}", h.port);
+    ws.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: alice-demo.localhost:{}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\nCookie: {cookie}\r\n\r\n",
+            h.port
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(ws.read(&mut b).await.unwrap(), 1);
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    ws.write_all(b"hi").await.unwrap();
+    let mut echo = [0u8; 2];
+    ws.read_exact(&mut echo).await.unwrap();
+    let url = alice.dash("/api/workspaces/events");
+    let mut events = h
+        .client
+        .get(&url)
+        .header(header::COOKIE, alice.cookie_header(&url).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    events.chunk().await.unwrap().expect("the first snapshot");
+    (ws, events)
+}
+
+/// Both connections end within a second (reads see the end of stream).
+async fn assert_closed_within_a_second(
+    ws: &mut tokio::net::TcpStream,
+    events: &mut reqwest::Response,
+) {
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), ws.read(&mut buf))
+        .await
+        .expect("the WebSocket is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the WebSocket is closed");
+    // Keep-alive comments may still be in flight before the end.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(2), events.chunk())
+        .await
+        .expect("the event stream ends")
+    {}
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "closed after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_connections_close_when_their_session_ends() {
+    if !sandbox_available() {
+        return;
+    }
+    let h = start().await;
+    let mut alice = alice_with_workspaces(&h).await;
+
+    // Sign-out.
+    let (mut ws, mut events) = open_live_connections(&h, &mut alice).await;
+    let (s, _) = alice.api("/api/logout", &[]).await;
+    assert!(s.is_success() || s.is_redirection(), "{s}");
+    assert_closed_within_a_second(&mut ws, &mut events).await;
+
+    // A password change ends the other sessions, and theirs.
+    let mut first = Browser::new(&h.client, h.port);
+    let (s, _) = first
+        .api(
+            "/api/login",
+            &[("username", "alice"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (mut ws, mut events) = open_live_connections(&h, &mut first).await;
+    let mut second = Browser::new(&h.client, h.port);
+    let (s, _) = second
+        .api(
+            "/api/login",
+            &[("username", "alice"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = second
+        .api(
+            "/api/settings/change-password",
+            &[
+                ("current_password", "correct horse battery"),
+                ("new_password", "another long password"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_closed_within_a_second(&mut ws, &mut events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_used_through_the_dashboard_is_used_for_every_gateway() {
+    if !sandbox_available() {
+        return;
+    }
+    let h = start().await;
+    let alice = alice_with_workspaces(&h).await;
+    let cookie = alice.cookie_header(&alice.dash("/")).unwrap();
+    let mint = minter(&h, cookie, "demo");
+    let consume = |token: String| {
+        let client = h.client.clone();
+        let url = format!("http://localhost:{}/_qingting/tokens/consume", h.port);
+        async move { client.post(url).body(token).send().await.unwrap().status() }
+    };
+    // Another process (a shell) redeemed it first: the in-process gateway refuses it.
+    let token = mint(None).await;
+    assert_eq!(consume(token.clone()).await, StatusCode::NO_CONTENT);
+    assert_eq!(consume(token.clone()).await, StatusCode::CONFLICT);
+    let res = h
+        .client
+        .get(format!(
+            "http://alice-demo.localhost:{}/_qingting/auth?token={token}",
+            h.port
+        ))
+        .header(header::REFERER, format!("http://localhost:{}/", h.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // And the other way round.
+    let token = mint(None).await;
+    let res = h
+        .client
+        .get(format!(
+            "http://alice-demo.localhost:{}/_qingting/auth?token={token}",
+            h.port
+        ))
+        .header(header::REFERER, format!("http://localhost:{}/", h.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(consume(token).await, StatusCode::CONFLICT);
+    // Not a token of ours.
+    assert_eq!(consume("junk".into()).await, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_pages_cannot_be_framed() {
+    let h = start().await;
+    for path in ["/login", "/register", "/workspaces", "/no-such-page"] {
+        let res = h
+            .client
+            .get(format!("http://localhost:{}{path}", h.port))
+            .send()
+            .await
+            .unwrap();
+        let hd = res.headers();
+        assert_eq!(
+            hd["content-security-policy"], "frame-ancestors 'none'",
+            "{path}"
+        );
+        assert_eq!(hd["x-frame-options"], "DENY", "{path}");
+        assert_eq!(
+            hd["referrer-policy"], "strict-origin-when-cross-origin",
+            "{path}"
+        );
+    }
+}

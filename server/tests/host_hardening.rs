@@ -1,0 +1,164 @@
+//! What the server keeps on this host is its own user's alone (the data dir 0700, the
+//! database, its journals and the secrets 0600, also after an older version left them
+//! readable), and the host-wide cap on running workspaces is a clear refusal over the API.
+
+use qingting_core::{
+    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
+    Config,
+};
+use reqwest::StatusCode;
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+mod common;
+
+const BIN: &str = env!("CARGO_BIN_EXE_qingting");
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn qingting(data: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("QINGTING_DATABASE_URL")
+        .env_remove("QINGTING_CONFIG")
+        .arg("--data-dir")
+        .arg(data);
+    if !sandbox_available() {
+        cmd.arg("--insecure-no-sandbox");
+    }
+    cmd
+}
+
+/// Starts `qingting serve` and waits until it answers; its log goes to `log`.
+fn serve(data: &Path, log: &Path) -> (Child, u16) {
+    let port = free_port();
+    let out = std::fs::File::create(log).unwrap();
+    let child = qingting(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, port)
+}
+
+fn stop(mut child: Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Checks every file the running server keeps in `data`.
+fn assert_private(data: &Path) {
+    assert_eq!(mode(data), 0o700, "data dir");
+    for f in ["qingting.db", "qingting.db-wal", "qingting.db-shm"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode(&data.join("secrets")), 0o700, "secrets/");
+    let secrets: Vec<_> = std::fs::read_dir(data.join("secrets"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(secrets.len() >= 3, "session, token and cookie keys");
+    for e in secrets {
+        assert_eq!(mode(&e.path()), 0o600, "{}", e.path().display());
+    }
+    assert_eq!(mode(&data.join("logs")), 0o700, "logs/");
+}
+
+#[test]
+fn data_dir_and_everything_in_it_are_private() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let log = root.path().join("server.log");
+
+    // A fresh start creates everything private.
+    let (child, _) = serve(&data, &log);
+    assert_private(&data);
+    stop(child);
+
+    // Left readable by an older version: made private again at start-up, and said so.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["qingting.db", "secrets/session.key"] {
+        std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (child, _) = serve(&data, &log);
+    assert_private(&data);
+    stop(child);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("data dir was 755"), "{said}");
+    assert!(
+        said.contains("took group and other permissions off"),
+        "{said}"
+    );
+
+    // `migrate` on its own creates the database privately too.
+    let fresh = root.path().join("fresh");
+    let out = qingting(&fresh).arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("qingting.db")), 0o600);
+}
+
+/// `workspaces.max_running` reached: creating one more is refused with 429 and a message
+/// naming the limit, and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_cap_is_a_clear_refusal() {
+    if !sandbox_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _reaper = IdeReaper(dir.path().to_path_buf());
+    install_test_ide(&dir.path().join("editors"));
+    let templates = dir.path().join("templates.toml");
+    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
+    let port = free_port();
+    let mut config = Config {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: format!("http://localhost:{port}"),
+        data_dir: dir.path().to_path_buf(),
+        templates_file: templates.display().to_string(),
+        ..Default::default()
+    };
+    config.workspaces.max_running = 1;
+    config.workspaces.local.uid_base = 500_000 + (port as u32 % 1000) * 100;
+    let _server = qingting_server::start(config).await.expect("server starts");
+    let client = common::client(port, &[]);
+    let form = [("name", "demo"), ("template", "test-ide")];
+
+    let mut alice = common::register(&client, port, "alice").await;
+    let (s, body) = alice.api("/api/workspaces/create", &form).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    alice.wait_state("demo", "running").await;
+
+    let mut bob = common::register(&client, port, "bob").await;
+    let (s, body) = bob.api("/api/workspaces/create", &form).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body.to_string()
+            .contains("at its limit of 1 running workspaces (workspaces.max_running = 1)"),
+        "{body}"
+    );
+    let (_, page) = bob.api("/api/workspaces/list", &[]).await;
+    assert!(page["workspaces"].as_array().unwrap().is_empty(), "{page}");
+}
