@@ -99,6 +99,28 @@ test.describe('workspace access', () => {
     await other.close();
   });
 
+  test('a token link handed to someone else asks before it signs them in', async ({ page, browser }) => {
+    const owner = await registerUser(page);
+    await createWorkspace(page, 'lure', 'jupyter-python');
+    // The owner copies the link the dashboard redirects to (with their session) ...
+    const res = await page.request.get(`/open/${owner}/lure?next=/lab`, { maxRedirects: 0 });
+    expect(res.status()).toBe(302);
+    const link = res.headers()['location'];
+    expect(link).toContain('/_qingting/auth?token=');
+    // ... and sends it to someone, who opens it from a page that is not the dashboard.
+    const victim = await browser.newContext();
+    const tab = await victim.newPage();
+    await tab.goto(link);
+    await expect(tab.getByRole('heading', { name: `Open workspace ${owner}/lure?` })).toBeVisible();
+    await expect(tab.getByText(/did not come from your own QingTing dashboard/)).toBeVisible();
+    expect(await victim.cookies()).toEqual([]);
+    // Only going on (a POST from the workspace's own page) signs them in.
+    await tab.locator('#continue-to-workspace').click();
+    await expect(tab).toHaveURL(new RegExp(`^${wsOrigin(owner, 'lure')}/lab`), { timeout: 30_000 });
+    expect((await victim.cookies()).map((c) => c.name)).toContain('qingting_ws');
+    await victim.close();
+  });
+
   test('dashboard lifecycle: create, refuse a duplicate, stop, start, restart, delete', async ({ page }) => {
     await registerUser(page);
     const card = await createWorkspace(page, 'life', 'jupyter-python');

@@ -252,34 +252,29 @@ async fn a_token_used_through_the_dashboard_is_used_for_every_gateway() {
         let url = format!("http://localhost:{}/_qingting/tokens/consume", h.port);
         async move { client.post(url).body(token).send().await.unwrap().status() }
     };
+    let exchange = |token: String| {
+        let client = h.client.clone();
+        let port = h.port;
+        async move {
+            client
+                .get(format!(
+                    "http://alice-demo.localhost:{port}/_qingting/auth?token={token}"
+                ))
+                .header(header::REFERER, format!("http://localhost:{port}/"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
     // Another process (a shell) redeemed it first: the in-process gateway refuses it.
     let token = mint(None).await;
     assert_eq!(consume(token.clone()).await, StatusCode::NO_CONTENT);
     assert_eq!(consume(token.clone()).await, StatusCode::CONFLICT);
-    let res = h
-        .client
-        .get(format!(
-            "http://alice-demo.localhost:{}/_qingting/auth?token={token}",
-            h.port
-        ))
-        .header(header::REFERER, format!("http://localhost:{}/", h.port))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(exchange(token).await, StatusCode::FORBIDDEN);
     // And the other way round.
     let token = mint(None).await;
-    let res = h
-        .client
-        .get(format!(
-            "http://alice-demo.localhost:{}/_qingting/auth?token={token}",
-            h.port
-        ))
-        .header(header::REFERER, format!("http://localhost:{}/", h.port))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(exchange(token.clone()).await, StatusCode::FOUND);
     assert_eq!(consume(token).await, StatusCode::CONFLICT);
     // Not a token of ours.
     assert_eq!(consume("junk".into()).await, StatusCode::BAD_REQUEST);
@@ -306,4 +301,46 @@ async fn dashboard_pages_cannot_be_framed() {
             "{path}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_cookies_carry_the_host_prefix() {
+    // Behind a TLS-terminating proxy: the public URL is https, the listener plain.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = Config {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: format!("https://localhost:{port}"),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let _server = qingting_server::start(config).await.expect("server starts");
+    let client = common::client(port, &["alice-demo.localhost"]);
+    let res = client
+        .post(format!("http://localhost:{port}/api/register"))
+        .form(&[("username", "alice"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let set = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.starts_with("__Host-qingting_session=")
+            && set.contains("Secure")
+            && set.contains("Path=/"),
+        "{set}"
+    );
+    assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+    // The workspace host's own cookies too (here the round-trip state of a sign-in).
+    let res = client
+        .get(format!("http://alice-demo.localhost:{port}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let set = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.starts_with("__Host-qingting_ws_state=") && set.contains("Secure"),
+        "{set}"
+    );
 }

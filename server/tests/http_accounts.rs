@@ -4,7 +4,7 @@
 //! and deletion cannot be started or finished from another site.
 
 use qingting_core::{
-    testing::{Backend, TestDatabase},
+    testing::{png_chunk, Backend, TestDatabase},
     Config,
 };
 use reqwest::{header, multipart, redirect::Policy, Client, StatusCode};
@@ -184,28 +184,6 @@ fn png_bomb(side: u32) -> Vec<u8> {
     png_chunk(&mut out, b"IDAT", &zlib_zeros(row * side as usize));
     png_chunk(&mut out, b"IEND", &[]);
     out
-}
-
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let typed: Vec<u8> = kind.iter().chain(data).copied().collect();
-    out.extend_from_slice(&typed);
-    out.extend_from_slice(&crc32(&typed).to_be_bytes());
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// A zlib stream of `n` (≥ 1) zero bytes.

@@ -182,13 +182,7 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
         | Decision::SignIn {
             set_cookies,
             location,
-        } => {
-            let mut res: Response = access::found(&location);
-            for c in &set_cookies {
-                access::append_cookie(&mut res, c);
-            }
-            res
-        }
+        } => access::found_with_cookies(&location, &set_cookies),
         Decision::Confirm { token, next } => {
             with_page_headers(Html(access::confirm_page(&target, &token, &next)).into_response())
         }

@@ -158,6 +158,7 @@ pub async fn remove_avatar(state: &AppState, user_id: i64) -> Result<(), AvatarE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::png_chunk;
 
     fn encode(format: ImageFormat, w: u32, h: u32) -> Vec<u8> {
         let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
@@ -219,32 +220,10 @@ mod tests {
         ihdr.extend_from_slice(&h.to_be_bytes());
         ihdr.extend_from_slice(&[bit_depth, color_type, 0, 0, 0]);
         let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        chunk(&mut out, b"IHDR", &ihdr);
-        chunk(&mut out, b"IDAT", &[0x78, 0x9c]);
-        chunk(&mut out, b"IEND", &[]);
+        png_chunk(&mut out, b"IHDR", &ihdr);
+        png_chunk(&mut out, b"IDAT", &[0x78, 0x9c]);
+        png_chunk(&mut out, b"IEND", &[]);
         out
-    }
-
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let typed: Vec<u8> = kind.iter().chain(data).copied().collect();
-        out.extend_from_slice(&typed);
-        out.extend_from_slice(&crc32(&typed).to_be_bytes());
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
     }
 
     #[test]

@@ -249,3 +249,23 @@ impl Drop for IdeReaper {
         }
     }
 }
+
+/// Appends a PNG chunk (length, type, data, CRC) to `out`: tests build images byte by byte,
+/// e.g. a tiny file whose header claims a huge picture.
+pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let typed: Vec<u8> = kind.iter().chain(data).copied().collect();
+    out.extend_from_slice(&typed);
+    let mut crc = !0u32;
+    for &b in &typed {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    out.extend_from_slice(&(!crc).to_be_bytes());
+}

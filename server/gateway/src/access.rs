@@ -368,6 +368,15 @@ pub fn found<B: Default>(location: &str) -> http::Response<B> {
     res
 }
 
+/// A `302 Found` to `location` setting `cookies` (the answer to an exchange or a sign-in).
+pub fn found_with_cookies<B: Default>(location: &str, cookies: &[String]) -> http::Response<B> {
+    let mut res = found(location);
+    for c in cookies {
+        append_cookie(&mut res, c);
+    }
+    res
+}
+
 /// Appends a `Set-Cookie` header.
 pub fn append_cookie<B>(res: &mut http::Response<B>, value: &str) {
     if let Ok(v) = http::HeaderValue::from_str(value) {

@@ -161,11 +161,7 @@ async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Reques
             if !gw.session_ok(&claims.sid, claims.sub).await {
                 return sign_in_again(&gw, &rules, &location);
             }
-            let mut res: Response = access::found(&location);
-            for c in &set_cookies {
-                access::append_cookie(&mut res, c);
-            }
-            res
+            access::found_with_cookies(&location, &set_cookies)
         }
         Decision::Confirm { token, next } => pages::with_page_headers(
             Html(access::confirm_page(&rules, &token, &next)).into_response(),
@@ -173,13 +169,7 @@ async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Reques
         Decision::SignIn {
             set_cookies,
             location,
-        } => {
-            let mut res: Response = access::found(&location);
-            for c in &set_cookies {
-                access::append_cookie(&mut res, c);
-            }
-            res
-        }
+        } => access::found_with_cookies(&location, &set_cookies),
         Decision::Refuse {
             status,
             message,
@@ -217,13 +207,7 @@ fn sign_in_again(gw: &Gateway, rules: &Target, next: &str) -> Response {
         Decision::SignIn {
             set_cookies,
             location,
-        } => {
-            let mut res: Response = access::found(&location);
-            for c in &set_cookies {
-                access::append_cookie(&mut res, c);
-            }
-            res
-        }
+        } => access::found_with_cookies(&location, &set_cookies),
         _ => pages::refused(403, "Please sign in again.", &gw.dashboard),
     }
 }
