@@ -190,7 +190,7 @@ async fn assert_closed_within_a_second(
         .expect("the event stream ends")
     {}
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(1500), "closed after {took:?}");
+    assert!(took < Duration::from_secs(1), "closed after {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -194,7 +194,10 @@ async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Reques
                 id: target.owner_id,
                 username: wh.user.clone(),
             };
-            let live = gw.state.live.register(&claims.sid, claims.sub);
+            // Only a WebSocket outlives the session check made here; it is closed when the
+            // session ends.
+            let live = access::is_websocket(req.headers())
+                .then(|| gw.state.live.register(&claims.sid, claims.sub));
             forward(&gw, &wh.workspace, &owner, target, &origin, live, req).await
         }
     }
@@ -218,7 +221,7 @@ async fn forward(
     owner: &Account,
     target: GatewayTarget,
     origin: &str,
-    live: LiveGuard,
+    live: Option<LiveGuard>,
     req: Request,
 ) -> Response {
     let service = &gw.state.workspaces;
@@ -266,10 +269,16 @@ async fn forward(
         proto: gw.proto,
     };
     let activity = service.activity();
-    let keep_alive = access::is_websocket(req.headers()).then(|| activity.open_socket(target.id));
+    let keep_alive = live.map(|live| (activity.open_socket(target.id), live));
     activity.touch(target.id);
-    let revoked = live.ended();
-    match proxy::forward(req, &upstream, &fwd, (keep_alive, live), revoked).await {
+    let revoked = keep_alive.as_ref().map(|(_, live)| live.ended());
+    let revoked = async move {
+        match revoked {
+            Some(ended) => ended.await,
+            None => std::future::pending().await,
+        }
+    };
+    match proxy::forward(req, &upstream, &fwd, keep_alive, revoked).await {
         Ok(res) => res.map(Body::new),
         Err(e) => {
             tracing::warn!(workspace = target.id, "proxy: {e}");
