@@ -124,8 +124,12 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         .route("/avatars/{file}", get(avatar_http::serve))
         .route("/open/{user}/{workspace}", get(gateway::open))
         .route(
-            gateway::consume::PATH,
-            post(gateway::consume::consume).layer(DefaultBodyLimit::max(4096)),
+            gateway::shell_api::CONSUME_PATH,
+            post(gateway::shell_api::consume).layer(DefaultBodyLimit::max(4096)),
+        )
+        .route(
+            gateway::shell_api::ALIVE_PATH,
+            post(gateway::shell_api::alive).layer(DefaultBodyLimit::max(64 * 1024)),
         )
         .route("/api/workspaces/events", get(workspace_events::events))
         .route("/auth/github/start", get(github_oauth::start).post(github_oauth::start_post))

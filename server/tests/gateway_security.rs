@@ -344,3 +344,58 @@ async fn https_cookies_carry_the_host_prefix() {
         "{set}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_on_a_registrable_domain_of_their_own() {
+    if !sandbox_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    install_test_ide(&dir.path().join("editors"));
+    let templates = dir.path().join("templates.toml");
+    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
+    let port = free_port();
+    let mut config = Config {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: format!("http://localhost:{port}"),
+        data_dir: dir.path().to_path_buf(),
+        templates_file: templates.display().to_string(),
+        ..Default::default()
+    };
+    config.workspaces.domain = "example-workspaces.test".into();
+    config.workspaces.local.uid_base = 600_000 + (port as u32 % 1000) * 100;
+    assert!(!config.workspaces_same_site());
+    let _server = qingting_server::start(config).await.expect("server starts");
+    let _reaper = IdeReaper(dir.path().to_path_buf());
+    let client = common::client(port, &["alice-demo.example-workspaces.test"]);
+    let mut alice = register(&client, port, "alice").await;
+    let (s, row) = alice
+        .api(
+            "/api/workspaces/create",
+            &[("name", "demo"), ("template", "test-ide")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{row}");
+    alice.wait_state("demo", "running").await;
+    // Opened from the dashboard, the browser lands on the other site, signed in there.
+    let (res, hops) = alice
+        .follow(&alice.dash("/open/alice/demo?next=/whoami"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "{hops:?}");
+    assert_eq!(
+        hops.last().unwrap(),
+        &format!("http://alice-demo.example-workspaces.test:{port}/whoami")
+    );
+    assert!(alice.jar["alice-demo.example-workspaces.test"].contains_key("qingting_ws"));
+    // A stranger there is sent to the dashboard's own host.
+    let res = client
+        .get(format!("http://alice-demo.example-workspaces.test:{port}/"))
+        .send()
+        .await
+        .unwrap();
+    let to = res.headers()[header::LOCATION].to_str().unwrap();
+    assert!(
+        to.starts_with(&format!("http://localhost:{port}/open/alice/demo?")),
+        "{to}"
+    );
+}

@@ -16,8 +16,8 @@
 //! dashboard once more, which is invisible to the user.
 
 mod config;
+mod dashboard;
 mod ide;
-mod used_tokens;
 
 use axum::{
     body::Body,
@@ -27,10 +27,12 @@ use axum::{
     Router,
 };
 use config::ShellConfig;
+use dashboard::Dashboard;
 use ide::Ide;
 use qingting_gateway::{
     access::{self, Decision, Guard, Incoming, Target},
     cookie::{self, CookieCodec},
+    live::{self, LiveSessions},
     now_unix,
     proxy::{self, Forwarded},
     token::TokenVerifier,
@@ -41,6 +43,8 @@ struct Shell {
     cfg: Arc<ShellConfig>,
     guard: Guard,
     ide: Ide,
+    dashboard: Arc<Dashboard>,
+    live: Arc<LiveSessions>,
 }
 
 #[tokio::main]
@@ -54,9 +58,10 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Arc::new(ShellConfig::from_env(command)?);
     let verifier =
         TokenVerifier::new(&cfg.public_key).map_err(|e| anyhow::anyhow!("public key: {e}"))?;
+    let dashboard = Arc::new(Dashboard::new(&cfg.dashboard_url)?);
     let guard = Guard::new(
         verifier,
-        Arc::new(used_tokens::DashboardUsedTokens::new(&cfg.dashboard_url)?),
+        dashboard.clone(),
         CookieCodec::new(rand::random()),
         cfg.proto == "https",
         cfg.cookie_hours * 3600,
@@ -66,6 +71,8 @@ async fn main() -> anyhow::Result<()> {
         ide: Ide::new(cfg.clone()),
         cfg: cfg.clone(),
         guard,
+        live: LiveSessions::new(dashboard.clone()),
+        dashboard,
     });
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, workspace = cfg.workspace_id, "qingting-shell is listening");
@@ -203,7 +210,19 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
             }
             res
         }
-        Decision::Forward { .. } => {
+        Decision::Forward { claims } => {
+            let session = (claims.sid.clone(), claims.sub);
+            if !shell.dashboard.session_alive(&session).await {
+                // Signed out of the dashboard (or deleted): workspace access ends too.
+                let headers = axum::http::HeaderMap::new();
+                return match shell.guard.sign_in(&target, &headers, "/", true) {
+                    Decision::SignIn {
+                        set_cookies,
+                        location,
+                    } => access::found_with_cookies(&location, &set_cookies),
+                    _ => (StatusCode::FORBIDDEN, "Please sign in again.\n").into_response(),
+                };
+            }
             // A request that arrives before the Initializer (or after a crash) starts the IDE.
             if !shell.ide.healthy().await {
                 if let Err(e) = shell.ide.ensure_started().await {
@@ -214,9 +233,11 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
                 client_ip: String::new(),
                 proto: cfg.proto,
             };
-            // Sessions are not visible from here: access ends with the cookie's lifetime.
-            let revoked = std::future::pending::<()>();
-            match proxy::forward(req, &shell.ide.upstream(), &fwd, (), revoked).await {
+            // A WebSocket outlives this check: it is closed when its session ends.
+            let live = access::is_websocket(req.headers())
+                .then(|| shell.live.register(&session.0, session.1));
+            let revoked = live::ended(live.as_ref());
+            match proxy::forward(req, &shell.ide.upstream(), &fwd, live, revoked).await {
                 Ok(res) => res.map(Body::new),
                 Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
             }

@@ -14,10 +14,7 @@ use reqwest::{header, redirect::Policy, StatusCode};
 use serde_json::Value;
 use std::{
     process::Command,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
@@ -26,8 +23,7 @@ struct Shell {
     _dir: tempfile::TempDir,
     port: u16,
     client: reqwest::Client,
-    dashboard: String,
-    calls: Arc<AtomicUsize>,
+    dashboard: common::StandInDashboard,
     signer: Arc<TokenSigner>,
 }
 
@@ -35,14 +31,14 @@ async fn start_shell() -> Shell {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let signer = Arc::new(TokenSigner::from_seed(&[42; 32]));
-    let (dashboard, calls) = stand_in_dashboard(signer.public_key()).await;
+    let dashboard = stand_in_dashboard(signer.public_key()).await;
     let process = Command::new(env!("CARGO_BIN_EXE_qingting-shell"))
         .env("QINGTING_LISTEN", format!("127.0.0.1:{port}"))
         .env("QINGTING_WORKSPACE_ID", "7")
         .env("QINGTING_OWNER_ID", "3")
         .env("QINGTING_OWNER", "alice")
         .env("QINGTING_WORKSPACE", "demo")
-        .env("QINGTING_DASHBOARD_URL", &dashboard)
+        .env("QINGTING_DASHBOARD_URL", &dashboard.url)
         .env("QINGTING_PUBLIC_SCHEME", "http")
         .env(
             "QINGTING_TOKEN_PUBLIC_KEY",
@@ -93,7 +89,6 @@ async fn start_shell() -> Shell {
         port,
         client,
         dashboard,
-        calls,
         signer,
     }
 }
@@ -121,7 +116,7 @@ async fn the_shell_passes_the_conformance_suite() {
         client: shell.client.clone(),
         addr: format!("127.0.0.1:{}", shell.port).parse().unwrap(),
         origin: format!("http://alice-demo.localhost:{}", shell.port),
-        dashboard: shell.dashboard.clone(),
+        dashboard: shell.dashboard.url.clone(),
         user: "alice".into(),
         workspace: "demo".into(),
         mint: minter(&shell.signer, 7),
@@ -130,7 +125,7 @@ async fn the_shell_passes_the_conformance_suite() {
     };
     conformance::run(&subject).await;
     // Every redemption asked the dashboard: single use holds across instances.
-    assert!(shell.calls.load(Ordering::SeqCst) >= 8);
+    assert!(shell.dashboard.consumed.load(Ordering::SeqCst) >= 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +138,10 @@ async fn lifecycle_hooks_called_by_anyone_do_no_harm() {
     let res = shell
         .client
         .get(format!("{base}/_qingting/auth?token={token}"))
-        .header(header::REFERER, format!("{}/workspaces", shell.dashboard))
+        .header(
+            header::REFERER,
+            format!("{}/workspaces", shell.dashboard.url),
+        )
         .send()
         .await
         .unwrap();
@@ -186,4 +184,85 @@ async fn lifecycle_hooks_called_by_anyone_do_no_harm() {
     }
     // The IDE kept running: same process, still answering.
     assert_eq!(pid().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_of_the_dashboard_ends_access_and_closes_websockets() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let shell = start_shell().await;
+    let host = format!("alice-demo.localhost:{}", shell.port);
+    let base = format!("http://{host}");
+    let token = shell
+        .signer
+        .mint(7, 3, "s-out", None, qingting_gateway::now_unix(), 60);
+    let res = shell
+        .client
+        .get(format!("{base}/_qingting/auth?token={token}"))
+        .header(
+            header::REFERER,
+            format!("{}/workspaces", shell.dashboard.url),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut ws = tokio::net::TcpStream::connect(("127.0.0.1", shell.port))
+        .await
+        .unwrap();
+    ws.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Origin: {base}\r\nCookie: {cookie}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(ws.read(&mut b).await.unwrap(), 1);
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    ws.write_all(b"hi").await.unwrap();
+    let mut echo = [0u8; 2];
+    ws.read_exact(&mut echo).await.unwrap();
+
+    // The session ends on the dashboard.
+    shell.dashboard.ended.lock().unwrap().insert("s-out".into());
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(Duration::from_secs(2), ws.read(&mut buf))
+        .await
+        .expect("the WebSocket is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // And plain requests go back through the dashboard, the cookie cleared.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = shell
+        .client
+        .get(format!("{base}/whoami"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert!(res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("qingting_ws=;")));
 }

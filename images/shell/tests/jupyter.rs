@@ -42,7 +42,7 @@ async fn shell_guards_a_real_jupyterlab() {
         l.local_addr().unwrap().port()
     };
     let signer = TokenSigner::from_seed(&[42; 32]);
-    let (dashboard, _) = stand_in_dashboard(signer.public_key()).await;
+    let dashboard = stand_in_dashboard(signer.public_key()).await.url;
     let shell = Command::new(env!("CARGO_BIN_EXE_qingting-shell"))
         .env("QINGTING_LISTEN", format!("127.0.0.1:{port}"))
         .env("QINGTING_WORKSPACE_ID", "7")

@@ -10,7 +10,6 @@ pub mod avatars;
 pub mod client_ip;
 pub mod config;
 pub mod editors;
-pub mod live_sessions;
 pub mod objects;
 pub mod rate_limit;
 pub mod redirect;

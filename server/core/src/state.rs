@@ -1,14 +1,14 @@
 //! What every request handler and server function needs, shared behind cheap clones.
 
+use crate::store::session_store::DbSessionProbe;
 use crate::{
     accounts::AccountDeletionHook,
     config::{Config, ObjectBackend},
-    live_sessions::LiveSessions,
     objects::{DirStore, ObjectStore, S3Store},
     rate_limit::RateLimiter,
     workspaces::WorkspaceService,
 };
-use qingting_gateway::{access::Guard, token::TokenSigner};
+use qingting_gateway::{access::Guard, live::LiveSessions, token::TokenSigner};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ impl AppState {
             ObjectBackend::S3 => Arc::new(S3Store::new(&config.objects.s3)),
         };
         let hooks: Vec<Arc<dyn AccountDeletionHook>> = vec![workspaces.clone()];
-        let live = LiveSessions::new(db.clone());
+        let live = LiveSessions::new(Arc::new(DbSessionProbe::new(db.clone())));
         Self {
             db,
             config: Arc::new(config),

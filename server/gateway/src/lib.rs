@@ -9,6 +9,7 @@
 //! - [`access`]: the decision for one request (exchange a token, forward, or send to the
 //!   dashboard), including the WebSocket `Origin` check;
 //! - [`ide`]: how an IDE is launched (command placeholders, environment);
+//! - [`live`]: live connections by session, closed when their session ends;
 //! - [`proxy`]: HTTP and WebSocket forwarding to the IDE, streaming, with our own cookies
 //!   stripped;
 //! - `conformance` (feature `conformance`): the one test suite both gateways pass.
@@ -19,6 +20,7 @@ pub mod conformance;
 pub mod cookie;
 pub mod host;
 pub mod ide;
+pub mod live;
 pub mod names;
 pub mod proxy;
 pub mod token;

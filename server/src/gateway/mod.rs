@@ -2,9 +2,9 @@
 //! (`<user>-<ws>.<domain>`) never reach the dashboard's routes; they are authorized by the
 //! shared [`qingting_core::gateway::access`] rules and proxied to the workspace's IDE.
 
-pub mod consume;
 mod open;
 mod pages;
+pub mod shell_api;
 
 pub use open::open;
 
@@ -20,10 +20,11 @@ use qingting_core::{
     client_ip::ClientIp,
     gateway::{
         access::{self, Decision, Incoming, Target},
-        cookie, host, now_unix,
+        cookie, host,
+        live::{self, LiveGuard},
+        now_unix,
         proxy::{self, Forwarded},
     },
-    live_sessions::LiveGuard,
     store::session_store::session_alive,
     workspaces::{Action, GatewayTarget, WorkspaceState},
     AppState,
@@ -271,13 +272,7 @@ async fn forward(
     let activity = service.activity();
     let keep_alive = live.map(|live| (activity.open_socket(target.id), live));
     activity.touch(target.id);
-    let revoked = keep_alive.as_ref().map(|(_, live)| live.ended());
-    let revoked = async move {
-        match revoked {
-            Some(ended) => ended.await,
-            None => std::future::pending().await,
-        }
-    };
+    let revoked = live::ended(keep_alive.as_ref().map(|(_, live)| live));
     match proxy::forward(req, &upstream, &fwd, keep_alive, revoked).await {
         Ok(res) => res.map(Body::new),
         Err(e) => {

@@ -3,10 +3,15 @@
 
 use super::{entity::session, now_unix};
 use async_trait::async_trait;
+use qingting_gateway::{
+    live::{SessionKey, SessionProbe},
+    token::BoxFuture,
+};
 use sea_orm::{
     sea_query::OnConflict, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
     QueryFilter,
 };
+use std::collections::HashSet;
 use tower_sessions::{
     session::{Id, Record},
     session_store::{Error, ExpiredDeletion, Result},
@@ -64,6 +69,52 @@ pub async fn session_alive(
         .count(db)
         .await?
         > 0)
+}
+
+/// Which sessions are alive, from the sessions table (for [`LiveSessions`]).
+///
+/// [`LiveSessions`]: qingting_gateway::live::LiveSessions
+#[derive(Debug, Clone)]
+pub struct DbSessionProbe {
+    db: DatabaseConnection,
+}
+
+impl DbSessionProbe {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Of `sessions`, the ones that exist, belong to their user and have not expired.
+    pub async fn alive_among(
+        &self,
+        sessions: &[SessionKey],
+    ) -> std::result::Result<HashSet<SessionKey>, sea_orm::DbErr> {
+        use sea_orm::QuerySelect;
+        let mut alive = HashSet::new();
+        for chunk in sessions.chunks(500) {
+            let rows: Vec<(String, Option<i64>)> = session::Entity::find()
+                .select_only()
+                .column(session::Column::Id)
+                .column(session::Column::UserId)
+                .filter(session::Column::Id.is_in(chunk.iter().map(|(s, _)| s.clone())))
+                .filter(session::Column::ExpiresAt.gt(now_unix()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            alive.extend(rows.into_iter().filter_map(|(id, u)| Some((id, u?))));
+        }
+        alive.retain(|k| sessions.contains(k));
+        Ok(alive)
+    }
+}
+
+impl SessionProbe for DbSessionProbe {
+    fn alive<'a>(
+        &'a self,
+        sessions: &'a [SessionKey],
+    ) -> BoxFuture<'a, std::result::Result<HashSet<SessionKey>, String>> {
+        Box::pin(async move { self.alive_among(sessions).await.map_err(|e| e.to_string()) })
+    }
 }
 
 fn backend(e: sea_orm::DbErr) -> Error {

@@ -1,13 +1,13 @@
 //! Live connections by the dashboard session they were opened under: workspace WebSockets
-//! through the gateway and the dashboard's event streams. Once that session ends, however it
+//! through a gateway and the dashboard's event streams. Once that session ends, however it
 //! ends (sign-out, password change, account deletion, expiry, or any of these on another
-//! replica: they all delete the session row), its connections close within a second.
+//! replica: they all delete the session), its connections close within a second.
 //!
-//! One query every [`SWEEP`] checks every session that has a live connection, so the cost
-//! does not grow with the number of connections.
+//! One [`SessionProbe`] call every [`SWEEP`] checks every session that has a live connection,
+//! so the cost does not grow with the number of connections. The server probes its database;
+//! `qingting-shell` asks the dashboard.
 
-use crate::store::{entity::session, now_unix};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use crate::token::BoxFuture;
 use std::{
     collections::{HashMap, HashSet},
     future::Future,
@@ -15,6 +15,19 @@ use std::{
     time::Duration,
 };
 use tokio::sync::watch;
+
+/// A dashboard session, as `(session id, user id)`.
+pub type SessionKey = (String, i64);
+
+/// Tells which sessions are still alive.
+pub trait SessionProbe: Send + Sync + std::fmt::Debug + 'static {
+    /// Of `sessions`, the ones that are still alive (the session exists, is that user's and
+    /// has not expired). An error means "cannot tell": nothing is closed on it.
+    fn alive<'a>(
+        &'a self,
+        sessions: &'a [SessionKey],
+    ) -> BoxFuture<'a, Result<HashSet<SessionKey>, String>>;
+}
 
 /// How often sessions with live connections are checked.
 pub const SWEEP: Duration = Duration::from_millis(400);
@@ -28,7 +41,7 @@ struct Entry {
 
 #[derive(Debug)]
 pub struct LiveSessions {
-    db: DatabaseConnection,
+    probe: Arc<dyn SessionProbe>,
     entries: Mutex<HashMap<String, Entry>>,
     sweeper: std::sync::OnceLock<()>,
 }
@@ -52,6 +65,18 @@ impl LiveGuard {
     }
 }
 
+/// Completes when `guard`'s session ends; never, without a guard (a connection that is not
+/// registered).
+pub fn ended(guard: Option<&LiveGuard>) -> impl Future<Output = ()> + Send + 'static {
+    let ended = guard.map(LiveGuard::ended);
+    async move {
+        match ended {
+            Some(ended) => ended.await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         if let Some(owner) = self.owner.upgrade() {
@@ -67,9 +92,9 @@ impl Drop for LiveGuard {
 }
 
 impl LiveSessions {
-    pub fn new(db: DatabaseConnection) -> Arc<Self> {
+    pub fn new(probe: Arc<dyn SessionProbe>) -> Arc<Self> {
         Arc::new(Self {
-            db,
+            probe,
             entries: Mutex::default(),
             sweeper: std::sync::OnceLock::new(),
         })
@@ -104,26 +129,14 @@ impl LiveSessions {
         self.lock().len()
     }
 
-    /// Ends the connections of every session that is gone from the database.
-    async fn check(&self) -> Result<(), sea_orm::DbErr> {
-        let watched: Vec<(String, i64)> = self
+    /// Ends the connections of every session the probe no longer knows.
+    async fn check(&self) -> Result<(), String> {
+        let watched: Vec<SessionKey> = self
             .lock()
             .iter()
             .map(|(sid, e)| (sid.clone(), e.user))
             .collect();
-        let mut alive = HashSet::new();
-        for chunk in watched.chunks(500) {
-            let rows: Vec<(String, Option<i64>)> = session::Entity::find()
-                .select_only()
-                .column(session::Column::Id)
-                .column(session::Column::UserId)
-                .filter(session::Column::Id.is_in(chunk.iter().map(|(s, _)| s.clone())))
-                .filter(session::Column::ExpiresAt.gt(now_unix()))
-                .into_tuple()
-                .all(&self.db)
-                .await?;
-            alive.extend(rows.into_iter().filter_map(|(id, u)| Some((id, u?))));
-        }
+        let alive = self.probe.alive(&watched).await?;
         let mut entries = self.lock();
         for (sid, user) in watched {
             if !alive.contains(&(sid.clone(), user)) {
