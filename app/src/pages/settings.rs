@@ -243,7 +243,7 @@ fn SecuritySettings() -> impl IntoView {
 
                     <section class="card settings-section danger-zone">
                         <h2>"Delete account"</h2>
-                        <p class="muted">"This deletes your account, your sessions and your avatar. It cannot be undone."</p>
+                        <p class="muted">"This deletes your account, your workspaces and their files, your sessions and your avatar. It cannot be undone."</p>
                         {if p.has_password {
                             view! {
                                 <ActionForm action=delete attr:class="form" attr:id="delete-form">
