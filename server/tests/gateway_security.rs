@@ -24,6 +24,11 @@ struct Harness {
 }
 
 async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+/// A server with the stand-in IDE's template, `tweak`ed.
+async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     install_test_ide(&dir.path().join("editors"));
     let templates = dir.path().join("templates.toml");
@@ -37,6 +42,7 @@ async fn start() -> Harness {
         ..Default::default()
     };
     config.workspaces.local.uid_base = 500_000 + (port as u32 % 1000) * 100;
+    tweak(&mut config);
     let server = qingting_server::start(config).await.expect("server starts");
     Harness {
         _reaper: IdeReaper(dir.path().to_path_buf()),
@@ -47,6 +53,7 @@ async fn start() -> Harness {
                 "alice-demo.localhost",
                 "alice-other.localhost",
                 "alice-nothere.localhost",
+                "alice-demo.example-workspaces.test",
             ],
         ),
         _server: server,
@@ -134,28 +141,10 @@ async fn open_live_connections(
     let (res, _) = alice.follow(&alice.dash("/open/alice/demo")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let cookie = alice.cookie_header(&ws_url).unwrap();
-    let mut ws = tokio::net::TcpStream::connect(("127.0.0.1", h.port))
-        .await
-        .unwrap();
     let origin = format!("http://alice-demo.localhost:{}", h.port);
-    ws.write_all(
-        format!(
-            "GET /ws HTTP/1.1\r\nHost: alice-demo.localhost:{}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\nCookie: {cookie}\r\n\r\n",
-            h.port
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(ws.read(&mut b).await.unwrap(), 1);
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let addr = format!("127.0.0.1:{}", h.port).parse().unwrap();
+    let (head, mut ws) = conformance::websocket_handshake(addr, &origin, "/ws", &cookie).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     ws.write_all(b"hi").await.unwrap();
     let mut echo = [0u8; 2];
     ws.read_exact(&mut echo).await.unwrap();
@@ -350,25 +339,13 @@ async fn workspaces_on_a_registrable_domain_of_their_own() {
     if !sandbox_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    install_test_ide(&dir.path().join("editors"));
-    let templates = dir.path().join("templates.toml");
-    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
-    let port = free_port();
-    let mut config = Config {
-        listen: format!("127.0.0.1:{port}"),
-        public_url: format!("http://localhost:{port}"),
-        data_dir: dir.path().to_path_buf(),
-        templates_file: templates.display().to_string(),
-        ..Default::default()
-    };
-    config.workspaces.domain = "example-workspaces.test".into();
-    config.workspaces.local.uid_base = 600_000 + (port as u32 % 1000) * 100;
-    assert!(!config.workspaces_same_site());
-    let _server = qingting_server::start(config).await.expect("server starts");
-    let _reaper = IdeReaper(dir.path().to_path_buf());
-    let client = common::client(port, &["alice-demo.example-workspaces.test"]);
-    let mut alice = register(&client, port, "alice").await;
+    let h = start_with(|c| {
+        c.workspaces.domain = "example-workspaces.test".into();
+        assert!(!c.workspaces_same_site());
+    })
+    .await;
+    let (client, port) = (&h.client, h.port);
+    let mut alice = register(client, port, "alice").await;
     let (s, row) = alice
         .api(
             "/api/workspaces/create",

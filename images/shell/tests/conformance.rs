@@ -212,26 +212,9 @@ async fn signing_out_of_the_dashboard_ends_access_and_closes_websockets() {
         .next()
         .unwrap()
         .to_string();
-    let mut ws = tokio::net::TcpStream::connect(("127.0.0.1", shell.port))
-        .await
-        .unwrap();
-    ws.write_all(
-        format!(
-            "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Origin: {base}\r\nCookie: {cookie}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(ws.read(&mut b).await.unwrap(), 1);
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let addr = format!("127.0.0.1:{}", shell.port).parse().unwrap();
+    let (head, mut ws) = conformance::websocket_handshake(addr, &base, "/ws", &cookie).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     ws.write_all(b"hi").await.unwrap();
     let mut echo = [0u8; 2];
     ws.read_exact(&mut echo).await.unwrap();

@@ -346,15 +346,28 @@ async fn the_ide_cannot_set_our_cookies(s: &Subject) {
     assert_eq!(set, ["keep=1; Path=/"], "[{}]", s.name);
 }
 
-/// A raw HTTP/1.1 WebSocket handshake: the answer's head, and the stream.
-async fn handshake(
-    s: &Subject,
-    path: &str,
+/// A raw HTTP/1.1 WebSocket handshake with `origin` `http://host` (or `origin` given) to the
+/// gateway at `addr`: the answer's head, and the stream (the stand-in IDE echoes what is sent
+/// after a `101`).
+pub async fn websocket_handshake(
+    addr: SocketAddr,
     origin: &str,
+    path: &str,
     cookie: &str,
 ) -> (String, tokio::net::TcpStream) {
-    let host = s.origin.split("://").nth(1).unwrap_or("");
-    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let host = origin.split("://").nth(1).unwrap_or("");
+    websocket_handshake_from(addr, host, origin, path, cookie).await
+}
+
+/// [`websocket_handshake`] to `host`, sent with another `Origin`.
+pub async fn websocket_handshake_from(
+    addr: SocketAddr,
+    host: &str,
+    origin: &str,
+    path: &str,
+    cookie: &str,
+) -> (String, tokio::net::TcpStream) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -370,6 +383,16 @@ async fn handshake(
         head.push(byte[0]);
     }
     (String::from_utf8_lossy(&head).into_owned(), stream)
+}
+
+async fn handshake(
+    s: &Subject,
+    path: &str,
+    origin: &str,
+    cookie: &str,
+) -> (String, tokio::net::TcpStream) {
+    let host = s.origin.split("://").nth(1).unwrap_or("");
+    websocket_handshake_from(s.addr, host, origin, path, cookie).await
 }
 
 async fn websockets_need_their_own_origin_and_cannot_set_our_cookies(s: &Subject) {
