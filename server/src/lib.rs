@@ -14,6 +14,7 @@ pub mod settings;
 mod site;
 mod stdout;
 pub mod telemetry;
+mod wiring;
 mod workspace_events;
 
 pub use http::{start, RunningServer};

@@ -1,0 +1,326 @@
+//! Create, start, stop, restart, delete: each claims the workspace and persists the
+//! transitional state (`prepare`), then makes the runtime calls and persists the outcome
+//! (`finish`).
+
+use super::*;
+
+/// A prepared operation: claimed, checked, transitional state persisted.
+pub(super) struct Job {
+    _claim: Claim,
+    action: Action,
+    row: workspace::Model,
+    spec: WorkspaceSpec,
+    /// Why it stops (idle), shown in the list.
+    reason: Option<String>,
+}
+
+pub(super) enum Prepared {
+    /// Nothing to do (e.g. Start on a running workspace).
+    Done(WorkspaceView),
+    Job(Box<Job>),
+}
+
+impl WorkspaceService {
+    /// Validates and records a new workspace (`creating`), claimed for its bring-up.
+    pub(super) async fn prepare_create(
+        &self,
+        owner: &Account,
+        name: &str,
+        template_id: &str,
+    ) -> Result<Job, WorkspaceError> {
+        validate_name(name)?;
+        let template = self
+            .templates
+            .iter()
+            .find(|t| t.id == template_id)
+            .ok_or_else(|| WorkspaceError::UnknownTemplate(template_id.to_string()))?;
+        if !self.template_ready(template) {
+            return Err(WorkspaceError::EditorMissing(template.editor.label()));
+        }
+        let _limits = self.lock_user(owner.id).await;
+        let max = self.limits.max_per_user;
+        if self.count(owner.id, false).await? >= max {
+            return Err(WorkspaceError::LimitReached(format!(
+                "You can have at most {max} workspaces. Delete one first."
+            )));
+        }
+        let _host = self.check_running_limit(owner.id).await?;
+        let now = now_unix();
+        let row = workspace::ActiveModel {
+            user_id: Set(owner.id),
+            name: Set(name.to_string()),
+            template_id: Set(template_id.to_string()),
+            state: Set(WorkspaceState::Creating.as_str().into()),
+            reason: Set(None),
+            runtime_state: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        let row = match row.insert(&self.db).await {
+            Ok(r) => r,
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(WorkspaceError::NameTaken)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let _ = self.changes.send(owner.id);
+        let claim = self.claim(row.id)?;
+        let spec = self.spec(&row).await?;
+        Ok(Job {
+            _claim: claim,
+            action: Action::Start,
+            row,
+            spec,
+            reason: None,
+        })
+    }
+
+    /// Creates a workspace and waits until it runs (or failed, with the reason).
+    pub async fn create(
+        &self,
+        owner: &Account,
+        name: &str,
+        template_id: &str,
+    ) -> Result<WorkspaceView, WorkspaceError> {
+        let job = self.prepare_create(owner, name, template_id).await?;
+        self.finish(job).await
+    }
+
+    /// Creates a workspace and brings it up in the background; returns it `creating`.
+    pub async fn create_in_background(
+        self: &Arc<Self>,
+        owner: &Account,
+        name: &str,
+        template_id: &str,
+    ) -> Result<WorkspaceView, WorkspaceError> {
+        let job = self.prepare_create(owner, name, template_id).await?;
+        let view = (&job.row).into();
+        self.spawn_finish(job);
+        Ok(view)
+    }
+
+    pub(super) async fn prepare(
+        &self,
+        row: workspace::Model,
+        action: Action,
+        reason: Option<String>,
+    ) -> Result<Prepared, WorkspaceError> {
+        let claim = self.claim(row.id)?;
+        // Re-read under the claim: the state may have moved since the caller looked.
+        let row = workspace::Entity::find_by_id(row.id)
+            .one(&self.db)
+            .await?
+            .ok_or(WorkspaceError::NotFound)?;
+        let st = state_of(&row);
+        // Starting counts against the running limit: check and write under the user's lock.
+        let _limits = if matches!(action, Action::Start | Action::Restart) {
+            Some(self.lock_user(row.user_id).await)
+        } else {
+            None
+        };
+        let mut _host = None;
+        let next = match action {
+            Action::Start if st == WorkspaceState::Running => {
+                return Ok(Prepared::Done((&row).into()))
+            }
+            Action::Stop if st == WorkspaceState::Stopped => {
+                return Ok(Prepared::Done((&row).into()))
+            }
+            Action::Start | Action::Restart if st.can_start() => {
+                _host = Some(self.check_running_limit(row.user_id).await?);
+                WorkspaceState::Starting
+            }
+            Action::Stop | Action::Restart if st.can_stop() => WorkspaceState::Stopping,
+            // Under our claim nothing else is changing it: a transitional state here is left
+            // over from a crash, and deleting is the way out of any state.
+            Action::Delete => WorkspaceState::Deleting,
+            _ => return Err(WorkspaceError::Busy(st.as_str())),
+        };
+        let spec = self.spec(&row).await?;
+        let row = self.set_state(row.id, next, None).await?;
+        Ok(Prepared::Job(Box::new(Job {
+            _claim: claim,
+            action,
+            row,
+            spec,
+            reason,
+        })))
+    }
+
+    /// Runs the runtime calls of a prepared operation and persists the outcome.
+    pub(super) async fn finish(&self, job: Job) -> Result<WorkspaceView, WorkspaceError> {
+        let id = job.row.id;
+        let state = runtime_state(&job.row);
+        match job.action {
+            Action::Start => self.bring_up(&job).await,
+            Action::Stop => self.take_down(&job, &state, job.reason.clone()).await,
+            Action::Restart => {
+                if state_of(&job.row) == WorkspaceState::Stopping {
+                    let v = self.take_down(&job, &state, None).await?;
+                    if v.state != WorkspaceState::Stopped {
+                        return Ok(v);
+                    }
+                }
+                self.bring_up(&job).await
+            }
+            Action::Delete => {
+                if let Err(e) = self.runtime.destroy(&job.spec, &state).await {
+                    self.set_state(
+                        id,
+                        WorkspaceState::Failed,
+                        Some(format!("delete failed: {}", e.0)),
+                    )
+                    .await?;
+                    return Err(WorkspaceError::Runtime {
+                        action: "deleted",
+                        reason: e.0,
+                    });
+                }
+                workspace::Entity::delete_by_id(id).exec(&self.db).await?;
+                self.activity.forget(id);
+                let _ = self.changes.send(job.row.user_id);
+                let mut v: WorkspaceView = (&job.row).into();
+                v.state = WorkspaceState::Deleting;
+                Ok(v)
+            }
+        }
+    }
+
+    pub(super) fn spawn_finish(self: &Arc<Self>, job: Job) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let id = job.row.id;
+            if let Err(e) = this.finish(job).await {
+                tracing::warn!(workspace = id, "background workspace operation failed: {e}");
+            }
+        });
+    }
+
+    /// Provisions when needed, then starts. Persists each step.
+    pub(super) async fn bring_up(&self, job: &Job) -> Result<WorkspaceView, WorkspaceError> {
+        let id = job.row.id;
+        let state: Value = match job.row.runtime_state.as_deref().map(serde_json::from_str) {
+            Some(Ok(v)) => v,
+            _ => match self.runtime.provision(&job.spec).await {
+                Ok(v) => {
+                    let row = workspace::Entity::find_by_id(id)
+                        .one(&self.db)
+                        .await?
+                        .ok_or(WorkspaceError::NotFound)?;
+                    let mut r: workspace::ActiveModel = row.into();
+                    r.runtime_state = Set(Some(v.to_string()));
+                    r.update(&self.db).await?;
+                    v
+                }
+                Err(e) => {
+                    let row = self
+                        .set_state(id, WorkspaceState::Failed, Some(e.0))
+                        .await?;
+                    return Ok((&row).into());
+                }
+            },
+        };
+        self.set_state(id, WorkspaceState::Starting, None).await?;
+        let row = match self.runtime.start(&job.spec, &state).await {
+            Ok(()) => {
+                self.activity.touch(id);
+                self.set_state(id, WorkspaceState::Running, None).await?
+            }
+            Err(e) => {
+                // Leave nothing half-started behind.
+                let _ = self.runtime.stop(&job.spec, &state).await;
+                self.set_state(id, WorkspaceState::Failed, Some(e.0))
+                    .await?
+            }
+        };
+        Ok((&row).into())
+    }
+
+    pub(super) async fn take_down(
+        &self,
+        job: &Job,
+        state: &Value,
+        reason: Option<String>,
+    ) -> Result<WorkspaceView, WorkspaceError> {
+        let id = job.row.id;
+        let row = match self.runtime.stop(&job.spec, state).await {
+            Ok(()) => self.set_state(id, WorkspaceState::Stopped, reason).await?,
+            Err(e) => {
+                self.set_state(
+                    id,
+                    WorkspaceState::Failed,
+                    Some(format!("stop failed: {}", e.0)),
+                )
+                .await?
+            }
+        };
+        Ok((&row).into())
+    }
+
+    /// `prepare` for a workspace of `owner` (anyone else's is `NotFound`).
+    pub(super) async fn prepare_owned(
+        &self,
+        owner: &Account,
+        id: i64,
+        action: Action,
+    ) -> Result<Prepared, WorkspaceError> {
+        let row = self.load(owner, id).await?;
+        self.prepare(row, action, None).await
+    }
+
+    pub(super) async fn run(
+        &self,
+        owner: &Account,
+        id: i64,
+        action: Action,
+    ) -> Result<WorkspaceView, WorkspaceError> {
+        match self.prepare_owned(owner, id, action).await? {
+            Prepared::Done(v) => Ok(v),
+            Prepared::Job(job) => self.finish(*job).await,
+        }
+    }
+
+    /// Starts, stops, restarts or deletes in the background; returns the transitional state.
+    pub async fn begin(
+        self: &Arc<Self>,
+        owner: &Account,
+        id: i64,
+        action: Action,
+    ) -> Result<WorkspaceView, WorkspaceError> {
+        match self.prepare_owned(owner, id, action).await? {
+            Prepared::Done(v) => Ok(v),
+            Prepared::Job(job) => {
+                let view = (&job.row).into();
+                self.spawn_finish(*job);
+                Ok(view)
+            }
+        }
+    }
+
+    pub async fn start(&self, owner: &Account, id: i64) -> Result<WorkspaceView, WorkspaceError> {
+        self.run(owner, id, Action::Start).await
+    }
+
+    pub async fn stop(&self, owner: &Account, id: i64) -> Result<WorkspaceView, WorkspaceError> {
+        self.run(owner, id, Action::Stop).await
+    }
+
+    pub async fn restart(&self, owner: &Account, id: i64) -> Result<WorkspaceView, WorkspaceError> {
+        self.run(owner, id, Action::Restart).await
+    }
+
+    /// Deletes a workspace in any state (a running one is stopped by the runtime's destroy).
+    /// Files and runtime resources go first; the row last.
+    pub async fn delete(&self, owner: &Account, id: i64) -> Result<(), WorkspaceError> {
+        self.run(owner, id, Action::Delete).await.map(|_| ())
+    }
+
+    /// Deletes every workspace of a user (account deletion).
+    pub async fn delete_all(&self, owner: &Account) -> Result<(), WorkspaceError> {
+        for ws in self.list(owner).await? {
+            self.delete(owner, ws.id).await?;
+        }
+        Ok(())
+    }
+}
