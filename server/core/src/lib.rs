@@ -1,5 +1,7 @@
-//! QingTing Studio's server-only domain: configuration types, the store, accounts and the
-//! guards (rate limits, redirect targets) that every entry point shares.
+//! QingTing Studio's server-only domain: configuration types, the store, accounts, avatars and
+//! object storage, templates and editors, workspaces (the service, its state machine and the
+//! local and Function Compute runtimes), and the guards (rate limits, redirect targets) that
+//! every entry point shares.
 //!
 //! The `app` crate reaches this only under its `ssr` feature, so nothing here is ever compiled
 //! to WebAssembly.
