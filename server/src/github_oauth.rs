@@ -151,7 +151,11 @@ async fn begin(state: &AppState, session: &Session, mode: Mode, next: Option<Str
     match (mode, signed_in) {
         (Mode::Login, true) => return Redirect::to(&next_or_home(next.as_deref())).into_response(),
         (Mode::Link | Mode::Delete, false) => {
-            return Redirect::to(&format!("/login?next={}", urlencode(mode.page()))).into_response()
+            return Redirect::to(&format!(
+                "/login?next={}",
+                qingting_gateway::url::percent_encode(mode.page())
+            ))
+            .into_response()
         }
         _ => {}
     }
@@ -353,14 +357,6 @@ async fn identify(
         id: user.id,
         login: user.login,
     })
-}
-
-fn urlencode(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('/', "%2F")
-        .replace('?', "%3F")
-        .replace('&', "%26")
-        .replace('=', "%3D")
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 //! serves is assembled in `wiring`.
 
 use crate::{
-    avatar_http, client_ip_layer, csrf, gateway, github_oauth,
+    avatar_http, client_ip_layer, csrf, github_oauth,
     healthz::healthz,
     site::{self, Site},
     wiring::{self, Assembled},
-    workspace_events,
+    workspace_events, workspace_hosts,
 };
 use anyhow::Context;
 use app::{shell, App};
@@ -105,14 +105,14 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
                 .layer(DefaultBodyLimit::max(avatar_http::transport_cap(config.avatar_max_bytes))),
         )
         .route("/avatars/{file}", get(avatar_http::serve))
-        .route("/open/{user}/{workspace}", get(gateway::open))
+        .route("/open/{user}/{workspace}", get(workspace_hosts::open))
         .route(
-            gateway::shell_api::CONSUME_PATH,
-            post(gateway::shell_api::consume).layer(DefaultBodyLimit::max(4096)),
+            workspace_hosts::shell_api::CONSUME_PATH,
+            post(workspace_hosts::shell_api::consume).layer(DefaultBodyLimit::max(4096)),
         )
         .route(
-            gateway::shell_api::ALIVE_PATH,
-            post(gateway::shell_api::alive).layer(DefaultBodyLimit::max(64 * 1024)),
+            workspace_hosts::shell_api::ALIVE_PATH,
+            post(workspace_hosts::shell_api::alive).layer(DefaultBodyLimit::max(64 * 1024)),
         )
         .route("/api/workspaces/events", get(workspace_events::events))
         .route("/auth/github/start", get(github_oauth::start).post(github_oauth::start_post))
@@ -148,8 +148,8 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
         .merge(health)
         // Workspace hosts are answered by the gateway before any dashboard route or cookie.
         .layer(middleware::from_fn_with_state(
-            gateway::Gateway::new(state.clone()),
-            gateway::route,
+            workspace_hosts::Gateway::new(state.clone()),
+            workspace_hosts::route,
         ))
         .layer(middleware::from_fn_with_state(
             Arc::new(config.trusted_proxies.clone()),

@@ -5,7 +5,6 @@ mod avatar_http;
 pub mod cli;
 mod client_ip_layer;
 mod csrf;
-mod gateway;
 mod github_oauth;
 mod healthz;
 pub mod http;
@@ -16,5 +15,6 @@ mod stdout;
 pub mod telemetry;
 mod wiring;
 mod workspace_events;
+mod workspace_hosts;
 
 pub use http::{start, RunningServer};

@@ -6,11 +6,6 @@ use crate::secrets;
 use anyhow::Context;
 use qingting_core::{
     config::RuntimeKind,
-    gateway::{
-        access::Guard,
-        cookie::CookieCodec,
-        token::{TokenSigner, TokenVerifier},
-    },
     state::WorkspaceAccess,
     store, templates,
     workspaces::{
@@ -22,6 +17,11 @@ use qingting_core::{
     AppState, Config,
 };
 use qingting_fc::{Credentials, FcClient};
+use qingting_gateway::{
+    access::Guard,
+    cookie::CookieCodec,
+    token::{TokenSigner, TokenVerifier},
+};
 use std::{sync::Arc, time::Duration};
 use tower_sessions::session_store::ExpiredDeletion;
 

@@ -4,10 +4,10 @@
 //! dashboard out of frames.
 
 use qingting_core::{
-    gateway::{conformance, token::BoxFuture},
     testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
     Config,
 };
+use qingting_gateway::{conformance, token::BoxFuture};
 mod common;
 
 use common::{register, Browser};

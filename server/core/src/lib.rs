@@ -22,6 +22,4 @@ pub mod testing;
 pub mod workspaces;
 
 pub use config::Config;
-/// The gateway's host grammar, tokens and cookies (shared with `qingting-shell`).
-pub use qingting_gateway as gateway;
 pub use state::AppState;

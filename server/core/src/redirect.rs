@@ -2,7 +2,7 @@
 //! CVE-2019-10255, CVE-2026-33709).
 
 /// Returns `next` if it is a path on this site, else `None` (the gateway's one check).
-pub use qingting_gateway::access::safe_next;
+pub use qingting_gateway::url::safe_next;
 
 /// The landing page after sign-in when no usable `next` was given.
 pub const HOME: &str = "/workspaces";

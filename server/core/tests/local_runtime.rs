@@ -146,8 +146,8 @@ async fn local_runtime_end_to_end() {
     .await
     .unwrap();
     assert_eq!(s, 200);
-    let probe = qingting_core::gateway::proxy::probe(
-        &qingting_core::gateway::proxy::Upstream::Unix(rt.layout().socket(2)),
+    let probe = qingting_gateway::proxy::probe(
+        &qingting_gateway::proxy::Upstream::Unix(rt.layout().socket(2)),
         "/healthz",
     )
     .await;

@@ -268,8 +268,8 @@ async fn store_suite_on_mariadb() {
 /// A token nonce is used once across everything sharing the database (two stores stand for
 /// two replicas), and forgotten only after it expired.
 async fn used_tokens_are_shared(backend: Backend) {
-    use qingting_core::gateway::token::{Claims, UsedTokens};
     use qingting_core::store::used_tokens::DbUsedTokens;
+    use qingting_gateway::token::{Claims, UsedTokens};
     let Some(tdb) = TestDatabase::create(backend).await else {
         return;
     };

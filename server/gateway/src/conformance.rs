@@ -99,7 +99,7 @@ impl Subject {
         self.url(&format!(
             "{}?token={token}&next={}",
             crate::access::AUTH_PATH,
-            crate::access::percent_encode(next)
+            crate::url::percent_encode(next)
         ))
     }
 

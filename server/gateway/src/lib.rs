@@ -12,6 +12,7 @@
 //! - [`live`]: live connections by session, closed when their session ends;
 //! - [`proxy`]: HTTP and WebSocket forwarding to the IDE, streaming, with our own cookies
 //!   stripped;
+//! - [`url`]: which redirect targets are ours, query parameters, percent-encoding;
 //! - `conformance` (feature `conformance`): the one test suite both gateways pass.
 
 pub mod access;
@@ -24,6 +25,7 @@ pub mod live;
 pub mod names;
 pub mod proxy;
 pub mod token;
+pub mod url;
 
 /// Current Unix time in seconds.
 pub fn now_unix() -> i64 {

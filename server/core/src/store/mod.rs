@@ -85,10 +85,9 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
-/// Seconds since the Unix epoch: the one time format stored in every table.
-pub fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+/// Seconds since the Unix epoch: the one time format stored in every table (the same clock
+/// the gateway checks tokens and cookies against).
+pub use qingting_gateway::now_unix;
 
 #[cfg(test)]
 mod tests {

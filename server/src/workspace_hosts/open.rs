@@ -11,13 +11,11 @@ use axum::{
     response::Response,
     Extension,
 };
-use qingting_core::{
-    accounts, auth_session,
-    gateway::{
-        access, now_unix,
-        token::{self, MAX_TTL_SECS},
-    },
-    redirect, AppState,
+use qingting_core::{accounts, auth_session, redirect, AppState};
+use qingting_gateway::{
+    access, now_unix,
+    token::{self, MAX_TTL_SECS},
+    url,
 };
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -45,13 +43,13 @@ pub async fn open(
     let here = match state_param {
         Some(st) => format!(
             "/open/{user}/{name}?next={}&state={st}",
-            access::percent_encode(next)
+            url::percent_encode(next)
         ),
-        None => format!("/open/{user}/{name}?next={}", access::percent_encode(next)),
+        None => format!("/open/{user}/{name}?next={}", url::percent_encode(next)),
     };
     let uid = match auth_session::user_id(&session).await {
         Ok(Some(uid)) => uid,
-        Ok(None) => return to(&format!("/login?next={}", access::percent_encode(&here))),
+        Ok(None) => return to(&format!("/login?next={}", url::percent_encode(&here))),
         Err(e) => {
             tracing::error!("session read failed: {e}");
             return to("/login");
@@ -59,7 +57,7 @@ pub async fn open(
     };
     let account = match accounts::find_by_id(&state.db, uid).await {
         Ok(Some(a)) => a,
-        _ => return to(&format!("/login?next={}", access::percent_encode(&here))),
+        _ => return to(&format!("/login?next={}", url::percent_encode(&here))),
     };
     if account.username != user {
         return to(redirect::HOME);
@@ -69,7 +67,7 @@ pub async fn open(
         _ => return to(redirect::HOME),
     };
     let Some(sid) = session.id() else {
-        return to(&format!("/login?next={}", access::percent_encode(&here)));
+        return to(&format!("/login?next={}", url::percent_encode(&here)));
     };
     let token = state.access.signer.mint(
         ws.id,
@@ -83,12 +81,12 @@ pub async fn open(
     to(&format!(
         "{origin}{}?token={token}&next={}",
         access::AUTH_PATH,
-        access::percent_encode(next)
+        url::percent_encode(next)
     ))
 }
 
 fn to(location: &str) -> Response {
-    let mut res = qingting_core::gateway::access::found(location);
+    let mut res = qingting_gateway::access::found(location);
     // The token is single-use: never let a cache replay this answer.
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

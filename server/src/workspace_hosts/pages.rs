@@ -37,7 +37,7 @@ button,a.button{{background:#0f7b6c;color:#fff;border:0;border-radius:8px;paddin
 
 /// The headers of every page the gateway renders itself (never framed, never cached).
 pub fn with_page_headers(mut res: Response) -> Response {
-    for (name, value) in qingting_core::gateway::access::PAGE_HEADERS {
+    for (name, value) in qingting_gateway::access::PAGE_HEADERS {
         res.headers_mut()
             .insert(name, HeaderValue::from_static(value));
     }

@@ -11,11 +11,8 @@
 //!   array. Session ids are unguessable secrets; this says nothing to whoever lacks them.
 
 use axum::{body::Bytes, http::StatusCode, response::IntoResponse, Extension, Json};
-use qingting_core::{
-    gateway::{live::SessionKey, now_unix},
-    store::session_store::DbSessionProbe,
-    AppState,
-};
+use qingting_core::{store::session_store::DbSessionProbe, AppState};
+use qingting_gateway::{live::SessionKey, now_unix};
 
 /// The paths every gateway that asks the dashboard uses.
 pub const CONSUME_PATH: &str = "/_qingting/tokens/consume";

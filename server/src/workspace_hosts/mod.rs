@@ -1,6 +1,6 @@
 //! The in-process workspace gateway: requests whose `Host` names a workspace
 //! (`<user>-<ws>.<domain>`) never reach the dashboard's routes; they are authorized by the
-//! shared [`qingting_core::gateway::access`] rules and proxied to the workspace's IDE.
+//! shared [`qingting_gateway::access`] rules and proxied to the workspace's IDE.
 
 mod open;
 mod pages;
@@ -18,16 +18,16 @@ use axum::{
 use qingting_core::{
     accounts::Account,
     client_ip::ClientIp,
-    gateway::{
-        access::{self, Decision, Incoming, Target},
-        cookie, host,
-        live::{self, LiveGuard},
-        now_unix,
-        proxy::{self, Forwarded},
-    },
     store::session_store::session_alive,
     workspaces::{Action, GatewayTarget, WorkspaceState},
     AppState,
+};
+use qingting_gateway::{
+    access::{self, Decision, Incoming, Target},
+    cookie, host,
+    live::{self, LiveGuard},
+    now_unix,
+    proxy::{self, Forwarded},
 };
 use std::{
     collections::HashMap,
