@@ -191,7 +191,11 @@ async fn workspaces_through_the_gateway() {
     assert_eq!(s, StatusCode::OK, "{row}");
     assert_eq!(row["state"], "creating");
     assert_eq!(row["open_path"], "/open/alice/demo");
+    // What each state allows comes from the server's state machine.
+    let controls = |busy, can_open, can_start, can_stop| serde_json::json!({"busy": busy, "can_open": can_open, "can_start": can_start, "can_stop": can_stop});
+    assert_eq!(row["controls"], controls(true, false, false, false));
     let demo = alice.wait_state("demo", "running").await;
+    assert_eq!(demo["controls"], controls(false, true, false, true));
     let mut pushed = String::new();
     while !pushed.contains("\"state\":\"running\"") {
         let chunk = tokio::time::timeout(Duration::from_secs(10), events.chunk())
@@ -323,7 +327,8 @@ async fn workspaces_through_the_gateway() {
         (s, row["state"].as_str()),
         (StatusCode::OK, Some("stopping"))
     );
-    alice.wait_state("demo", "stopped").await;
+    let stopped = alice.wait_state("demo", "stopped").await;
+    assert_eq!(stopped["controls"], controls(false, false, true, false));
     let res = alice.get(&h.ws("alice", "demo", "/")).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.text().await.unwrap().contains("/_qingting/start"));

@@ -18,6 +18,20 @@ pub struct WorkspaceRow {
     pub reason: Option<String>,
     /// The dashboard path that opens it (`/open/<user>/<name>`).
     pub open_path: String,
+    /// What the state allows, decided by the server's state machine (the page never
+    /// re-derives it from `state`).
+    pub controls: Controls,
+}
+
+/// The controls a workspace offers in its current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Controls {
+    /// Running: Open, Stop and Restart.
+    pub can_open: bool,
+    pub can_start: bool,
+    pub can_stop: bool,
+    /// Between states (creating, starting, stopping, deleting): a spinner, no Delete.
+    pub busy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +110,7 @@ pub async fn workspace_action(id: i64, action: String) -> Result<WorkspaceRow, A
 /// The server half: rows as the dashboard shows them, and error mapping.
 #[cfg(feature = "ssr")]
 pub mod server {
-    use super::WorkspaceRow;
+    use super::{Controls, WorkspaceRow};
     use crate::api::{server_ctx::fail, server_ctx::internal, ApiError};
     use qingting_core::{
         accounts::Account,
@@ -120,6 +134,12 @@ pub mod server {
             state: v.state.as_str().to_string(),
             reason: v.reason.clone(),
             open_path: format!("/open/{}/{}", owner.username, v.name),
+            controls: Controls {
+                can_open: v.state.can_stop(),
+                can_start: v.state.can_start(),
+                can_stop: v.state.can_stop(),
+                busy: v.state.is_transitional(),
+            },
         }
     }
 

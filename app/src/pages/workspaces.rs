@@ -169,7 +169,7 @@ fn CreateForm(
 #[component]
 fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl IntoView {
     let state = row.state.clone();
-    let busy = is_busy(&state);
+    let busy = row.controls.busy;
     let (name, template, reason) = (
         row.name.clone(),
         row.template_name.clone(),
@@ -193,18 +193,12 @@ fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl 
     .into_any()
 }
 
-fn is_busy(state: &str) -> bool {
-    matches!(state, "creating" | "starting" | "stopping" | "deleting")
-}
-
 /// The controls a workspace in its state offers, each a type-erased view (see `WorkspaceList`).
 #[component]
 fn CardActions(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl IntoView {
-    let state = row.state.as_str();
-    let running = state == "running";
-    let can_start = state == "stopped" || state == "failed";
+    let allowed = row.controls;
     let mut controls: Vec<AnyView> = Vec::new();
-    if running {
+    if allowed.can_open {
         controls.push(
             view! {
                 <a class="button primary" href=row.open_path.clone() target="_blank" rel="external noopener" data-action="open">"Open"</a>
@@ -212,7 +206,7 @@ fn CardActions(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl In
             .into_any(),
         );
     }
-    if can_start {
+    if allowed.can_start {
         controls.push(action_button(
             act,
             row.id,
@@ -221,11 +215,11 @@ fn CardActions(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl In
             "button primary",
         ));
     }
-    if running {
+    if allowed.can_stop {
         controls.push(action_button(act, row.id, "stop", "Stop", "button"));
         controls.push(action_button(act, row.id, "restart", "Restart", "button"));
     }
-    if !is_busy(state) {
+    if !allowed.busy {
         let confirm = action_button(act, row.id, "delete", "Yes, delete it", "button danger");
         controls.push(
             view! {
