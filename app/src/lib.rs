@@ -4,7 +4,7 @@
 pub mod api;
 mod app;
 mod auth;
-mod components;
+pub mod components;
 mod pages;
 
 pub use app::{shell, App};

@@ -1,6 +1,7 @@
 //! `POST /api/avatar` (multipart upload, size enforced while streaming) and
 //! `GET /avatars/<file>` (served from the object store, cached forever: keys never repeat).
 
+use app::components::outcome::Outcome;
 use axum::{
     extract::{Multipart, Path},
     http::{header, HeaderMap, HeaderValue, StatusCode},
@@ -27,28 +28,33 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// Stable codes the settings page turns into messages (a URL never carries free text).
-fn code(e: &AvatarError) -> (&'static str, StatusCode) {
+fn outcome(e: &AvatarError) -> (Outcome, StatusCode) {
     match e {
-        AvatarError::TooLarge { .. } => ("too_large", StatusCode::PAYLOAD_TOO_LARGE),
-        AvatarError::NotAnImage => ("not_image", StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        AvatarError::Corrupt(_) => ("corrupt", StatusCode::UNPROCESSABLE_ENTITY),
-        AvatarError::TooManyPixels => ("too_many_pixels", StatusCode::UNPROCESSABLE_ENTITY),
-        AvatarError::TooManyUploads { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
-        AvatarError::Storage(_) => ("storage", StatusCode::INTERNAL_SERVER_ERROR),
+        AvatarError::TooLarge { .. } => (Outcome::AvatarTooLarge, StatusCode::PAYLOAD_TOO_LARGE),
+        AvatarError::NotAnImage => (Outcome::AvatarNotImage, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        AvatarError::Corrupt(_) => (Outcome::AvatarCorrupt, StatusCode::UNPROCESSABLE_ENTITY),
+        AvatarError::TooManyPixels => (
+            Outcome::AvatarTooManyPixels,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        AvatarError::TooManyUploads { .. } => {
+            (Outcome::AvatarRateLimited, StatusCode::TOO_MANY_REQUESTS)
+        }
+        AvatarError::Storage(_) => (Outcome::AvatarFailed, StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 
 fn refuse(html: bool, e: AvatarError) -> Response {
-    let (code, status) = code(&e);
+    let (outcome, status) = outcome(&e);
     if let AvatarError::Storage(detail) = &e {
         tracing::error!("avatar storage failed: {detail}");
     }
     let mut res = if html {
-        Redirect::to(&format!("{SETTINGS}?avatar_error={code}")).into_response()
+        Redirect::to(&format!("{SETTINGS}?{}", outcome.query())).into_response()
     } else {
         (
             status,
-            Json(json!({"error": code, "message": e.to_string()})),
+            Json(json!({"error": outcome.code(), "message": e.to_string()})),
         )
             .into_response()
     };
@@ -123,7 +129,9 @@ pub async fn upload(
         return refuse(html, AvatarError::NotAnImage);
     }
     match avatars::set_avatar(&state, user_id, data.freeze()).await {
-        Ok(_) if html => Redirect::to(&format!("{SETTINGS}?avatar=updated")).into_response(),
+        Ok(_) if html => {
+            Redirect::to(&format!("{SETTINGS}?{}", Outcome::AvatarUpdated.query())).into_response()
+        }
         Ok(key) => Json(json!({"avatar_url": format!("/{key}")})).into_response(),
         Err(e) => refuse(html, e),
     }

@@ -13,6 +13,7 @@
 //! Outcomes come back to the pages as fixed codes (`?github=linked`, `?github=taken`, …).
 
 use crate::csrf;
+use app::components::outcome::Outcome;
 use axum::{
     extract::{Form, Query},
     http::{HeaderMap, StatusCode},
@@ -86,8 +87,8 @@ pub struct StartParams {
     next: Option<String>,
 }
 
-fn outcome(mode: Mode, code: &str) -> Response {
-    Redirect::to(&format!("{}?github={code}", mode.page())).into_response()
+fn outcome(mode: Mode, o: Outcome) -> Response {
+    Redirect::to(&format!("{}?{}", mode.page(), o.query())).into_response()
 }
 
 /// The OAuth client with its authorization, token and redirect endpoints set.
@@ -117,7 +118,7 @@ pub async fn start(
     let mode = q.mode.unwrap_or(Mode::Login);
     if mode != Mode::Login {
         // Starts nothing: linking and deleting begin from the buttons on our pages.
-        return outcome(mode, "use_button");
+        return outcome(mode, Outcome::GithubUseButton);
     }
     begin(&state, &session, mode, q.next).await
 }
@@ -145,7 +146,7 @@ fn cross_site(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 /// Stores the flow's state and PKCE verifier in the session and sends the browser to GitHub.
 async fn begin(state: &AppState, session: &Session, mode: Mode, next: Option<String>) -> Response {
     if !state.config.github.enabled() {
-        return outcome(mode, "disabled");
+        return outcome(mode, Outcome::GithubDisabled);
     }
     let signed_in = matches!(auth_session::user_id(session).await, Ok(Some(_)));
     match (mode, signed_in) {
@@ -163,7 +164,7 @@ async fn begin(state: &AppState, session: &Session, mode: Mode, next: Option<Str
         Ok(c) => c,
         Err(e) => {
             tracing::error!("GitHub OAuth misconfigured: {e}");
-            return outcome(mode, "failed");
+            return outcome(mode, Outcome::GithubFailed);
         }
     };
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -181,7 +182,7 @@ async fn begin(state: &AppState, session: &Session, mode: Mode, next: Option<Str
     };
     if let Err(e) = session.insert(PENDING_KEY, pending).await {
         tracing::error!("cannot store OAuth state: {e}");
-        return outcome(mode, "failed");
+        return outcome(mode, Outcome::GithubFailed);
     }
     Redirect::to(url.as_str()).into_response()
 }
@@ -201,39 +202,39 @@ pub async fn callback(
     // The pending flow is consumed whatever happens: a state is good for one callback.
     let pending: Option<Pending> = session.remove(PENDING_KEY).await.ok().flatten();
     let Some(pending) = pending else {
-        return outcome(Mode::Login, "state_mismatch");
+        return outcome(Mode::Login, Outcome::GithubStateMismatch);
     };
     let mode = pending.mode;
     let fresh = now_unix() - pending.started_at <= PENDING_TTL_SECS;
     if q.state.as_deref() != Some(pending.state.as_str()) || !fresh {
         tracing::warn!("GitHub callback with a wrong or stale state refused");
-        return outcome(mode, "state_mismatch");
+        return outcome(mode, Outcome::GithubStateMismatch);
     }
     if q.error.is_some() {
-        return outcome(mode, "denied");
+        return outcome(mode, Outcome::GithubDenied);
     }
     let Some(code) = q.code else {
-        return outcome(mode, "failed");
+        return outcome(mode, Outcome::GithubFailed);
     };
     let gh = match identify(&state, code, pending.verifier).await {
         Ok(gh) => gh,
         Err(e) => {
             tracing::warn!("GitHub sign-in failed: {e:#}");
-            return outcome(mode, "failed");
+            return outcome(mode, Outcome::GithubFailed);
         }
     };
     match mode {
         Mode::Login => match accounts::sign_in_with_github(&state.db, &gh).await {
             Ok((account, created)) => {
                 if auth_session::sign_in(&session, account.id).await.is_err() {
-                    return outcome(mode, "failed");
+                    return outcome(mode, Outcome::GithubFailed);
                 }
                 tracing::info!(user = %account.username, created, "signed in with GitHub");
                 Redirect::to(&next_or_home(pending.next.as_deref())).into_response()
             }
             Err(e) => {
                 tracing::error!("GitHub sign-in: {e}");
-                outcome(mode, "failed")
+                outcome(mode, Outcome::GithubFailed)
             }
         },
         Mode::Link => link(&state, &session, &gh).await,
@@ -244,18 +245,18 @@ pub async fn callback(
 async fn link(state: &AppState, session: &Session, gh: &GithubIdentity) -> Response {
     let mode = Mode::Link;
     let Ok(Some(uid)) = auth_session::user_id(session).await else {
-        return outcome(Mode::Login, "failed");
+        return outcome(Mode::Login, Outcome::GithubFailed);
     };
     match accounts::bind_github(&state.db, uid, gh).await {
         Ok(()) => {
             let _ = auth_session::sign_in(session, uid).await;
-            outcome(mode, "linked")
+            outcome(mode, Outcome::GithubLinked)
         }
-        Err(AccountError::GithubTaken) => outcome(mode, "taken"),
-        Err(AccountError::GithubAlreadyLinked) => outcome(mode, "already_linked"),
+        Err(AccountError::GithubTaken) => outcome(mode, Outcome::GithubTaken),
+        Err(AccountError::GithubAlreadyLinked) => outcome(mode, Outcome::GithubAlreadyLinked),
         Err(e) => {
             tracing::error!("GitHub link: {e}");
-            outcome(mode, "failed")
+            outcome(mode, Outcome::GithubFailed)
         }
     }
 }
@@ -269,12 +270,12 @@ async fn record_delete_confirmation(
 ) -> Response {
     let mode = Mode::Delete;
     let Ok(Some(uid)) = auth_session::user_id(session).await else {
-        return outcome(Mode::Login, "failed");
+        return outcome(Mode::Login, Outcome::GithubFailed);
     };
     match accounts::github::find_by_github_id(&state.db, gh.id).await {
         Ok(Some(u)) if u.id == uid => {}
-        Ok(_) => return outcome(mode, "mismatch"),
-        Err(_) => return outcome(mode, "failed"),
+        Ok(_) => return outcome(mode, Outcome::GithubMismatch),
+        Err(_) => return outcome(mode, Outcome::GithubFailed),
     }
     let confirmed = DeleteConfirmation {
         user_id: uid,
@@ -282,7 +283,7 @@ async fn record_delete_confirmation(
     };
     if let Err(e) = session.insert(DELETE_CONFIRMED_KEY, confirmed).await {
         tracing::error!("cannot store the deletion confirmation: {e}");
-        return outcome(mode, "failed");
+        return outcome(mode, Outcome::GithubFailed);
     }
     Redirect::to(DELETE_PAGE).into_response()
 }
@@ -304,14 +305,14 @@ pub async fn delete_account(
     let confirmed: Option<DeleteConfirmation> =
         session.remove(DELETE_CONFIRMED_KEY).await.ok().flatten();
     if !confirmed.is_some_and(|c| confirms(&c, uid, now_unix())) {
-        return outcome(Mode::Delete, "confirm_expired");
+        return outcome(Mode::Delete, Outcome::GithubConfirmExpired);
     }
     if let Err(e) = accounts::delete_account(&state, uid).await {
         tracing::error!("account deletion: {e}");
-        return outcome(Mode::Delete, "failed");
+        return outcome(Mode::Delete, Outcome::GithubFailed);
     }
     let _ = auth_session::sign_out(&session).await;
-    Redirect::to("/login?account=deleted").into_response()
+    Redirect::to(&format!("/login?{}", Outcome::AccountDeleted.query())).into_response()
 }
 
 /// Whether `c` is GitHub's word for `user_id`, given recently enough.

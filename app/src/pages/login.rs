@@ -2,7 +2,7 @@ use crate::{
     api::auth::{sign_in_options, Login},
     auth::{action_error, navigate_on_success, with_next, RedirectIfSignedIn},
     components::form::{FormAlert, PasswordField, UsernameField},
-    pages::settings::OutcomeBanner,
+    components::outcome::OutcomeBanner,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;

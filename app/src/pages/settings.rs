@@ -10,57 +10,14 @@ use crate::{
         workspaces::list_workspaces,
     },
     auth::{action_error, navigate_on_success, Auth, RequireUser},
-    components::form::{FormAlert, PasswordField, UsernameField},
+    components::{
+        form::{FormAlert, PasswordField, UsernameField},
+        outcome::OutcomeBanner,
+    },
 };
 use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
-use leptos_router::{components::A, hooks::use_query_map};
-
-/// Fixed messages for outcome codes passed back in the URL (never free text from the URL).
-pub fn outcome_message(key: &str, code: &str) -> Option<(&'static str, &'static str)> {
-    let m = match (key, code) {
-        ("github", "linked") => ("ok", "GitHub is now linked to your account."),
-        ("github", "taken") => ("error", "That GitHub account is already linked to another QingTing account."),
-        ("github", "already_linked") => ("error", "A GitHub account is already linked. Unlink it first."),
-        ("github", "state_mismatch") => ("error", "The GitHub sign-in could not be verified (it expired or did not start here). Please try again."),
-        ("github", "denied") => ("error", "GitHub access was not granted."),
-        ("github", "mismatch") => ("error", "That is not the GitHub account linked to this account."),
-        ("github", "disabled") => ("error", "GitHub sign-in is not configured on this server."),
-        ("github", "use_button") => ("error", "To link GitHub or to delete your account through GitHub, use the button on this page."),
-        ("github", "confirm_expired") => ("error", "GitHub's confirmation is missing or has expired (it lasts 5 minutes). Confirm with GitHub again."),
-        ("github", _) => ("error", "GitHub sign-in failed. Please try again."),
-        ("avatar", "updated") => ("ok", "Your avatar was updated."),
-        ("avatar_error", "too_large") => ("error", "That image is too large (the limit is shown below the picker)."),
-        ("avatar_error", "not_image") => ("error", "Choose a PNG, JPEG, WebP or GIF image."),
-        ("avatar_error", "corrupt") => ("error", "The image could not be read: it is damaged or not what it claims to be."),
-        ("avatar_error", "too_many_pixels") => ("error", "The image has too many pixels for an avatar (at most 4096 on a side and about 10 megapixels). Make it smaller and try again."),
-        ("avatar_error", "rate_limited") => ("error", "Too many avatar uploads in a short time. Wait a few minutes and try again."),
-        ("avatar_error", _) => ("error", "The avatar could not be saved. Please try again."),
-        ("account", "deleted") => ("ok", "Your account was deleted."),
-        _ => return None,
-    };
-    Some(m)
-}
-
-/// Shows the message for any known outcome code in the query string.
-#[component]
-pub fn OutcomeBanner(keys: &'static [&'static str]) -> impl IntoView {
-    let query = use_query_map();
-    move || {
-        let q = query.read();
-        keys.iter()
-            .find_map(|k| q.get(k).and_then(|v| outcome_message(k, &v)))
-            .map(|(kind, text)| {
-                let class = if kind == "ok" {
-                    "alert alert-ok"
-                } else {
-                    "alert alert-error"
-                };
-                let role = if kind == "ok" { "status" } else { "alert" };
-                view! { <p class=class role=role data-testid="outcome">{text}</p> }
-            })
-    }
-}
+use leptos_router::components::A;
 
 #[component]
 fn SettingsTabs() -> impl IntoView {
