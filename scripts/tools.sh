@@ -29,12 +29,26 @@ output_has_line() {
   return 1
 }
 
+# Every descendant of process $1 (children first found, then theirs).
+descendants() {
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
 # Kills the IDEs a throw-away data dir's server left running (they outlive the server by
-# design: the next start adopts them), through their pid files.
+# design: the next start adopts them), through their pid files: the whole tree under each,
+# since the sandboxed IDE runs in a session (and process group) of its own.
 stop_ides() {
-  local f
+  local f pid tree
   for f in "$1"/run/*.pid; do
-    [ -f "$f" ] && kill -9 -- "-$(cut -d' ' -f1 "$f")" 2>/dev/null || true
+    [ -f "$f" ] || continue
+    pid=$(cut -d' ' -f1 "$f")
+    # Collected before anything dies: orphans lose their parent link.
+    tree=$(descendants "$pid")
+    kill -9 -- "-$pid" $pid $tree 2>/dev/null || true
   done
 }
 
