@@ -1,10 +1,9 @@
-//! The command line: every option is also an environment variable (`QINGTING_…`) and a key
-//! in the optional TOML file; flags beat the environment, which beats the file.
+//! The command line: the subcommands, and every setting as a flag (see `settings`); flags beat
+//! the environment, which beats the file.
 
 use crate::{settings, stdout::outln, telemetry::LogFormat};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use qingting_core::{editors::Editor, templates, Config};
-use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,7 +16,7 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub options: Options,
+    pub sources: settings::Sources,
     /// Log output format.
     #[arg(
         long,
@@ -31,81 +30,6 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Settings shared by every subcommand.
-#[derive(Debug, Clone, Default, Args)]
-pub struct Options {
-    /// TOML configuration file (optional; see docs/configuration.md).
-    #[arg(long, global = true, env = "QINGTING_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:3000].
-    #[arg(long, global = true, env = "QINGTING_LISTEN")]
-    pub listen: Option<String>,
-    /// URL people use to reach the dashboard [default: http://localhost:3000].
-    #[arg(long, global = true, env = "QINGTING_PUBLIC_URL")]
-    pub public_url: Option<String>,
-    /// Directory for the database, secrets and user data [default: ./data].
-    #[arg(long, global = true, env = "QINGTING_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite://…, postgres://… or mysql://… [default: SQLite in the data dir].
-    #[arg(
-        long,
-        global = true,
-        env = "QINGTING_DATABASE_URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-    /// Proxy address whose X-Forwarded-For is trusted (repeat, or comma-separate in the
-    /// environment).
-    #[arg(
-        long = "trusted-proxy",
-        global = true,
-        env = "QINGTING_TRUSTED_PROXIES",
-        value_delimiter = ','
-    )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// Directory with the compiled site (WASM, JS, CSS) [default: found next to the binary].
-    #[arg(long, global = true, env = "QINGTING_SITE_ROOT")]
-    pub site_root: Option<String>,
-    /// GitHub OAuth app client id (enables "Sign in with GitHub").
-    #[arg(long, global = true, env = "QINGTING_GITHUB_CLIENT_ID")]
-    pub github_client_id: Option<String>,
-    /// GitHub OAuth app client secret.
-    #[arg(
-        long,
-        global = true,
-        env = "QINGTING_GITHUB_CLIENT_SECRET",
-        hide_env_values = true
-    )]
-    pub github_client_secret: Option<String>,
-    /// S3 access key id (with `objects.backend = "s3"`).
-    #[arg(
-        long,
-        global = true,
-        env = "QINGTING_S3_ACCESS_KEY_ID",
-        hide_env_values = true
-    )]
-    pub s3_access_key_id: Option<String>,
-    /// S3 secret access key.
-    #[arg(
-        long,
-        global = true,
-        env = "QINGTING_S3_SECRET_ACCESS_KEY",
-        hide_env_values = true
-    )]
-    pub s3_secret_access_key: Option<String>,
-    /// Where IDEs are installed [default: <data-dir>/editors].
-    #[arg(long, global = true, env = "QINGTING_EDITORS_DIR")]
-    pub editors_dir: Option<String>,
-    /// Run workspace IDEs without a sandbox where this host cannot isolate them (no
-    /// bubblewrap). Never on a machine shared with people you do not trust.
-    #[arg(long, global = true, env = "QINGTING_INSECURE_NO_SANDBOX")]
-    pub insecure_no_sandbox: bool,
-    /// Workspaces running at once on this server, whoever owns them; starts beyond it are
-    /// refused [default: one per GiB of memory with the local runtime].
-    #[arg(long, global = true, env = "QINGTING_MAX_RUNNING")]
-    pub max_running: Option<u64>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the dashboard and API (the default).
@@ -113,7 +37,11 @@ pub enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the effective configuration (secrets masked) and exit.
-    Config,
+    Config {
+        /// Print the table of every setting for docs/configuration.md instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Install or inspect the IDEs workspaces run (code-server, JupyterLab).
     Editors {
         #[command(subcommand)]
@@ -228,7 +156,14 @@ impl Cli {
             };
             return Ok(qingting_fake_github::serve(listener, config).await?);
         }
-        let config = settings::load(&self.options)?;
+        if let Some(Command::Config { markdown: true }) = self.command {
+            crate::stdout::write(format_args!(
+                "{}",
+                qingting_core::config::catalog::markdown_table()
+            ));
+            return Ok(());
+        }
+        let config = settings::load(&self.sources)?;
         let command = self.command.unwrap_or(Command::Serve);
         if matches!(command, Command::Serve | Command::Migrate) {
             // Database, secrets, objects and logs: the server's user's alone.
@@ -245,8 +180,11 @@ impl Cli {
                 outln!("migrations applied");
                 Ok(())
             }
-            Command::Config => {
-                crate::stdout::write(format_args!("{}", settings::describe(&config)));
+            Command::Config { .. } => {
+                crate::stdout::write(format_args!(
+                    "{}",
+                    qingting_core::config::layers::describe(&config)
+                ));
                 Ok(())
             }
             Command::Editors { action } => editors(&config, action).await,
@@ -280,10 +218,8 @@ async fn editors(config: &Config, action: EditorsAction) -> anyhow::Result<()> {
                 };
                 outln!("  {:<24} {state}", e.label());
             }
-            let path = (!config.templates_file.is_empty())
-                .then(|| std::path::PathBuf::from(&config.templates_file));
             outln!("templates:");
-            for t in templates::load(path.as_deref())? {
+            for t in templates::load(config.templates_file.as_deref())? {
                 let ready = if t.editor.is_installed(&dir) {
                     "ready"
                 } else {
@@ -293,5 +229,47 @@ async fn editors(config: &Config, action: EditorsAction) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("qingting").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn every_setting_is_a_flag_anywhere_on_the_line() {
+        let cli = parse(&[
+            "--insecure-no-sandbox",
+            "config",
+            "--max-running",
+            "4",
+            "--trusted-proxies",
+            "10.0.0.1,10.0.0.2",
+            "--workspaces-fc-region",
+            "cn-beijing",
+        ]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Config { markdown: false })
+        ));
+        let c = settings::load(&cli.sources).unwrap();
+        assert!(c.workspaces.local.insecure_no_sandbox);
+        assert_eq!(c.workspaces.max_running, 4);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.workspaces.fc.region, "cn-beijing");
+        assert_eq!(c.listen, "127.0.0.1:3000", "unset flags keep the defaults");
+    }
+
+    #[test]
+    fn a_false_flag_and_a_bad_value_are_understood() {
+        let cli = parse(&["--insecure-no-sandbox=false", "--session-days", "0"]);
+        assert_eq!(cli.sources.overrides.len(), 2);
+        let e = settings::load(&cli.sources).unwrap_err().to_string();
+        assert!(e.contains("session_days"), "{e}");
     }
 }

@@ -102,8 +102,11 @@ type GithubClient = BasicClient<
 
 fn client(state: &AppState) -> anyhow::Result<GithubClient> {
     let gh = &state.config.github;
-    Ok(BasicClient::new(ClientId::new(gh.client_id.clone()))
-        .set_client_secret(ClientSecret::new(gh.client_secret.clone()))
+    let (Some(id), Some(secret)) = (&gh.client_id, &gh.client_secret) else {
+        anyhow::bail!("GitHub sign-in is not configured");
+    };
+    Ok(BasicClient::new(ClientId::new(id.clone()))
+        .set_client_secret(ClientSecret::new(secret.clone()))
         .set_auth_uri(AuthUrl::new(gh.authorize_url.clone())?)
         .set_token_uri(TokenUrl::new(gh.token_url.clone())?)
         .set_redirect_uri(RedirectUrl::new(state.config.github_callback_url())?))

@@ -21,7 +21,7 @@ use axum::{
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use qingting_core::{store, AppState, Config};
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower_http::{
     compression::CompressionLayer,
@@ -46,8 +46,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the full application router over `state`.
 pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
     let config = state.config.clone();
-    let configured = (!config.site_root.is_empty()).then(|| Path::new(&config.site_root));
-    let site = Arc::new(Site::load(configured).context("cannot read the site files")?);
+    let site =
+        Arc::new(Site::load(config.site_root.as_deref()).context("cannot read the site files")?);
     if site.has_bundle() {
         tracing::info!(site = %site.source(), bundle = site.output_name(), "serving site files");
     } else {

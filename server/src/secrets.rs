@@ -98,10 +98,10 @@ fn tighten_tree(path: &Path) -> usize {
 pub fn load_or_generate(
     data_dir: &Path,
     name: &str,
-    configured: &str,
+    configured: Option<&str>,
     len: usize,
 ) -> anyhow::Result<Vec<u8>> {
-    if !configured.is_empty() {
+    if let Some(configured) = configured {
         let bytes = hex::decode(configured.trim()).context("configured secret is not hex")?;
         anyhow::ensure!(
             bytes.len() >= len,
@@ -163,8 +163,8 @@ mod tests {
     #[test]
     fn generated_once_with_private_permissions() {
         let dir = tempfile::tempdir().unwrap();
-        let a = load_or_generate(dir.path(), "k", "", 64).unwrap();
-        let b = load_or_generate(dir.path(), "k", "", 64).unwrap();
+        let a = load_or_generate(dir.path(), "k", None, 64).unwrap();
+        let b = load_or_generate(dir.path(), "k", None, 64).unwrap();
         assert_eq!(a.len(), 64);
         assert_eq!(a, b, "the stored secret is reused");
         let mode = fs::metadata(dir.path().join("secrets/k"))
@@ -223,10 +223,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hexed = "ab".repeat(64);
         assert_eq!(
-            load_or_generate(dir.path(), "k", &hexed, 64).unwrap(),
+            load_or_generate(dir.path(), "k", Some(&hexed), 64).unwrap(),
             vec![0xab; 64]
         );
-        assert!(load_or_generate(dir.path(), "k", "zz", 64).is_err());
-        assert!(load_or_generate(dir.path(), "k", "abab", 64).is_err());
+        assert!(load_or_generate(dir.path(), "k", Some("zz"), 64).is_err());
+        assert!(load_or_generate(dir.path(), "k", Some("abab"), 64).is_err());
     }
 }

@@ -5,7 +5,7 @@
 use crate::secrets;
 use anyhow::Context;
 use qingting_core::{
-    config::RuntimeKind,
+    config::{FcProtocol, RuntimeKind},
     state::WorkspaceAccess,
     store, templates,
     workspaces::{
@@ -42,8 +42,12 @@ pub async fn assemble(config: Config) -> anyhow::Result<Assembled> {
     store::migrate(&db)
         .await
         .context("database migration failed")?;
-    let session_key =
-        secrets::load_or_generate(&config.data_dir, "session.key", &config.session_secret, 64)?;
+    let session_key = secrets::load_or_generate(
+        &config.data_dir,
+        "session.key",
+        config.session_secret.as_deref(),
+        64,
+    )?;
 
     let session_sweeper = store::DbSessionStore::new(db.clone());
     tokio::spawn(async move {
@@ -77,9 +81,7 @@ fn workspace_service(
     db: &store::DatabaseConnection,
     config: &Config,
 ) -> anyhow::Result<Arc<WorkspaceService>> {
-    let path = (!config.templates_file.is_empty())
-        .then(|| std::path::PathBuf::from(&config.templates_file));
-    let templates = templates::load(path.as_deref())?;
+    let templates = templates::load(config.templates_file.as_deref())?;
     let (runtime, local_editors): (Arc<dyn Runtime>, _) = match config.workspaces.runtime {
         RuntimeKind::Local => (Arc::new(local_runtime(config)?), Some(config.editors_dir())),
         RuntimeKind::Fc => (Arc::new(fc_runtime(config)?), None),
@@ -122,27 +124,30 @@ fn local_runtime(config: &Config) -> anyhow::Result<LocalRuntime> {
 /// Function Compute: credentials from the config or the standard environment variables.
 fn fc_runtime(config: &Config) -> anyhow::Result<FcRuntime> {
     let fc = &config.workspaces.fc;
-    let creds = if fc.access_key_id.is_empty() {
-        Credentials::from_env().context(
+    let creds = match (&fc.access_key_id, &fc.access_key_secret) {
+        (Some(id), Some(secret)) => Credentials {
+            access_key_id: id.clone(),
+            access_key_secret: secret.clone(),
+            security_token: fc.security_token.clone(),
+        },
+        _ => Credentials::from_env().context(
             "the fc runtime needs credentials: workspaces.fc.access_key_id/secret or ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET",
-        )?
-    } else {
-        Credentials {
-            access_key_id: fc.access_key_id.clone(),
-            access_key_secret: fc.access_key_secret.clone(),
-            security_token: (!fc.security_token.is_empty()).then(|| fc.security_token.clone()),
+        )?,
+    };
+    let endpoint = match (&fc.endpoint, &fc.account_id) {
+        (Some(endpoint), _) => endpoint.clone(),
+        (None, Some(account)) => qingting_fc::endpoint_for(&fc.region, account),
+        (None, None) => unreachable!("Config::validate asks for one of them"),
+    };
+    let cert = match (fc.protocol, &fc.cert_file, &fc.key_file) {
+        (FcProtocol::Https, Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            Some((read(cert)?, read(key)?))
         }
-    };
-    let endpoint = if fc.endpoint.is_empty() {
-        qingting_fc::endpoint_for(&fc.region, &fc.account_id)
-    } else {
-        fc.endpoint.clone()
-    };
-    let cert = if fc.protocol == "HTTPS" {
-        let read = |p: &str| std::fs::read_to_string(p).with_context(|| format!("cannot read {p}"));
-        Some((read(&fc.cert_file)?, read(&fc.key_file)?))
-    } else {
-        None
+        (FcProtocol::Https, ..) => unreachable!("Config::validate asks for both files"),
+        (FcProtocol::Http, ..) => None,
     };
     let public_key = hex::encode(workspace_signer(config)?.public_key());
     let site = FcSite {
@@ -160,7 +165,7 @@ fn fc_runtime(config: &Config) -> anyhow::Result<FcRuntime> {
 
 fn workspace_signer(config: &Config) -> anyhow::Result<TokenSigner> {
     let seed: [u8; 32] =
-        secrets::load_or_generate(&config.data_dir, "workspace-token.key", "", 32)?[..32]
+        secrets::load_or_generate(&config.data_dir, "workspace-token.key", None, 32)?[..32]
             .try_into()
             .expect("32 bytes");
     Ok(TokenSigner::from_seed(&seed))
@@ -172,7 +177,7 @@ fn workspace_access(
     db: &store::DatabaseConnection,
 ) -> anyhow::Result<WorkspaceAccess> {
     let cookie_key: [u8; 32] =
-        secrets::load_or_generate(&config.data_dir, "workspace-cookie.key", "", 32)?[..32]
+        secrets::load_or_generate(&config.data_dir, "workspace-cookie.key", None, 32)?[..32]
             .try_into()
             .expect("32 bytes");
     let signer = workspace_signer(config)?;

@@ -38,7 +38,7 @@ async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
         listen: format!("127.0.0.1:{port}"),
         public_url: format!("http://localhost:{port}"),
         data_dir: dir.path().to_path_buf(),
-        templates_file: templates.display().to_string(),
+        templates_file: Some(templates.clone()),
         ..Default::default()
     };
     config.workspaces.local.uid_base = 500_000 + (port as u32 % 1000) * 100;
@@ -340,7 +340,7 @@ async fn workspaces_on_a_registrable_domain_of_their_own() {
         return;
     }
     let h = start_with(|c| {
-        c.workspaces.domain = "example-workspaces.test".into();
+        c.workspaces.domain = Some("example-workspaces.test".into());
         assert!(!c.workspaces_same_site());
     })
     .await;

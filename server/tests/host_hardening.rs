@@ -137,7 +137,7 @@ async fn host_cap_is_a_clear_refusal() {
         listen: format!("127.0.0.1:{port}"),
         public_url: format!("http://localhost:{port}"),
         data_dir: dir.path().to_path_buf(),
-        templates_file: templates.display().to_string(),
+        templates_file: Some(templates.clone()),
         ..Default::default()
     };
     config.workspaces.max_running = 1;

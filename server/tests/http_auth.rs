@@ -1,5 +1,6 @@
 //! The account HTTP surface end to end (real server, real database), on SQLite, Postgres and
-//! MariaDB: register, sign-in, sign-out, cookies, redirects, rate limits, CSRF, health.
+//! MariaDB: register, sign-in, sign-out, cookies, redirects, rate limits, CSRF, health. Every
+//! scenario starts its own server on a fresh database and runs on each backend.
 
 use qingting_core::{
     config::Limit,
@@ -7,6 +8,21 @@ use qingting_core::{
     Config,
 };
 use reqwest::{header, redirect::Policy, Client, StatusCode};
+
+qingting_core::on_every_backend!(
+    health_answers_with_the_version_and_a_request_id,
+    registration_signs_in_with_a_host_only_http_only_cookie,
+    refused_registrations_say_why_and_sign_nobody_in,
+    protected_pages_send_strangers_to_sign_in_and_come_back,
+    sign_out_ends_the_session_for_good,
+    wrong_password_and_unknown_user_answer_alike,
+    sign_in_ignores_off_site_next_and_rotates_the_session_id,
+    the_fifth_sign_in_from_one_address_in_a_minute_waits,
+    a_plain_form_sign_in_redirects_to_next,
+    cross_site_posts_and_api_gets_are_refused,
+    github_sign_in_is_not_offered_without_a_client_id,
+    unknown_pages_are_a_404_page,
+);
 
 struct Harness {
     base: String,
@@ -20,7 +36,7 @@ async fn start(tdb: &TestDatabase) -> Harness {
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().to_path_buf(),
-        database_url: tdb.url.clone(),
+        database_url: Some(tdb.url.clone()),
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
         ..Default::default()
     };
@@ -111,13 +127,25 @@ impl<'a> Caller<'a> {
     }
 }
 
-async fn suite(backend: Backend) {
+/// Registers `name` (password "correct horse") from `ip`; returns the signed-in caller.
+async fn registered<'a>(h: &'a Harness, ip: &str, name: &str) -> Caller<'a> {
+    let mut caller = Caller::new(h, ip);
+    let res = caller
+        .post(
+            "/api/register",
+            &[("username", name), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    caller
+}
+
+async fn health_answers_with_the_version_and_a_request_id(backend: Backend) {
     let Some(tdb) = TestDatabase::create(backend).await else {
         return;
     };
     let h = start(&tdb).await;
 
-    // Health.
     let res = h
         .client
         .get(format!("{}/healthz", h.base))
@@ -130,7 +158,16 @@ async fn suite(backend: Backend) {
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert!(res_has_request_id(&h).await);
 
-    // Register: good, then the refusals with clear statuses and messages.
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+async fn registration_signs_in_with_a_host_only_http_only_cookie(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+
     let mut alice = Caller::new(&h, "10.0.0.1");
     let res = alice
         .post(
@@ -156,6 +193,17 @@ async fn suite(backend: Backend) {
     assert!(!set_cookie.contains("Secure"), "plain http: {set_cookie}");
     assert_eq!(res.json::<String>().await.unwrap(), "/workspaces");
     assert_eq!(alice.me().await["username"], "alice");
+
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+async fn refused_registrations_say_why_and_sign_nobody_in(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    registered(&h, "10.0.0.1", "alice").await;
 
     let mut other = Caller::new(&h, "10.0.0.2");
     let res = other
@@ -197,7 +245,19 @@ async fn suite(backend: Backend) {
         "refused registrations sign nobody in"
     );
 
-    // Protected page: anonymous → login with next; signed in → the page with the name.
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+/// Protected page: anonymous → login with next; signed in → the page with the name.
+async fn protected_pages_send_strangers_to_sign_in_and_come_back(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    let mut alice = registered(&h, "10.0.0.1", "alice").await;
+
+    let mut other = Caller::new(&h, "10.0.0.2");
     let res = other.get("/workspaces").await;
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(res.headers()[header::LOCATION], "/login?next=%2Fworkspaces");
@@ -205,7 +265,19 @@ async fn suite(backend: Backend) {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("alice"));
 
-    // Sign-out ends the session for good (the old cookie is dead server-side).
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+/// Sign-out ends the session for good (the old cookie is dead server-side).
+async fn sign_out_ends_the_session_for_good(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    let mut alice = registered(&h, "10.0.0.1", "alice").await;
+    assert_eq!(alice.me().await["username"], "alice");
+
     let old_cookie = alice.cookie.clone();
     let res = alice.post("/api/logout", &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -214,9 +286,18 @@ async fn suite(backend: Backend) {
         alice.me().await.is_null(),
         "a logged-out session id must not work again"
     );
-    alice.cookie = None;
 
-    // Sign-in: wrong password and unknown user answer identically; next is checked.
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+async fn wrong_password_and_unknown_user_answer_alike(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    registered(&h, "10.0.0.1", "alice").await;
+
     let mut carol = Caller::new(&h, "10.0.0.3");
     let wrong = carol
         .post(
@@ -234,6 +315,19 @@ async fn suite(backend: Backend) {
         .await;
     assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(wrong, missing.text().await.unwrap());
+
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+async fn sign_in_ignores_off_site_next_and_rotates_the_session_id(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    registered(&h, "10.0.0.1", "alice").await;
+
+    let mut carol = Caller::new(&h, "10.0.0.3");
     let res = carol
         .post(
             "/api/login",
@@ -271,7 +365,18 @@ async fn suite(backend: Backend) {
     };
     assert!(stale.me().await.is_null(), "the pre-rotation id is dead");
 
-    // Rate limit per address: the fifth attempt in a minute is refused with Retry-After.
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+/// Rate limit per address: the fifth attempt in a minute is refused with Retry-After.
+async fn the_fifth_sign_in_from_one_address_in_a_minute_waits(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    registered(&h, "10.0.0.1", "alice").await;
+
     let mut guesser = Caller::new(&h, "10.0.0.9");
     for _ in 0..4 {
         let res = guesser
@@ -314,7 +419,18 @@ async fn suite(backend: Backend) {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
 
-    // Plain form post (no WASM): success is a 302 to next.
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+/// Plain form post (no WASM): success is a 302 to next.
+async fn a_plain_form_sign_in_redirects_to_next(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    registered(&h, "10.0.0.1", "alice").await;
+
     let form = [
         ("username", "alice"),
         ("password", "correct horse"),
@@ -324,7 +440,18 @@ async fn suite(backend: Backend) {
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(res.headers()[header::LOCATION], "/workspaces");
 
-    // CSRF: cross-site origins refused; GET on the API refused.
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+/// CSRF: cross-site origins refused (even with the right password); GET on the API refused.
+async fn cross_site_posts_and_api_gets_are_refused(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+    registered(&h, "10.0.0.1", "alice").await;
+
     let res = h
         .client
         .post(format!("{}/api/login", h.base))
@@ -351,7 +478,16 @@ async fn suite(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
 
-    // Without a GitHub client id, GitHub sign-in is not offered.
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+async fn github_sign_in_is_not_offered_without_a_client_id(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+
     let res = h
         .client
         .post(format!("{}/api/sign-in-options", h.base))
@@ -380,7 +516,17 @@ async fn suite(backend: Backend) {
         .unwrap();
     assert_eq!(res.headers()[header::LOCATION], "/login?github=disabled");
 
-    // Unknown pages are a 404 page, not an error.
+    h.server.stop().await.unwrap();
+    tdb.drop_database().await;
+}
+
+/// Unknown pages are a 404 page, not an error.
+async fn unknown_pages_are_a_404_page(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let h = start(&tdb).await;
+
     let res = h
         .client
         .get(format!("{}/no/such/page", h.base))
@@ -389,7 +535,6 @@ async fn suite(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
-    eprintln!("http auth suite passed on {}", backend.name());
     h.server.stop().await.unwrap();
     tdb.drop_database().await;
 }
@@ -415,19 +560,4 @@ async fn res_has_request_id(h: &Harness) -> bool {
         .await
         .unwrap();
     res.headers().contains_key("x-request-id")
-}
-
-#[tokio::test]
-async fn http_auth_on_sqlite() {
-    suite(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn http_auth_on_postgres() {
-    suite(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn http_auth_on_mariadb() {
-    suite(Backend::MySql).await;
 }

@@ -5,7 +5,11 @@
 mod common;
 
 use common::register;
-use qingting_core::{config::RuntimeKind, testing::free_port, Config};
+use qingting_core::{
+    config::{FcProtocol, RuntimeKind},
+    testing::free_port,
+    Config,
+};
 use qingting_fc::sim::{self, SimConfig, SimControl};
 use reqwest::StatusCode;
 use std::sync::{atomic::Ordering, Arc};
@@ -27,13 +31,13 @@ async fn dashboard_api_with_the_fc_runtime() {
         ..Default::default()
     };
     config.workspaces.runtime = RuntimeKind::Fc;
-    config.workspaces.domain = "ws.example.com".into();
+    config.workspaces.domain = Some("ws.example.com".into());
     let fc = &mut config.workspaces.fc;
-    fc.endpoint = format!("http://{sim_addr}");
-    fc.access_key_id = simcfg.access_key_id.clone();
-    fc.access_key_secret = simcfg.access_key_secret.clone();
-    fc.protocol = "HTTP".into();
-    fc.image_registry = "registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into();
+    fc.endpoint = Some(format!("http://{sim_addr}"));
+    fc.access_key_id = Some(simcfg.access_key_id.clone());
+    fc.access_key_secret = Some(simcfg.access_key_secret.clone());
+    fc.protocol = FcProtocol::Http;
+    fc.image_registry = Some("registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into());
     let _server = qingting_server::start(config)
         .await
         .expect("server starts with the fc runtime");

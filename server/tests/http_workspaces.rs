@@ -45,7 +45,7 @@ async fn start() -> Harness {
         listen: format!("127.0.0.1:{port}"),
         public_url: format!("http://localhost:{port}"),
         data_dir: dir.path().to_path_buf(),
-        templates_file: templates.display().to_string(),
+        templates_file: Some(templates.clone()),
         ..Default::default()
     };
     config.workspaces.max_per_user = 3;

@@ -5,7 +5,7 @@
 
 use qingting_core::{
     accounts,
-    config::FcRuntimeConfig,
+    config::{FcProtocol, FcRuntimeConfig},
     store, templates,
     workspaces::{
         fc::{FcRuntime, FcSite},
@@ -57,7 +57,7 @@ async fn main() {
         },
     );
     let cfg = FcRuntimeConfig {
-        protocol: "HTTP".into(),
+        protocol: FcProtocol::Http,
         ..FcRuntimeConfig::default()
     };
     let site = FcSite {

@@ -18,6 +18,7 @@ pub mod redirect;
 pub mod state;
 pub mod store;
 pub mod templates;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod workspaces;
 

@@ -111,9 +111,10 @@ impl S3Store {
         use aws_sdk_s3::config::{
             Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
         };
+        // `Config::validate` requires both keys with the s3 backend.
         let creds = Credentials::new(
-            cfg.access_key_id.clone(),
-            cfg.secret_access_key.clone(),
+            cfg.access_key_id.clone().unwrap_or_default(),
+            cfg.secret_access_key.clone().unwrap_or_default(),
             None,
             None,
             "qingting-config",
@@ -126,8 +127,8 @@ impl S3Store {
             // Alibaba OSS rejects the aws-chunked uploads that newer SDKs send by default.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        if !cfg.endpoint.is_empty() {
-            b = b.endpoint_url(cfg.endpoint.clone());
+        if let Some(endpoint) = &cfg.endpoint {
+            b = b.endpoint_url(endpoint.clone());
         }
         Self {
             client: aws_sdk_s3::Client::from_conf(b.build()),

@@ -269,3 +269,27 @@ pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     }
     out.extend_from_slice(&(!crc).to_be_bytes());
 }
+
+/// Runs a scenario once per database backend, as three tests named after it:
+/// `on_every_backend!(sessions_expire);` over `async fn sessions_expire(backend: Backend)`
+/// declares `sessions_expire::sqlite`, `sessions_expire::postgres` and
+/// `sessions_expire::mariadb` (a module and a function may share a name).
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario($crate::testing::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$scenario($crate::testing::Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                super::$scenario($crate::testing::Backend::MySql).await
+            }
+        }
+    )*};
+}

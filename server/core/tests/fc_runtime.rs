@@ -5,7 +5,7 @@
 
 use qingting_core::{
     accounts::{self, Account},
-    config::FcRuntimeConfig,
+    config::{FcProtocol, FcRuntimeConfig},
     store, templates,
     testing::{Backend, TestDatabase},
     workspaces::{
@@ -52,13 +52,13 @@ fn service(
         ..RetryPolicy::default()
     };
     let cfg = FcRuntimeConfig {
-        endpoint: endpoint.into(),
-        image_registry: "registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into(),
-        vpc_id: "vpc-1".into(),
+        endpoint: Some(endpoint.into()),
+        image_registry: Some("registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into()),
+        vpc_id: Some("vpc-1".into()),
         vswitch_ids: vec!["vsw-1".into()],
-        security_group_id: "sg-1".into(),
-        nas_server: "nas-1.cn-hangzhou.nas.aliyuncs.com:/qingting".into(),
-        protocol: "HTTPS".into(),
+        security_group_id: Some("sg-1".into()),
+        nas_server: Some("nas-1.cn-hangzhou.nas.aliyuncs.com:/qingting".into()),
+        protocol: FcProtocol::Https,
         ..FcRuntimeConfig::default()
     };
     let site = FcSite {

@@ -94,12 +94,12 @@ async fn object_store_on_s3() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cfg = S3Config {
-        endpoint: endpoint.clone(),
+        endpoint: Some(endpoint.clone()),
         region: "us-east-1".into(),
         bucket: "qingting-test".into(),
         prefix: "tenant1".into(),
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
         path_style: true,
     };
     // Create the bucket with a plain S3 call (the store itself never creates buckets).

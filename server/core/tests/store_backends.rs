@@ -1,8 +1,9 @@
-//! The store and account rules, run against SQLite, Postgres and MariaDB alike.
+//! The store and account rules, run against SQLite, Postgres and MariaDB alike. Every
+//! scenario starts from a fresh database and runs on each backend.
 
 use qingting_core::{
-    accounts::{self, AccountError},
-    store::{self, DbSessionStore},
+    accounts::{self, Account, AccountError, GithubIdentity, ProfileInput},
+    store::{self, DatabaseConnection, DbSessionStore},
     testing::{Backend, TestDatabase},
 };
 use tower_sessions::{
@@ -11,7 +12,50 @@ use tower_sessions::{
     SessionStore,
 };
 
-async fn suite(backend: Backend) {
+qingting_core::on_every_backend!(
+    migrating_an_up_to_date_database_changes_nothing,
+    registration_refusals_say_why_and_leave_no_row,
+    two_registrations_for_one_name_let_one_win,
+    wrong_password_and_unknown_user_are_refused_alike,
+    sessions_are_created_loaded_updated_expired_and_deleted,
+    profiles_are_validated_and_user_names_stay_unique,
+    password_change_needs_the_current_one_and_a_strong_new_one,
+    revoking_a_users_sessions_keeps_the_one_named,
+    github_sign_in_creates_an_account_with_a_free_derived_name,
+    a_github_id_links_to_one_account_only,
+    a_github_only_account_keeps_its_only_way_in,
+    deleting_an_account_removes_its_row_and_sessions,
+    used_tokens_are_shared,
+);
+
+async fn register(db: &DatabaseConnection, name: &str) -> Account {
+    accounts::register(db, name, "correct horse").await.unwrap()
+}
+
+/// A stored session of `uid` that expires in an hour.
+async fn live_session(store: &DbSessionStore, uid: i64) -> Record {
+    let mut rec = Record {
+        id: Id::default(),
+        data: [("uid".to_string(), serde_json::json!(uid))].into(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    store.create(&mut rec).await.unwrap();
+    rec
+}
+
+/// Signs the GitHub user Alice (id 583231) in for the first time, while the name "alice"
+/// is taken; returns the account created.
+async fn octo_signs_in(db: &DatabaseConnection) -> (GithubIdentity, Account) {
+    let octo = GithubIdentity {
+        id: 583231,
+        login: "Alice".into(),
+    };
+    let (gh_user, created) = accounts::sign_in_with_github(db, &octo).await.unwrap();
+    assert!(created);
+    (octo, gh_user)
+}
+
+async fn migrating_an_up_to_date_database_changes_nothing(backend: Backend) {
     let Some(tdb) = TestDatabase::create(backend).await else {
         return;
     };
@@ -20,7 +64,16 @@ async fn suite(backend: Backend) {
     store::migrate(&db).await.unwrap();
     store::ping(&db).await.unwrap();
 
-    // Registration and its refusals.
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn registration_refusals_say_why_and_leave_no_row(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+
     let alice = accounts::register(&db, "alice", "correct horse")
         .await
         .unwrap();
@@ -43,7 +96,16 @@ async fn suite(backend: Backend) {
         .unwrap()
         .is_none());
 
-    // Two registrations racing for one name: exactly one wins.
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn two_registrations_for_one_name_let_one_win(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+
     let (a, b) = tokio::join!(
         accounts::register(&db, "carol", "password one"),
         accounts::register(&db, "carol", "password two"),
@@ -53,7 +115,17 @@ async fn suite(backend: Backend) {
         "exactly one registration must win: {a:?} {b:?}"
     );
 
-    // Sign-in: same error for wrong password and unknown user.
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn wrong_password_and_unknown_user_are_refused_alike(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+
     let back = accounts::authenticate(&db, "alice", "correct horse")
         .await
         .unwrap();
@@ -71,7 +143,17 @@ async fn suite(backend: Backend) {
         Some(alice.clone())
     );
 
-    // Sessions: create, load, update, expire, delete.
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn sessions_are_created_loaded_updated_expired_and_deleted(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+
     let store = DbSessionStore::new(db.clone());
     let mut rec = Record {
         id: Id::default(),
@@ -98,11 +180,22 @@ async fn suite(backend: Backend) {
     );
     store.delete_expired().await.unwrap();
     store.delete(&rec.id).await.unwrap();
-    let store = store; // reused below
     assert!(store.load(&rec.id).await.unwrap().is_none());
 
-    // Profiles: validated, escaped on output elsewhere, user name editable and unique.
-    use qingting_core::accounts::{GithubIdentity, ProfileInput};
+    drop(store);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+/// Profiles: validated, escaped on output elsewhere, user name editable and unique.
+async fn profiles_are_validated_and_user_names_stay_unique(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    register(&db, "carol").await;
+
     let input = |u: &str, d: &str, e: &str, b: &str| ProfileInput {
         username: u.into(),
         display_name: d.into(),
@@ -149,7 +242,17 @@ async fn suite(backend: Backend) {
         .await
         .unwrap();
 
-    // Password change: the current one is required; the new one must be strong.
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn password_change_needs_the_current_one_and_a_strong_new_one(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+
     assert!(matches!(
         accounts::change_password(&db, alice.id, "wrong", "brand new pass").await,
         Err(AccountError::WrongPassword)
@@ -165,18 +268,20 @@ async fn suite(backend: Backend) {
         .await
         .unwrap();
 
-    // Revoking a user's sessions keeps the one named.
-    let mut keep = Record {
-        id: Id::default(),
-        data: [("uid".to_string(), serde_json::json!(alice.id))].into(),
-        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn revoking_a_users_sessions_keeps_the_one_named(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
     };
-    let mut other = Record {
-        id: Id::default(),
-        ..keep.clone()
-    };
-    store.create(&mut keep).await.unwrap();
-    store.create(&mut other).await.unwrap();
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let store = DbSessionStore::new(db.clone());
+
+    let keep = live_session(&store, alice.id).await;
+    let other = live_session(&store, alice.id).await;
     let n = store::session_store::revoke_user_sessions(&db, alice.id, Some(&keep.id))
         .await
         .unwrap();
@@ -184,22 +289,38 @@ async fn suite(backend: Backend) {
     assert!(store.load(&keep.id).await.unwrap().is_some());
     assert!(store.load(&other.id).await.unwrap().is_none());
 
-    // GitHub: sign-in creates an account with a derived, unique name; linking is by id only.
-    let octo = GithubIdentity {
-        id: 583231,
-        login: "Alice".into(),
+    drop(store);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+/// GitHub sign-in creates an account with a derived, unique name, and finds it again.
+async fn github_sign_in_creates_an_account_with_a_free_derived_name(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
     };
-    let (gh_user, created) = accounts::sign_in_with_github(&db, &octo).await.unwrap();
-    assert!(created);
+    let db = tdb.connect().await;
+    register(&db, "alice").await;
+
+    let (octo, gh_user) = octo_signs_in(&db).await;
     assert_ne!(gh_user.username, "alice", "taken names get a suffix");
     assert!(gh_user.username.starts_with("alice"));
     let (again, created) = accounts::sign_in_with_github(&db, &octo).await.unwrap();
     assert_eq!((again.id, created), (gh_user.id, false));
-    // The GitHub-only account cannot drop its only way in.
-    assert!(matches!(
-        accounts::unbind_github(&db, gh_user.id).await,
-        Err(AccountError::LastSignInMethod)
-    ));
+
+    drop(db);
+    tdb.drop_database().await;
+}
+
+/// Linking is by GitHub id only, one id to one account and one account to one id.
+async fn a_github_id_links_to_one_account_only(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (octo, _) = octo_signs_in(&db).await;
+
     // Nobody else can bind that GitHub id.
     assert!(matches!(
         accounts::bind_github(&db, alice.id, &octo).await,
@@ -227,42 +348,52 @@ async fn suite(backend: Backend) {
     let (via_gh, _) = accounts::sign_in_with_github(&db, &other_gh).await.unwrap();
     assert_eq!(via_gh.id, alice.id);
     accounts::unbind_github(&db, alice.id).await.unwrap();
+
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn a_github_only_account_keeps_its_only_way_in(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let (_, gh_user) = octo_signs_in(&db).await;
+
+    // The GitHub-only account cannot drop its only way in.
+    assert!(matches!(
+        accounts::unbind_github(&db, gh_user.id).await,
+        Err(AccountError::LastSignInMethod)
+    ));
     // A GitHub-only account sets its first password without a current one.
     accounts::change_password(&db, gh_user.id, "", "first password")
         .await
         .unwrap();
     accounts::unbind_github(&db, gh_user.id).await.unwrap();
 
-    // Deleting an account removes the row and every session of it.
-    let mut s1 = Record {
-        id: Id::default(),
-        ..keep.clone()
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn deleting_an_account_removes_its_row_and_sessions(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
     };
-    store.create(&mut s1).await.unwrap();
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let store = DbSessionStore::new(db.clone());
+    let keep = live_session(&store, alice.id).await;
+    let s1 = live_session(&store, alice.id).await;
+
     let removed_avatar = accounts::delete_user_rows(&db, alice.id).await.unwrap();
     assert_eq!(removed_avatar, None);
     assert!(accounts::find_by_id(&db, alice.id).await.unwrap().is_none());
     assert!(store.load(&s1.id).await.unwrap().is_none());
     assert!(store.load(&keep.id).await.unwrap().is_none());
 
-    eprintln!("store suite passed on {}", backend.name());
+    drop(store);
     drop(db);
     tdb.drop_database().await;
-}
-
-#[tokio::test]
-async fn store_suite_on_sqlite() {
-    suite(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn store_suite_on_postgres() {
-    suite(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn store_suite_on_mariadb() {
-    suite(Backend::MySql).await;
 }
 
 /// A token nonce is used once across everything sharing the database (two stores stand for
@@ -302,19 +433,7 @@ async fn used_tokens_are_shared(backend: Backend) {
     assert_eq!(a.first_use("t", &n4, 2000).await, Ok(true));
     assert_eq!(b.first_use("t", &n4, 2001).await, Ok(false));
     assert_eq!(b.first_use("t", &claims("n1", 2060), 2001).await, Ok(true));
-}
 
-#[tokio::test]
-async fn used_tokens_on_sqlite() {
-    used_tokens_are_shared(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn used_tokens_on_postgres() {
-    used_tokens_are_shared(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn used_tokens_on_mariadb() {
-    used_tokens_are_shared(Backend::MySql).await;
+    drop((a, b));
+    tdb.drop_database().await;
 }

@@ -1,8 +1,10 @@
 //! The workspace lifecycle against a fake runtime, on SQLite, Postgres and MariaDB: states,
 //! refusals, limits, failures with reasons, concurrent starts, deletion with the account.
+//! Every scenario starts from a fresh database and runs on each backend.
 
 use qingting_core::{
-    accounts::{self, AccountDeletionHook},
+    accounts::{self, Account, AccountDeletionHook},
+    store::DatabaseConnection,
     templates,
     testing::{Backend, TestDatabase},
     workspaces::{
@@ -15,9 +17,25 @@ use std::{
     time::Duration,
 };
 
+qingting_core::on_every_backend!(
+    create_provisions_then_starts,
+    refusals_leave_no_rows,
+    names_are_per_user,
+    the_running_limit_then_the_total_limit_hold,
+    an_idle_stop_says_why,
+    nobody_starts_another_users_workspace,
+    two_starts_at_once_start_once,
+    a_failed_start_says_why_and_a_later_start_recovers,
+    restart_goes_through_stop_and_start,
+    deleting_a_running_workspace_destroys_it,
+    a_failed_provision_is_retried_by_start,
+    account_deletion_deletes_only_that_users_workspaces,
+    limits_hold_under_concurrent_requests,
+);
+
 /// The service over a fake runtime with the given limits.
 fn service(
-    db: &qingting_core::store::DatabaseConnection,
+    db: &DatabaseConnection,
     max_per_user: u64,
     max_running_per_user: u64,
 ) -> (Arc<FakeRuntime>, Arc<WorkspaceService>) {
@@ -30,26 +48,37 @@ fn service(
     (rt, Arc::new(svc))
 }
 
-async fn suite(backend: Backend) {
+async fn register(db: &DatabaseConnection, name: &str) -> Account {
+    accounts::register(db, name, "correct horse").await.unwrap()
+}
+
+async fn create_provisions_then_starts(backend: Backend) {
     let Some(tdb) = TestDatabase::create(backend).await else {
         return;
     };
     let db = tdb.connect().await;
-    let alice = accounts::register(&db, "alice", "correct horse")
-        .await
-        .unwrap();
-    let bob = accounts::register(&db, "bob", "correct horse")
-        .await
-        .unwrap();
+    let alice = register(&db, "alice").await;
     let (rt, svc) = service(&db, 3, 2);
 
-    // Create → running; provision then start, in that order.
     let ws = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
     assert_eq!(ws.state, WorkspaceState::Running);
     assert_eq!(rt.count("provision"), 1);
     assert_eq!(rt.count("start"), 1);
 
-    // Refusals leave no rows.
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn refusals_leave_no_rows(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (_rt, svc) = service(&db, 3, 2);
+    svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+
     for (name, tpl) in [
         ("Bad_Name", "jupyter-python"),
         ("", "jupyter-python"),
@@ -62,10 +91,40 @@ async fn suite(backend: Backend) {
         Err(WorkspaceError::NameTaken)
     ));
     assert_eq!(svc.list(&alice).await.unwrap().len(), 1);
-    // Names are per user.
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn names_are_per_user(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let bob = register(&db, "bob").await;
+    let (_rt, svc) = service(&db, 3, 2);
+    svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+
     svc.create(&bob, "demo", "vscode-node").await.unwrap();
 
-    // Running limit, then total limit.
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn the_running_limit_then_the_total_limit_hold(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let bob = register(&db, "bob").await;
+    let (_rt, svc) = service(&db, 3, 2);
+    svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    svc.create(&bob, "demo", "vscode-node").await.unwrap();
+
     svc.create(&alice, "second", "vscode-python").await.unwrap();
     let err = svc
         .create(&alice, "third", "vscode-python")
@@ -82,7 +141,21 @@ async fn suite(backend: Backend) {
         .unwrap_err();
     assert!(err.to_string().contains("at most 3 workspaces"), "{err}");
 
-    // An idle stop says why; ownership is enforced.
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn an_idle_stop_says_why(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (_rt, svc) = service(&db, 3, 2);
+    svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    assert_eq!(svc.stop_idle(Duration::ZERO).await.unwrap(), 1);
+
     let list = svc.list(&alice).await.unwrap();
     let demo = list.iter().find(|w| w.name == "demo").unwrap();
     assert_eq!(
@@ -92,16 +165,52 @@ async fn suite(backend: Backend) {
             Some("Stopped after 0 seconds without activity.")
         )
     );
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn nobody_starts_another_users_workspace(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let bob = register(&db, "bob").await;
+    let (_rt, svc) = service(&db, 3, 2);
+    let demo = stopped(&svc, &alice, "demo").await;
+
     assert!(matches!(
-        svc.start(&bob, demo.id).await,
+        svc.start(&bob, demo).await,
         Err(WorkspaceError::NotFound)
     ));
-    let third = list.iter().find(|w| w.name == "third").unwrap().id;
-    svc.stop(&alice, third).await.unwrap();
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+/// Creates `owner`'s workspace `name` and stops it; returns its id.
+async fn stopped(svc: &WorkspaceService, owner: &Account, name: &str) -> i64 {
+    let ws = svc.create(owner, name, "jupyter-python").await.unwrap();
+    svc.stop(owner, ws.id).await.unwrap();
+    ws.id
+}
+
+async fn two_starts_at_once_start_once(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (rt, svc) = service(&db, 3, 2);
+    let demo = stopped(&svc, &alice, "demo").await;
+
     // Two clicks on Start at once: one starts, the other is told it is busy; nothing sticks.
     rt.start_delay_ms.store(200, Ordering::SeqCst);
     let starts_before = rt.count("start");
-    let (a, b) = tokio::join!(svc.start(&alice, demo.id), svc.start(&alice, demo.id));
+    let (a, b) = tokio::join!(svc.start(&alice, demo), svc.start(&alice, demo));
     rt.start_delay_ms.store(0, Ordering::SeqCst);
     assert!(a.is_ok() ^ b.is_ok(), "{a:?} {b:?}");
     assert!(matches!(
@@ -118,25 +227,50 @@ async fn suite(backend: Backend) {
             .await
             .unwrap()
             .iter()
-            .find(|w| w.id == demo.id)
+            .find(|w| w.id == demo)
             .unwrap()
             .state,
         WorkspaceState::Running
     );
 
-    // A failing start marks the workspace failed with the reason; a later start recovers.
-    svc.stop(&alice, demo.id).await.unwrap();
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn a_failed_start_says_why_and_a_later_start_recovers(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (rt, svc) = service(&db, 3, 2);
+    let demo = stopped(&svc, &alice, "demo").await;
+
     rt.fail_start.store(true, Ordering::SeqCst);
-    let v = svc.start(&alice, demo.id).await.unwrap();
+    let v = svc.start(&alice, demo).await.unwrap();
     assert_eq!(v.state, WorkspaceState::Failed);
     assert!(v.reason.unwrap().contains("exited with status 1"));
     rt.fail_start.store(false, Ordering::SeqCst);
     assert_eq!(
-        svc.start(&alice, demo.id).await.unwrap().state,
+        svc.start(&alice, demo).await.unwrap().state,
         WorkspaceState::Running
     );
 
-    // Restart goes through stop and start.
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn restart_goes_through_stop_and_start(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (rt, svc) = service(&db, 3, 2);
+    let demo = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+
     let stops = rt.count("stop");
     assert_eq!(
         svc.restart(&alice, demo.id).await.unwrap().state,
@@ -144,7 +278,21 @@ async fn suite(backend: Backend) {
     );
     assert_eq!(rt.count("stop"), stops + 1);
 
-    // Deleting a running workspace destroys it and removes the row.
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn deleting_a_running_workspace_destroys_it(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (rt, svc) = service(&db, 3, 2);
+    let demo = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    assert_eq!(demo.state, WorkspaceState::Running);
+
     svc.delete(&alice, demo.id).await.unwrap();
     assert!(svc
         .list(&alice)
@@ -154,7 +302,19 @@ async fn suite(backend: Backend) {
         .all(|w| w.id != demo.id));
     assert_eq!(rt.count("destroy"), 1);
 
-    // A failed provision leaves a failed record, and start retries the provisioning.
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn a_failed_provision_is_retried_by_start(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (rt, svc) = service(&db, 3, 2);
+
     rt.fail_provision.store(true, Ordering::SeqCst);
     let v = svc.create(&alice, "flaky", "jupyter-python").await.unwrap();
     assert_eq!(v.state, WorkspaceState::Failed);
@@ -163,6 +323,23 @@ async fn suite(backend: Backend) {
         svc.start(&alice, v.id).await.unwrap().state,
         WorkspaceState::Running
     );
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn account_deletion_deletes_only_that_users_workspaces(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let bob = register(&db, "bob").await;
+    let (_rt, svc) = service(&db, 3, 2);
+    svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    stopped(&svc, &alice, "second").await;
+    svc.create(&bob, "demo", "vscode-node").await.unwrap();
 
     // Account deletion deletes the user's workspaces through the service.
     svc.before_account_deletion(alice.id).await.unwrap();
@@ -173,43 +350,24 @@ async fn suite(backend: Backend) {
         "other users are untouched"
     );
 
-    eprintln!("workspace service suite passed on {}", backend.name());
     drop(svc);
     drop(db);
     tdb.drop_database().await;
 }
 
-#[tokio::test]
-async fn workspace_service_on_sqlite() {
-    suite(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn workspace_service_on_postgres() {
-    suite(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn workspace_service_on_mariadb() {
-    suite(Backend::MySql).await;
-}
-
 /// Limits hold under concurrency: two Starts of different workspaces racing for the last
 /// running slot, and two creates racing for the last workspace slot, let exactly one through.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limits_hold_under_concurrent_requests() {
-    let tdb = TestDatabase::create(Backend::Sqlite).await.unwrap();
+async fn limits_hold_under_concurrent_requests(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
     let db = tdb.connect().await;
-    let alice = accounts::register(&db, "alice", "correct horse")
-        .await
-        .unwrap();
+    let alice = register(&db, "alice").await;
     let (rt, svc) = service(&db, 3, 1);
-    let a = svc.create(&alice, "a", "jupyter-python").await.unwrap();
-    svc.stop(&alice, a.id).await.unwrap();
-    let b = svc.create(&alice, "b", "jupyter-python").await.unwrap();
-    svc.stop(&alice, b.id).await.unwrap();
+    let a = stopped(&svc, &alice, "a").await;
+    let b = stopped(&svc, &alice, "b").await;
     rt.start_delay_ms.store(100, Ordering::SeqCst);
-    let (ra, rb) = tokio::join!(svc.start(&alice, a.id), svc.start(&alice, b.id));
+    let (ra, rb) = tokio::join!(svc.start(&alice, a), svc.start(&alice, b));
     assert!(ra.is_ok() ^ rb.is_ok(), "{ra:?} {rb:?}");
     assert!(matches!(
         ra.err().or(rb.err()),
@@ -234,4 +392,8 @@ async fn limits_hold_under_concurrent_requests() {
     );
     assert!(c1.is_ok() ^ c2.is_ok(), "{c1:?} {c2:?}");
     assert_eq!(svc.list(&alice).await.unwrap().len(), 3);
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
 }

@@ -10,7 +10,12 @@ use std::{collections::HashMap, time::Duration};
 /// A client for `localhost` and the given workspace hosts, all on 127.0.0.1:`port`.
 pub fn client(port: u16, hosts: &[&str]) -> Client {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut builder = Client::builder().redirect(Policy::none());
+    // A request that never gets an answer fails the test with its URL instead of hanging
+    // the run.
+    let mut builder = Client::builder()
+        .redirect(Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60));
     for host in std::iter::once(&"localhost").chain(hosts) {
         builder = builder.resolve(host, addr);
     }

@@ -8,7 +8,7 @@
 //! so the reconciler can finish or undo any half-done create after a crash.
 
 use super::runtime::{Endpoint, Observed, Runtime, RuntimeError, WorkspaceSpec};
-use crate::config::FcRuntimeConfig;
+use crate::config::{FcProtocol, FcRuntimeConfig};
 use async_trait::async_trait;
 use qingting_fc::{model::*, FcClient, FcError, FcErrorKind};
 use serde_json::{json, Value};
@@ -75,14 +75,13 @@ impl FcRuntime {
         } else {
             &ws.template.image
         };
-        if image.contains('/') || self.cfg.image_registry.is_empty() {
-            image.clone()
-        } else {
-            format!(
+        match &self.cfg.image_registry {
+            Some(registry) if !image.contains('/') => format!(
                 "{}/{image}:{}",
-                self.cfg.image_registry.trim_end_matches('/'),
+                registry.trim_end_matches('/'),
                 self.cfg.image_tag
-            )
+            ),
+            _ => image.clone(),
         }
     }
 
@@ -103,10 +102,9 @@ impl FcRuntime {
             ("QINGTING_DASHBOARD_URL", self.site.dashboard_url.clone()),
             (
                 "QINGTING_PUBLIC_SCHEME",
-                if self.cfg.protocol == "HTTPS" {
-                    "https"
-                } else {
-                    "http"
+                match self.cfg.protocol {
+                    FcProtocol::Https => "https",
+                    FcProtocol::Http => "http",
                 }
                 .into(),
             ),
@@ -119,13 +117,8 @@ impl FcRuntime {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let nas = (!self.cfg.nas_server.is_empty()).then(|| {
-            let base = format!(
-                "{}/{}/{}",
-                self.cfg.nas_server.trim_end_matches('/'),
-                ws.owner,
-                ws.id
-            );
+        let nas = self.cfg.nas_server.as_ref().map(|server| {
+            let base = format!("{}/{}/{}", server.trim_end_matches('/'), ws.owner, ws.id);
             NasConfig {
                 user_id: self.tenant_uid(ws),
                 group_id: self.tenant_uid(ws),
@@ -143,10 +136,10 @@ impl FcRuntime {
                 ],
             }
         });
-        let vpc = (!self.cfg.vpc_id.is_empty()).then(|| VpcConfig {
-            vpc_id: self.cfg.vpc_id.clone(),
+        let vpc = self.cfg.vpc_id.as_ref().map(|vpc_id| VpcConfig {
+            vpc_id: vpc_id.clone(),
             v_switch_ids: self.cfg.vswitch_ids.clone(),
-            security_group_id: self.cfg.security_group_id.clone(),
+            security_group_id: self.cfg.security_group_id.clone().unwrap_or_default(),
         });
         CreateFunctionInput {
             function_name: self.function_name(ws),
@@ -180,7 +173,7 @@ impl FcRuntime {
             environment_variables: Some(env),
             nas_config: nas,
             vpc_config: vpc,
-            role: (!self.cfg.role.is_empty()).then(|| self.cfg.role.clone()),
+            role: self.cfg.role.clone(),
             internet_access: Some(false),
             instance_lifecycle_config: Some(InstanceLifecycleConfig {
                 initializer: Some(LifecycleHook {
@@ -220,7 +213,7 @@ impl FcRuntime {
     fn domain_input(&self, ws: &WorkspaceSpec) -> CreateCustomDomainInput {
         CreateCustomDomainInput {
             domain_name: self.domain_name(ws),
-            protocol: self.cfg.protocol.clone(),
+            protocol: self.cfg.protocol.as_str().into(),
             route_config: RouteConfig {
                 routes: vec![PathConfig {
                     path: "/*".into(),
@@ -230,11 +223,7 @@ impl FcRuntime {
                 }],
             },
             cert_config: self.site.cert.as_ref().map(|(cert, key)| CertConfig {
-                cert_name: if self.cfg.cert_name.is_empty() {
-                    "qingting-workspaces".into()
-                } else {
-                    self.cfg.cert_name.clone()
-                },
+                cert_name: self.cfg.cert_name.clone(),
                 certificate: cert.clone(),
                 private_key: key.clone(),
             }),
@@ -414,10 +403,10 @@ mod tests {
             },
         );
         let cfg = FcRuntimeConfig {
-            image_registry: "registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into(),
+            image_registry: Some("registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into()),
             image_tag: "v1".into(),
-            nas_server: "nas.example.com:/qingting/".into(),
-            vpc_id: "vpc-1".into(),
+            nas_server: Some("nas.example.com:/qingting/".into()),
+            vpc_id: Some("vpc-1".into()),
             ..FcRuntimeConfig::default()
         };
         let site = FcSite {

@@ -95,6 +95,7 @@ pub trait Runtime: Send + Sync + Debug {
 
 /// A runtime for tests of everything above the runtime: it can be slow or fail on demand,
 /// and records every call.
+#[cfg(any(test, feature = "testing"))]
 pub mod fake {
     use super::*;
     use std::{
