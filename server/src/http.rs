@@ -19,7 +19,7 @@ use axum::{
     Extension, Router,
 };
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use qingting_core::{store, AppState, Config};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -42,6 +42,15 @@ pub const SESSION_COOKIE: &str = "qingting_session";
 /// and on `/`, so no neighbouring host (a workspace) can toss in one of its own.
 pub const SECURE_SESSION_COOKIE: &str = "__Host-qingting_session";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The app's routes, generated once per process. Generating them raises a process-wide flag
+/// that keeps every `Resource` from loading meanwhile (leptos' `SuppressResourceLoad`), so a
+/// page rendering at that moment in another server of the same process (tests run several)
+/// would wait forever; generated once, before any server here renders, it cannot catch one.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
 
 /// Builds the full application router over `state`.
 pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
@@ -67,7 +76,7 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000))),
         )
         .build();
-    let routes = generate_route_list(App);
+    let routes = route_list();
 
     let context = {
         let state = state.clone();

@@ -41,7 +41,7 @@ async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
         templates_file: Some(templates.clone()),
         ..Default::default()
     };
-    config.workspaces.local.uid_base = 500_000 + (port as u32 % 1000) * 100;
+    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
     tweak(&mut config);
     let server = qingting_server::start(config).await.expect("server starts");
     Harness {

@@ -141,7 +141,7 @@ async fn host_cap_is_a_clear_refusal() {
         ..Default::default()
     };
     config.workspaces.max_running = 1;
-    config.workspaces.local.uid_base = 500_000 + (port as u32 % 1000) * 100;
+    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
     let _server = qingting_server::start(config).await.expect("server starts");
     let client = common::client(port, &[]);
     let form = [("name", "demo"), ("template", "test-ide")];

@@ -51,7 +51,7 @@ async fn start() -> Harness {
     config.workspaces.max_per_user = 3;
     config.workspaces.max_running_per_user = 2;
     // Unique per test run, so parallel servers never share uids or cgroups.
-    config.workspaces.local.uid_base = 400_000 + (port as u32 % 1000) * 100;
+    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
     let server = qingting_server::start(config).await.expect("server starts");
     Harness {
         _reaper: IdeReaper(dir.path().to_path_buf()),

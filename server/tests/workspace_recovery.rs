@@ -77,7 +77,7 @@ async fn workspaces_survive_server_and_ide_crashes() {
         format!(
             "templates_file = \"{}\"\n[workspaces.local]\nuid_base = {}\n",
             data.join("templates.toml").display(),
-            500_000 + (port as u32 % 1000) * 100
+            qingting_core::testing::unique_uid_base()
         ),
     )
     .unwrap();

@@ -159,19 +159,10 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
     };
     let (parts, body) = req.into_parts();
     // The token exchange's answer form is read here; every other body streams to the IDE.
-    let (form, body) = if access::wants_form(&parts.method, &parts.uri) {
-        match axum::body::to_bytes(body, access::MAX_FORM_BYTES).await {
-            Ok(b) => (
-                Some(String::from_utf8_lossy(&b).into_owned()),
-                Body::empty(),
-            ),
-            Err(_) => {
-                return (StatusCode::PAYLOAD_TOO_LARGE, "Request too large.\n").into_response()
-            }
-        }
-    } else {
-        (None, body)
+    let Ok((form, body)) = access::take_form(&parts, body).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "Request too large.\n").into_response();
     };
+    let body = body.unwrap_or_else(Body::empty);
     let incoming = Incoming {
         method: &parts.method,
         uri: &parts.uri,

@@ -293,3 +293,13 @@ macro_rules! on_every_backend {
         }
     )*};
 }
+
+/// A `workspaces.local.uid_base` no other server of this test process uses, and unlikely to
+/// be used by another test process at the same time. Workspace uids and cgroups are keyed by
+/// `uid_base + id`, so two servers sharing a base would stop each other's IDEs.
+pub fn unique_uid_base() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % 100;
+    1_000_000 + (std::process::id() % 10_000) * 10_000 + n * 100
+}

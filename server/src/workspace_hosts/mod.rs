@@ -133,17 +133,10 @@ async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Reques
     };
     let (parts, body) = req.into_parts();
     // The token exchange's answer form is read here; every other body streams to the IDE.
-    let (form, body) = if access::wants_form(&parts.method, &parts.uri) {
-        match axum::body::to_bytes(body, access::MAX_FORM_BYTES).await {
-            Ok(b) => (
-                Some(String::from_utf8_lossy(&b).into_owned()),
-                Body::empty(),
-            ),
-            Err(_) => return pages::refused(413, "Request too large.", &gw.dashboard),
-        }
-    } else {
-        (None, body)
+    let Ok((form, body)) = access::take_form(&parts, body).await else {
+        return pages::refused(413, "Request too large.", &gw.dashboard);
     };
+    let body = body.unwrap_or_else(Body::empty);
     let guard = &gw.state.access.guard;
     let incoming = Incoming {
         method: &parts.method,
