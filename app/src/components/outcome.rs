@@ -6,31 +6,18 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    GithubLinked,
-    GithubTaken,
-    GithubAlreadyLinked,
-    GithubStateMismatch,
-    GithubDenied,
-    GithubMismatch,
-    GithubDisabled,
-    GithubUseButton,
-    GithubConfirmExpired,
-    GithubFailed,
-    AvatarUpdated,
-    AvatarTooLarge,
-    AvatarNotImage,
-    AvatarCorrupt,
-    AvatarTooManyPixels,
-    AvatarRateLimited,
-    AvatarFailed,
-    AccountDeleted,
+/// Declares the enum and the list of all its codes from one list of names.
+macro_rules! outcomes {
+    ($($name:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Outcome {
+            $($name),*
+        }
+        const ALL: &[Outcome] = &[$(Outcome::$name),*];
+    };
 }
 
-use Outcome::*;
-
-const ALL: [Outcome; 18] = [
+outcomes!(
     GithubLinked,
     GithubTaken,
     GithubAlreadyLinked,
@@ -49,7 +36,9 @@ const ALL: [Outcome; 18] = [
     AvatarRateLimited,
     AvatarFailed,
     AccountDeleted,
-];
+);
+
+use Outcome::*;
 
 impl Outcome {
     /// The query parameter it travels in.
@@ -96,7 +85,8 @@ impl Outcome {
 
     /// The outcome a URL names; an unknown code of a known key reads as that key's failure.
     pub fn parse(key: &str, code: &str) -> Option<Self> {
-        ALL.into_iter()
+        ALL.iter()
+            .copied()
             .find(|o| o.key() == key && o.code() == code)
             .or(match key {
                 "github" => Some(GithubFailed),
@@ -158,7 +148,7 @@ mod tests {
 
     #[test]
     fn every_outcome_reads_back_from_its_url() {
-        for o in ALL {
+        for &o in ALL {
             assert_eq!(Outcome::parse(o.key(), o.code()), Some(o), "{o:?}");
             assert!(!o.message().is_empty());
         }
