@@ -16,6 +16,7 @@ use axum::{
     http::{header, HeaderName, HeaderValue},
     middleware,
     routing::{get, post},
+    serve::ListenerExt,
     Extension, Router,
 };
 use leptos::prelude::*;
@@ -155,15 +156,6 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         ))
         .merge(health)
-        // Workspace hosts are answered by the gateway before any dashboard route or cookie.
-        .layer(middleware::from_fn_with_state(
-            workspace_hosts::Gateway::new(state.clone()),
-            workspace_hosts::route,
-        ))
-        .layer(middleware::from_fn_with_state(
-            Arc::new(config.trusted_proxies.clone()),
-            client_ip_layer::client_ip,
-        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
@@ -173,7 +165,17 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis)),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Workspace hosts are answered by the gateway before any dashboard route, cookie or
+        // per-request log line (it logs proxied traffic itself, see `workspace_hosts`).
+        .layer(middleware::from_fn_with_state(
+            workspace_hosts::Gateway::new(state.clone()),
+            workspace_hosts::route,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(config.trusted_proxies.clone()),
+            client_ip_layer::client_ip,
+        ));
     Ok(app)
 }
 
@@ -220,6 +222,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // Small request/response exchanges (an IDE's many little requests) go out at once.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

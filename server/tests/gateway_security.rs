@@ -376,3 +376,84 @@ async fn workspaces_on_a_registrable_domain_of_their_own() {
         "{to}"
     );
 }
+
+/// The gateway answers from memory, but never from before a change: the request right after
+/// a stop, a start, a delete or the owner's rename sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_sees_every_change_at_once() {
+    if !sandbox_available() {
+        return;
+    }
+    let h = start().await;
+    let mut alice = alice_with_workspaces(&h).await;
+    let url = |user: &str, ws: &str| format!("http://{user}-{ws}.localhost:{}/whoami", h.port);
+    let id_of = |rows: &serde_json::Value, name: &str| {
+        rows["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (_, rows) = alice.api("/api/workspaces/list", &[]).await;
+    let other = id_of(&rows, "other");
+    for ws in ["demo", "other"] {
+        let (res, hops) = alice.follow(&url("alice", ws)).await;
+        assert_eq!(res.status(), StatusCode::OK, "{hops:?}");
+    }
+    let status = |res: reqwest::Response| res.status();
+
+    // Stopped: the next request gets the stopped page, not the IDE; started again, the IDE.
+    let action = |id: i64, action: &'static str| (id.to_string(), action);
+    let (id, act) = action(other, "stop");
+    alice
+        .api("/api/workspaces/action", &[("id", &id), ("action", act)])
+        .await;
+    alice.wait_state("other", "stopped").await;
+    let u = url("alice", "other");
+    assert_eq!(status(alice.get(&u).await), StatusCode::SERVICE_UNAVAILABLE);
+    let (id, act) = action(other, "start");
+    alice
+        .api("/api/workspaces/action", &[("id", &id), ("action", act)])
+        .await;
+    alice.wait_state("other", "running").await;
+    assert_eq!(status(alice.get(&u).await), StatusCode::OK);
+
+    // Deleted: nothing answers for it any more.
+    let (id, act) = action(other, "delete");
+    alice
+        .api("/api/workspaces/action", &[("id", &id), ("action", act)])
+        .await;
+    for _ in 0..100 {
+        let (_, rows) = alice.api("/api/workspaces/list", &[]).await;
+        if rows["workspaces"].as_array().unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(alice.get(&u).await), StatusCode::FOUND);
+
+    // Renamed: the old host names nobody's workspace at once.
+    let u = url("alice", "demo");
+    assert_eq!(status(alice.get(&u).await), StatusCode::OK);
+    let (s, body) = alice
+        .api(
+            "/api/settings/save-profile",
+            &[
+                ("username", "alicia"),
+                ("display_name", ""),
+                ("email", ""),
+                ("bio", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let res = alice.get(&u).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::FOUND,
+        "the old host no longer reaches demo"
+    );
+}

@@ -1,5 +1,7 @@
 //! `qingting-loadgen --tcp 127.0.0.1:3000 | --unix PATH  --host H --path P [--header 'K: V']…
 //!  [--connections 16] [--seconds 10]`
+//! (also `qingting-loadgen upstream …`, the bench's static upstream, and
+//! `qingting-loadgen wsping …`, WebSocket round trips: see `upstream.rs` and `ws.rs`)
 //!
 //! Sends GET requests on keep-alive HTTP/1.1 connections for the given time and prints one
 //! line of JSON: requests, errors, requests/s and latency percentiles in milliseconds. Used by
@@ -10,6 +12,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use std::time::{Duration, Instant};
+
+mod upstream;
+mod ws;
 
 #[derive(Clone)]
 struct Opts {
@@ -113,6 +118,12 @@ async fn worker(o: Opts, until: Instant) -> (Vec<Duration>, u64) {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("upstream") => return upstream::run(&args[1..]).await,
+        Some("wsping") => return ws::ping(&args[1..]).await,
+        _ => {}
+    }
     let o = parse();
     let start = Instant::now();
     let until = start + Duration::from_secs(o.seconds);

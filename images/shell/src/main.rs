@@ -45,6 +45,7 @@ struct Shell {
     ide: Ide,
     dashboard: Arc<Dashboard>,
     live: Arc<LiveSessions>,
+    pool: qingting_gateway::pool::UpstreamPool<Body>,
 }
 
 #[tokio::main]
@@ -73,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         guard,
         live: LiveSessions::new(dashboard.clone()),
         dashboard,
+        pool: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, workspace = cfg.workspace_id, "qingting-shell is listening");
@@ -228,7 +230,8 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
             let live = access::is_websocket(req.headers())
                 .then(|| shell.live.register(&session.0, session.1));
             let revoked = live::ended(live.as_ref());
-            match proxy::forward(req, &shell.ide.upstream(), &fwd, live, revoked).await {
+            match proxy::forward(req, &shell.ide.upstream(), &shell.pool, &fwd, live, revoked).await
+            {
                 Ok(res) => res.map(Body::new),
                 Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
             }

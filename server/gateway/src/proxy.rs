@@ -1,7 +1,7 @@
 //! Forwarding one request to a workspace's IDE, HTTP and WebSocket alike, streaming in both
 //! directions. The gateway's and the dashboard's cookies never reach the IDE.
 
-use crate::cookie;
+use crate::{cookie, pool::UpstreamPool};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::{Body, Incoming};
@@ -57,6 +57,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn forward<B, K, R>(
     mut req: Request<B>,
     upstream: &Upstream,
+    pool: &UpstreamPool<B>,
     fwd: &Forwarded,
     keep_alive: K,
     revoked: R,
@@ -78,11 +79,19 @@ where
         .parse()
         .map_err(|_| ProxyError::Unreachable("bad request target".into()))?;
 
-    let mut sender = connect(upstream).await?;
+    // An upgraded connection becomes the WebSocket's own: never pooled.
+    let pooled = if upgrade { None } else { pool.take(upstream) };
+    let mut sender = match pooled {
+        Some(s) => s,
+        None => connect(upstream).await?,
+    };
     let mut res = sender
         .send_request(req)
         .await
         .map_err(|e| ProxyError::Broken(e.to_string()))?;
+    if !upgrade {
+        pool.put(upstream, sender);
+    }
 
     if let Some(client_upgrade) = client_upgrade {
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -152,8 +161,7 @@ pub async fn healthy(upstream: &Upstream, path: &str) -> bool {
     )
 }
 
-/// Opens a fresh HTTP/1.1 connection to the IDE. A Unix-socket connect costs microseconds, so
-/// there is no pool to keep consistent.
+/// Opens a fresh HTTP/1.1 connection to the IDE (`forward` keeps it in its pool afterwards).
 async fn connect<B>(
     upstream: &Upstream,
 ) -> Result<hyper::client::conn::http1::SendRequest<B>, ProxyError>
@@ -345,6 +353,87 @@ mod tests {
         let plain = dir.join("plain");
         std::fs::write(&plain, "x").unwrap();
         assert!(connect_unix_nofollow(&plain).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An upstream on a Unix socket that answers 200 and counts the connections it accepts.
+    async fn counting_upstream(
+        path: &Path,
+    ) -> (
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        use std::sync::{atomic::Ordering, Arc};
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                conns.spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        (accepted, task)
+    }
+
+    async fn get(upstream: &Upstream, pool: &UpstreamPool<http_body_util::Full<Bytes>>) -> u16 {
+        use http_body_util::BodyExt;
+        let req = Request::get("/x")
+            .body(http_body_util::Full::new(Bytes::new()))
+            .unwrap();
+        let fwd = Forwarded {
+            client_ip: String::new(),
+            proto: "http",
+        };
+        let res = forward(req, upstream, pool, &fwd, (), std::future::pending())
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        res.into_body().collect().await.unwrap();
+        status
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_and_a_restarted_ide_gets_new_ones() {
+        use std::sync::atomic::Ordering;
+        let dir = std::env::temp_dir().join(format!("qt-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ide.sock");
+        let upstream = Upstream::Unix(path.clone());
+        let pool = UpstreamPool::default();
+
+        let (accepted, first) = counting_upstream(&path).await;
+        for _ in 0..5 {
+            assert_eq!(get(&upstream, &pool).await, 200);
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for five requests"
+        );
+        assert_eq!(pool.kept(&upstream), 1);
+
+        // The IDE restarts: its old connections close, the next request opens a new one.
+        first.abort();
+        let _ = first.await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (accepted, _second) = counting_upstream(&path).await;
+        assert_eq!(get(&upstream, &pool).await, 200);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+        pool.forget(&upstream);
+        assert_eq!(pool.kept(&upstream), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5,6 +5,7 @@
 mod open;
 mod pages;
 pub mod shell_api;
+mod traffic;
 
 pub use open::open;
 
@@ -27,6 +28,7 @@ use qingting_gateway::{
     cookie, host,
     live::{self, LiveGuard},
     now_unix,
+    pool::UpstreamPool,
     proxy::{self, Forwarded},
 };
 use std::{
@@ -46,7 +48,10 @@ pub struct Gateway {
     domain: String,
     dashboard: String,
     proto: &'static str,
-    sessions: Arc<Mutex<HashMap<(String, i64), Instant>>>,
+    /// Session id → (its user, when the database last said it is alive).
+    sessions: Arc<Mutex<HashMap<String, (i64, Instant)>>>,
+    pool: Arc<UpstreamPool<Body>>,
+    traffic: Arc<traffic::Traffic>,
 }
 
 impl Gateway {
@@ -64,18 +69,19 @@ impl Gateway {
             dashboard,
             proto,
             sessions: Arc::default(),
+            pool: Arc::default(),
+            traffic: traffic::Traffic::new(),
         }
     }
 
     async fn session_ok(&self, sid: &str, user: i64) -> bool {
-        let key = (sid.to_string(), user);
-        if let Some(t) = self
+        if let Some((u, t)) = self
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .get(sid)
         {
-            if t.elapsed() < SESSION_CACHE {
+            if *u == user && t.elapsed() < SESSION_CACHE {
                 return true;
             }
         }
@@ -86,9 +92,9 @@ impl Gateway {
                 false
             });
         let mut cache = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|_, t| t.elapsed() < SESSION_CACHE);
+        cache.retain(|_, (_, t)| t.elapsed() < SESSION_CACHE);
         if ok {
-            cache.insert(key, Instant::now());
+            cache.insert(sid.to_string(), (user, Instant::now()));
         }
         ok
     }
@@ -108,17 +114,41 @@ pub async fn route(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
         return next.run(req).await;
     };
     let origin = format!("{}://{host_header}", gw.proto);
-    serve(gw, wh, origin, req).await
+    let started = Instant::now();
+    let traffic = gw.traffic.clone();
+    let (workspace, res) = serve(gw, wh, origin, req).await;
+    traffic.record(workspace, res.status().as_u16(), started);
+    res
 }
 
-async fn serve(gw: Gateway, wh: host::WorkspaceHost, origin: String, req: Request) -> Response {
+/// Answers one request to a workspace host; also says which workspace it was for (-1: none).
+async fn serve(
+    gw: Gateway,
+    wh: host::WorkspaceHost,
+    origin: String,
+    req: Request,
+) -> (i64, Response) {
     let target = match gw.state.workspaces.resolve(&wh.user, &wh.workspace).await {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("workspace lookup failed: {e}");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            return (-1, StatusCode::SERVICE_UNAVAILABLE.into_response());
         }
     };
+    let workspace = target.as_ref().map_or(-1, |t| t.id);
+    (
+        workspace,
+        decide_and_answer(gw, wh, origin, target, req).await,
+    )
+}
+
+async fn decide_and_answer(
+    gw: Gateway,
+    wh: host::WorkspaceHost,
+    origin: String,
+    target: Option<GatewayTarget>,
+    req: Request,
+) -> Response {
     // A made-up name is decided as a workspace nobody can open: strangers get the same
     // answers for it as for someone else's real workspace.
     let rules = match &target {
@@ -234,6 +264,11 @@ async fn forward(
             Err(e) => pages::refused(409, &e.to_string(), &gw.dashboard),
         };
     }
+    if target.state != WorkspaceState::Running {
+        if let Some(upstream) = &target.endpoint {
+            gw.pool.forget(upstream);
+        }
+    }
     match target.state {
         WorkspaceState::Running => {}
         WorkspaceState::Stopped => return pages::stopped(name, None, &gw.dashboard),
@@ -266,7 +301,7 @@ async fn forward(
     let keep_alive = live.map(|live| (activity.open_socket(target.id), live));
     activity.touch(target.id);
     let revoked = live::ended(keep_alive.as_ref().map(|(_, live)| live));
-    match proxy::forward(req, &upstream, &fwd, keep_alive, revoked).await {
+    match proxy::forward(req, &upstream, &gw.pool, &fwd, keep_alive, revoked).await {
         Ok(res) => res.map(Body::new),
         Err(e) => {
             tracing::warn!(workspace = target.id, "proxy: {e}");

@@ -63,6 +63,8 @@ pub async fn save_profile(
         },
     )
     .await?;
+    // A new user name moves the workspaces to new host names: the gateway forgets the old.
+    state.workspaces.owner_changed(account.id);
     Ok(())
 }
 

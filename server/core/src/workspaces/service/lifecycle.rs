@@ -64,7 +64,7 @@ impl WorkspaceService {
             }
             Err(e) => return Err(e.into()),
         };
-        let _ = self.changes.send(owner.id);
+        self.owner_changed(owner.id);
         let claim = self.claim(row.id)?;
         let spec = self.spec(&row).await?;
         Ok(Job {
@@ -179,7 +179,7 @@ impl WorkspaceService {
                 }
                 workspace::Entity::delete_by_id(id).exec(&self.db).await?;
                 self.activity.forget(id);
-                let _ = self.changes.send(job.row.user_id);
+                self.owner_changed(job.row.user_id);
                 let mut v: WorkspaceView = (&job.row).into();
                 v.state = WorkspaceState::Deleting;
                 Ok(v)

@@ -13,6 +13,7 @@
 //! idle reaper and the event loop). Each is another `impl WorkspaceService` block.
 
 mod background;
+mod hosts;
 mod lifecycle;
 mod queries;
 mod recovery;
@@ -55,8 +56,9 @@ pub struct WorkspaceService {
     local_editors: Option<PathBuf>,
     /// Workspaces with an operation under way in this process (two clicks on Start run once).
     in_flight: Arc<Mutex<HashSet<i64>>>,
-    /// The ids of users whose workspaces just changed.
+    /// The ids of users whose workspaces just changed (sent by `owner_changed` only).
     changes: broadcast::Sender<i64>,
+    hosts: hosts::HostCache,
     activity: Activity,
     /// Held while a user's limits are checked and the result written, so two concurrent
     /// requests cannot both pass the same check.
@@ -98,6 +100,7 @@ impl WorkspaceService {
             local_editors,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             changes: broadcast::channel(256).0,
+            hosts: hosts::HostCache::default(),
             activity: Activity::default(),
             user_locks: Mutex::new(HashMap::new()),
             max_running: u64::MAX,
@@ -206,7 +209,7 @@ impl WorkspaceService {
         row.reason = Set(reason);
         row.updated_at = Set(now_unix());
         let row = row.update(&self.db).await?;
-        let _ = self.changes.send(row.user_id);
+        self.owner_changed(row.user_id);
         Ok(row)
     }
 

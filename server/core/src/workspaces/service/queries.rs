@@ -29,30 +29,4 @@ impl WorkspaceService {
             .as_ref()
             .map(Into::into))
     }
-
-    /// The workspace `<user>-<name>` names, for the gateway; `None` when either is unknown.
-    pub async fn resolve(
-        &self,
-        user: &str,
-        name: &str,
-    ) -> Result<Option<GatewayTarget>, WorkspaceError> {
-        let Some(owner) = accounts::find_by_username(&self.db, user).await? else {
-            return Ok(None);
-        };
-        let Some(row) = workspace::Entity::find()
-            .filter(workspace::Column::UserId.eq(owner.id))
-            .filter(workspace::Column::Name.eq(name))
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let endpoint = self.runtime.endpoint(row.id, &runtime_state(&row));
-        Ok(Some(GatewayTarget {
-            id: row.id,
-            owner_id: owner.id,
-            state: state_of(&row),
-            endpoint,
-        }))
-    }
 }

@@ -1,0 +1,104 @@
+//! The gateway's answer for a workspace host, `<user>-<name>` → the workspace, kept in memory:
+//! a request through the gateway costs no query while nothing changes. Every change the
+//! service announces (create, each state change, delete, and an owner's rename through
+//! [`WorkspaceService::owner_changed`]) empties it, so it is never staler than the database
+//! as this process sees it.
+
+use super::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Past this many hosts (most of them unknown names) the cache starts over.
+const MAX_HOSTS: usize = 10_000;
+
+#[derive(Debug, Default)]
+pub(super) struct HostCache {
+    /// user → workspace name → answer (`None`: no such workspace).
+    by_user: Mutex<HashMap<String, HashMap<String, Option<GatewayTarget>>>>,
+    len: AtomicU64,
+    /// Bumped by every change: an answer read from the database before a change is not kept
+    /// after it.
+    generation: AtomicU64,
+}
+
+impl HostCache {
+    fn get(&self, user: &str, name: &str) -> Option<Option<GatewayTarget>> {
+        let map = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(user)?.get(name).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn insert(&self, seen_at: u64, user: &str, name: &str, answer: Option<GatewayTarget>) {
+        let mut map = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock that `clear` takes too: no stale answer slips in after it.
+        if self.generation() != seen_at {
+            return;
+        }
+        if self.len.fetch_add(1, Ordering::Relaxed) as usize >= MAX_HOSTS {
+            map.clear();
+            self.len.store(1, Ordering::Relaxed);
+        }
+        map.entry(user.to_string())
+            .or_default()
+            .insert(name.to_string(), answer);
+    }
+
+    pub(super) fn clear(&self) {
+        let mut map = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+        self.len.store(0, Ordering::Relaxed);
+    }
+}
+
+impl WorkspaceService {
+    /// The workspace `<user>-<name>` names, for the gateway; `None` when either is unknown.
+    pub async fn resolve(
+        &self,
+        user: &str,
+        name: &str,
+    ) -> Result<Option<GatewayTarget>, WorkspaceError> {
+        if let Some(answer) = self.hosts.get(user, name) {
+            return Ok(answer);
+        }
+        let seen_at = self.hosts.generation();
+        let answer = self.resolve_uncached(user, name).await?;
+        self.hosts.insert(seen_at, user, name, answer.clone());
+        Ok(answer)
+    }
+
+    async fn resolve_uncached(
+        &self,
+        user: &str,
+        name: &str,
+    ) -> Result<Option<GatewayTarget>, WorkspaceError> {
+        let Some(owner) = accounts::find_by_username(&self.db, user).await? else {
+            return Ok(None);
+        };
+        let Some(row) = workspace::Entity::find()
+            .filter(workspace::Column::UserId.eq(owner.id))
+            .filter(workspace::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let endpoint = self.runtime.endpoint(row.id, &runtime_state(&row));
+        Ok(Some(GatewayTarget {
+            id: row.id,
+            owner_id: owner.id,
+            state: state_of(&row),
+            endpoint,
+        }))
+    }
+
+    /// Something about user `user_id`'s workspaces changed (or the user did: a new name, a
+    /// deleted account): the gateway's answers start over and the dashboards' live lists
+    /// reload.
+    pub fn owner_changed(&self, user_id: i64) {
+        self.hosts.clear();
+        let _ = self.changes.send(user_id);
+    }
+}
