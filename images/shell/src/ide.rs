@@ -3,7 +3,15 @@
 
 use crate::config::ShellConfig;
 use qingting_gateway::proxy::{healthy, Upstream};
-use std::{os::unix::process::CommandExt, process::Stdio, sync::Arc, time::Duration};
+use std::{
+    os::unix::process::CommandExt,
+    process::Stdio,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 use tokio::sync::Mutex;
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -20,6 +28,9 @@ struct State {
 pub struct Ide {
     cfg: Arc<ShellConfig>,
     state: Arc<Mutex<State>>,
+    /// Answered its health check since it last started; read on every request, so requests
+    /// cost the IDE no extra health probe.
+    ready: Arc<AtomicBool>,
 }
 
 impl Ide {
@@ -27,11 +38,17 @@ impl Ide {
         Self {
             cfg,
             state: Arc::default(),
+            ready: Arc::default(),
         }
     }
 
     pub fn upstream(&self) -> Upstream {
         Upstream::Unix(self.cfg.socket.clone())
+    }
+
+    /// Whether the IDE is up and has answered its health check (see `ensure_started`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 
     pub async fn healthy(&self) -> bool {
@@ -50,6 +67,7 @@ impl Ide {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         while tokio::time::Instant::now() < deadline {
             if self.healthy().await {
+                self.ready.store(true, Ordering::Release);
                 return Ok(());
             }
             if self.state.lock().await.pgid.is_none() {
@@ -114,6 +132,7 @@ impl Ide {
             let mut st = this.state.lock().await;
             if st.pgid == Some(pgid) {
                 st.pgid = None;
+                this.ready.store(false, Ordering::Release);
             }
             if st.stopping {
                 return;
@@ -140,6 +159,7 @@ impl Ide {
             let mut st = self.state.lock().await;
             st.stopping = true;
             st.restarts = 0;
+            self.ready.store(false, Ordering::Release);
             st.pgid.take()
         };
         let Some(pgid) = pgid else { return };

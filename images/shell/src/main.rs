@@ -217,7 +217,7 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
                 };
             }
             // A request that arrives before the Initializer (or after a crash) starts the IDE.
-            if !shell.ide.healthy().await {
+            if !shell.ide.is_ready() {
                 if let Err(e) = shell.ide.ensure_started().await {
                     return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
                 }
