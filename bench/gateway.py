@@ -13,7 +13,9 @@ echo), loaded by wrk with keep-alive connections:
 For each: requests/s and p50 latency at 1 and 16 connections, and the p50 round trip of a small
 WebSocket message, over several rounds (the machine is shared: ranges, not single numbers).
 
-usage: bench/gateway.py [--rounds 3] [--seconds 5]
+usage: bench/gateway.py [--rounds 3] [--seconds 5] [--profile]
+--profile: instead of the table, samples the server (perf, cpu-clock) during one connection's
+load through the gateway and prints where the time goes.
 Needs: a built `qingting` (release preferred: QINGTING_BIN, else target/release); installs wrk
 (Debian) and configurable-http-proxy (npm, into ~/.cache/qingting/bench-node) when missing.
 """
@@ -87,6 +89,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
 
     chp_bin, loadgen = ensure_tools()
@@ -123,7 +126,7 @@ def main():
                    QINGTING_PUBLIC_URL=f"http://localhost:{qt_port}", QINGTING_EDITORS_DIR=editors,
                    QINGTING_TEMPLATES_FILE=f"{work}/templates.toml")
         env.pop("RUST_LOG", None)  # the default a user runs with
-        spawn([binary, "serve"], "server.log", env)
+        server = spawn([binary, "serve"], "server.log", env)
         for port in (up_port, chp_port):
             wait_port(port)
         wait_port(qt_port, path="/healthz")
@@ -139,6 +142,19 @@ def main():
         while c.request("GET", host, "/healthz")[0] != 200:
             time.sleep(0.05)
         cookie = "Cookie: " + "; ".join(f"{k}={v}" for k, v in c.jar[host].items())
+
+        if a.profile:
+            perf = subprocess.Popen(["perf", "record", "-F", "4000", "-e", "cpu-clock", "-g", "-o", f"{work}/perf.data",
+                                     "-p", str(server.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            print(wrk(f"http://127.0.0.1:{qt_port}/healthz", 1, a.seconds, [f"Host: {host}:{qt_port}", cookie]))
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+            report = subprocess.run(["perf", "report", "-i", f"{work}/perf.data", "--no-children", "--stdio",
+                                     "--sort", "dso,symbol", "-g", "none", "--percent-limit", "0.7"],
+                                    capture_output=True, text=True).stdout
+            print(report)
+            return
 
         paths = {
             "direct": (up_port, "localhost", []),

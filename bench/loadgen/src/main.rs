@@ -116,14 +116,25 @@ async fn worker(o: Opts, until: Instant) -> (Vec<Duration>, u64) {
     (lat, errors)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = |multi: bool| {
+        let mut b = if multi {
+            tokio::runtime::Builder::new_multi_thread()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        b.enable_all().build().expect("runtime")
+    };
     match args.first().map(String::as_str) {
-        Some("upstream") => return upstream::run(&args[1..]).await,
-        Some("wsping") => return ws::ping(&args[1..]).await,
-        _ => {}
+        // One thread, like a single nginx worker: no cross-thread wake-ups in the reference.
+        Some("upstream") => rt(false).block_on(upstream::run(&args[1..])),
+        Some("wsping") => rt(false).block_on(ws::ping(&args[1..])),
+        _ => rt(true).block_on(load()),
     }
+}
+
+async fn load() {
     let o = parse();
     let start = Instant::now();
     let until = start + Duration::from_secs(o.seconds);
