@@ -96,6 +96,7 @@ def main():
     binary = find_bin()
     work = tempfile.mkdtemp(prefix="qingting-gwbench-")
     procs = []
+    c, ws_id = None, None
 
     def spawn(cmd, log, env=None):
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(f"{work}/{log}", "w"))
@@ -135,6 +136,7 @@ def main():
         c.api("/api/register", {"username": "bench", "password": "correct horse battery"})
         s, row = c.api("/api/workspaces/create", {"name": "up", "template": "static"})
         assert s == 200, (s, row)
+        ws_id = row["id"]
         host = "bench-up.localhost"
         s, h, _ = c.request("GET", "localhost", "/open/bench/up")
         loc = urllib.parse.urlparse(h["location"])
@@ -194,6 +196,13 @@ def main():
         print(f"added WebSocket round trip over direct: qingting {med(qt['ws']) - med(direct['ws']):.0f} µs, "
               f"chp {med(chp['ws']) - med(direct['ws']):.0f} µs")
     finally:
+        # Workspaces outlive their server (it adopts them after a restart): delete ours first.
+        if c and ws_id is not None:
+            c.api("/api/workspaces/action", {"id": ws_id, "action": "delete"})
+            for _ in range(100):
+                if not c.api("/api/workspaces/list")[1]["workspaces"]:
+                    break
+                time.sleep(0.1)
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
             try:

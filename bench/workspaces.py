@@ -120,7 +120,7 @@ def main():
                 # The workspace cookie (the token exchange works while it is still starting).
                 s, h, _ = c.request("GET", "localhost", f"/open/bench/{name}")
                 loc = urllib.parse.urlparse(h["location"])
-                c.request("GET", host, f"{loc.path}?{loc.query}")
+                c.request("GET", host, f"{loc.path}?{loc.query}", headers={"Referer": f"http://localhost:{port}/"})
                 while True:
                     s, _, _ = c.request("GET", host, health[tid])
                     if s == 200:
@@ -137,7 +137,7 @@ def main():
         host = "bench-load.localhost"
         s, h, _ = c.request("GET", "localhost", "/open/bench/load")
         loc = urllib.parse.urlparse(h["location"])
-        c.request("GET", host, f"{loc.path}?{loc.query}")
+        c.request("GET", host, f"{loc.path}?{loc.query}", headers={"Referer": f"http://localhost:{port}/"})
         while c.request("GET", host, health[tid])[0] != 200:
             time.sleep(0.05)
         cookie = "; ".join(f"{k}={v}" for k, v in c.jar[host].items())

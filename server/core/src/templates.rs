@@ -154,7 +154,7 @@ mod tests {
             Path::new("/w/ide"),
             Path::new("/s/ide.sock"),
         );
-        assert_eq!(argv[0], "/e/jupyter/bin/jupyter");
+        assert_eq!(argv[0], "/e/jupyter/bin/jupyter-lab");
         assert!(argv.contains(&"--ServerApp.sock=/s/ide.sock".to_string()));
         assert!(argv.contains(&"--ServerApp.root_dir=/w/files".to_string()));
     }

@@ -85,6 +85,8 @@ impl Running {
 
 /// How long the last output of an IDE that ended may take to reach its log.
 const LOG_DRAIN: Duration = Duration::from_secs(2);
+/// How often a starting IDE is probed for readiness.
+const READY_POLL: Duration = Duration::from_millis(10);
 
 fn err(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError(e.to_string())
@@ -239,7 +241,9 @@ impl Inner {
                     layout::log_tail(&l.log(id), 15)
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // A probe of a socket that is not there yet fails in microseconds: polling this
+            // often finds the IDE ready within a few milliseconds of its first answer.
+            tokio::time::sleep(READY_POLL).await;
         }
     }
 
