@@ -116,6 +116,15 @@ async fn worker(o: Opts, until: Instant) -> (Vec<Duration>, u64) {
     (lat, errors)
 }
 
+/// `--flag value` pairs, for the subcommands' small parsers.
+fn flag_values(args: &[String]) -> impl Iterator<Item = (&str, String)> {
+    args.chunks(2).map(|pair| match pair {
+        [flag, value] => (flag.as_str(), value.clone()),
+        [flag] => panic!("{flag} needs a value"),
+        _ => unreachable!("chunks of two"),
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = |multi: bool| {

@@ -11,13 +11,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub async fn run(args: &[String]) {
     let mut tcp = None;
     let mut unix = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it
-            .next()
-            .unwrap_or_else(|| panic!("{a} needs a value"))
-            .clone();
-        match a.as_str() {
+    for (a, v) in crate::flag_values(args) {
+        match a {
             "--tcp" => tcp = Some(v),
             "--unix" => unix = Some(v),
             other => panic!("unknown argument {other}"),

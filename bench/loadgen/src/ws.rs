@@ -62,13 +62,8 @@ pub async fn ping(args: &[String]) {
     let (mut tcp, mut host, mut path, mut count) =
         (None, "localhost".to_string(), "/".to_string(), 2000);
     let mut headers = String::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it
-            .next()
-            .unwrap_or_else(|| panic!("{a} needs a value"))
-            .clone();
-        match a.as_str() {
+    for (a, v) in crate::flag_values(args) {
+        match a {
             "--tcp" => tcp = Some(v),
             "--host" => host = v,
             "--path" => path = v,
