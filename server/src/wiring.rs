@@ -34,6 +34,12 @@ pub struct Assembled {
 /// Prepares the data dir, opens and migrates the database, loads or generates the keys and
 /// builds the workspace service; also starts the hourly sweep of expired sessions.
 pub async fn assemble(config: Config) -> anyhow::Result<Assembled> {
+    // Every start passes here, whether its config came from `settings::load` or was built in
+    // code: what follows relies on the checks.
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
     secrets::prepare_data_dir(&config.data_dir)?;
     let db_url = config.effective_database_url();
     let db = store::connect(&db_url)

@@ -6,13 +6,7 @@ use axum::{
     http::{HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
 };
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use qingting_gateway::access::html_escape;
 
 fn page(status: StatusCode, title: &str, body: &str, refresh: bool) -> Response {
     let refresh = if refresh {
@@ -30,7 +24,7 @@ main{{background:#fff;border-radius:12px;box-shadow:0 2px 12px #0002;padding:2re
 h1{{font-size:1.3rem;margin-top:0}} pre{{white-space:pre-wrap;background:#f0f2f5;padding:.75rem;border-radius:6px;font-size:.8rem;max-height:14rem;overflow:auto}}
 button,a.button{{background:#0f7b6c;color:#fff;border:0;border-radius:8px;padding:.6rem 1.2rem;font-size:1rem;cursor:pointer;text-decoration:none;display:inline-block}}
 </style></head><body><main>{body}</main></body></html>"#,
-        title = escape(title),
+        title = html_escape(title),
     );
     with_page_headers((status, Html(html)).into_response())
 }
@@ -50,7 +44,7 @@ pub fn stopped(name: &str, failed_reason: Option<&str>, dashboard: &str) -> Resp
         None => ("stopped", "This workspace is stopped. Your files are kept."),
     };
     let reason = failed_reason
-        .map(|r| format!("<pre>{}</pre>", escape(r)))
+        .map(|r| format!("<pre>{}</pre>", html_escape(r)))
         .unwrap_or_default();
     page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -59,8 +53,8 @@ pub fn stopped(name: &str, failed_reason: Option<&str>, dashboard: &str) -> Resp
             r#"<h1>Workspace <code>{n}</code> is {title}</h1><p>{text}</p>{reason}
 <form method="post" action="/_qingting/start"><button type="submit" id="start-workspace">Start</button></form>
 <p><a href="{d}/workspaces">Back to your workspaces</a></p>"#,
-            n = escape(name),
-            d = escape(dashboard),
+            n = html_escape(name),
+            d = html_escape(dashboard),
         ),
         false,
     )
@@ -72,8 +66,8 @@ pub fn busy(name: &str, state: &str) -> Response {
         &format!("{name} is {state}"),
         &format!(
             "<h1>Workspace <code>{}</code> is {}…</h1><p>This page reloads by itself.</p>",
-            escape(name),
-            escape(state)
+            html_escape(name),
+            html_escape(state)
         ),
         true,
     )
@@ -86,7 +80,7 @@ pub fn unreachable(name: &str) -> Response {
         &format!(
             "<h1>Workspace <code>{}</code> is not answering</h1><p>Its IDE may be restarting. \
              This page reloads by itself.</p>",
-            escape(name)
+            html_escape(name)
         ),
         true,
     )
@@ -98,8 +92,8 @@ pub fn refused(status: u16, message: &str, dashboard: &str) -> Response {
         "access refused",
         &format!(
             r#"<h1>Access refused</h1><p>{}</p><p><a class="button" href="{}/workspaces">Your workspaces</a></p>"#,
-            escape(message),
-            escape(dashboard)
+            html_escape(message),
+            html_escape(dashboard)
         ),
         false,
     )

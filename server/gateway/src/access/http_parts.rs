@@ -1,7 +1,7 @@
 //! The HTTP pieces every gateway needs around the decision: reading the token exchange's form,
 //! recognising WebSocket upgrades and origins, and writing redirects with cookies.
 
-use super::{wants_form, AUTH_PATH};
+use super::wants_form;
 use http::{header, HeaderMap};
 use http_body_util::{BodyExt, Limited};
 
@@ -12,7 +12,7 @@ pub const MAX_FORM_BYTES: usize = 8 * 1024;
 #[derive(Debug)]
 pub struct FormTooLarge;
 
-/// Splits off the body the decision needs: a `POST` to [`AUTH_PATH`] is read (at most
+/// Splits off the body the decision needs: a `POST` to [`super::AUTH_PATH`] is read (at most
 /// [`MAX_FORM_BYTES`]) and returned as text with no body left to forward; every other body is
 /// handed back untouched, to stream to the IDE.
 pub async fn take_form<B>(
@@ -26,7 +26,6 @@ where
     if !wants_form(&parts.method, &parts.uri) {
         return Ok((None, Some(body)));
     }
-    debug_assert_eq!(parts.uri.path(), AUTH_PATH);
     let bytes = Limited::new(body, MAX_FORM_BYTES)
         .collect()
         .await

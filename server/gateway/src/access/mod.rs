@@ -32,7 +32,7 @@ use http_parts::origin_matches;
 pub use http_parts::{
     append_cookie, found, found_with_cookies, is_websocket, take_form, FormTooLarge, MAX_FORM_BYTES,
 };
-pub use page::{confirm_page, PAGE_HEADERS};
+pub use page::{confirm_page, html_escape, PAGE_HEADERS};
 
 /// The token exchange path on every workspace host.
 pub const AUTH_PATH: &str = "/_qingting/auth";

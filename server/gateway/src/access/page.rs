@@ -33,7 +33,8 @@ pub const PAGE_HEADERS: [(&str, &str); 3] = [
     ("cache-control", "no-store"),
 ];
 
-pub(super) fn html_escape(s: &str) -> String {
+/// Text made safe inside HTML elements and double-quoted attributes.
+pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

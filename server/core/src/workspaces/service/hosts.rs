@@ -12,18 +12,24 @@ const MAX_HOSTS: usize = 10_000;
 
 #[derive(Debug, Default)]
 pub(super) struct HostCache {
-    /// user → workspace name → answer (`None`: no such workspace).
-    by_user: Mutex<HashMap<String, HashMap<String, Option<GatewayTarget>>>>,
-    len: AtomicU64,
+    answers: Mutex<Answers>,
     /// Bumped by every change: an answer read from the database before a change is not kept
     /// after it.
     generation: AtomicU64,
 }
 
+#[derive(Debug, Default)]
+struct Answers {
+    /// user → workspace name → answer (`None`: no such workspace). Nested so that a lookup
+    /// borrows the host's two names instead of building a key.
+    by_user: HashMap<String, HashMap<String, Option<GatewayTarget>>>,
+    count: usize,
+}
+
 impl HostCache {
     fn get(&self, user: &str, name: &str) -> Option<Option<GatewayTarget>> {
-        let map = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(user)?.get(name).cloned()
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        answers.by_user.get(user)?.get(name).cloned()
     }
 
     fn generation(&self) -> u64 {
@@ -31,25 +37,28 @@ impl HostCache {
     }
 
     fn insert(&self, seen_at: u64, user: &str, name: &str, answer: Option<GatewayTarget>) {
-        let mut map = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         // Checked under the lock that `clear` takes too: no stale answer slips in after it.
         if self.generation() != seen_at {
             return;
         }
-        if self.len.fetch_add(1, Ordering::Relaxed) as usize >= MAX_HOSTS {
-            map.clear();
-            self.len.store(1, Ordering::Relaxed);
+        if answers.count >= MAX_HOSTS {
+            *answers = Answers::default();
         }
-        map.entry(user.to_string())
+        let previous = answers
+            .by_user
+            .entry(user.to_string())
             .or_default()
             .insert(name.to_string(), answer);
+        if previous.is_none() {
+            answers.count += 1;
+        }
     }
 
     pub(super) fn clear(&self) {
-        let mut map = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
-        map.clear();
-        self.len.store(0, Ordering::Relaxed);
+        *answers = Answers::default();
     }
 }
 
