@@ -94,12 +94,14 @@ ensure_build_tools() {
 }
 
 ensure_sandbox_tools() {
-  # bubblewrap: the local runtime refuses to start workspaces without a sandbox. The system
-  # python3 runs the tests' stand-in IDE inside it.
-  if ! command -v bwrap >/dev/null || [ ! -x /usr/bin/python3 ]; then
-    say "Installing bubblewrap (the workspace sandbox) and the system python3"
+  # bubblewrap: the local runtime refuses to start workspaces without a sandbox. slirp4netns
+  # and nftables give workspaces the internet behind their firewall (without them they have
+  # no network). The system python3 (and its pip) runs the tests' stand-in IDE inside it.
+  if ! command -v bwrap >/dev/null || ! command -v slirp4netns >/dev/null \
+    || ! command -v nft >/dev/null || ! /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+    say "Installing bubblewrap (the workspace sandbox), slirp4netns and nftables (its network) and the system python3"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap python3
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap slirp4netns nftables python3 python3-pip
   fi
 }
 

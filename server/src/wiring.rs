@@ -124,6 +124,8 @@ fn local_runtime(config: &Config) -> anyhow::Result<LocalRuntime> {
         uid_base: local.uid_base,
         policy: Policy::default(),
         log_max_bytes: local.log_max_bytes,
+        network: local.network,
+        network_deny: local.network_deny.clone(),
     })?)
 }
 

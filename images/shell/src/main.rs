@@ -158,6 +158,7 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
         user: cfg.owner.clone(),
         workspace: cfg.workspace.clone(),
         origin: format!("{}://{host}", cfg.proto),
+        port: None,
     };
     let (parts, body) = req.into_parts();
     // The token exchange's answer form is read here; every other body streams to the IDE.

@@ -12,6 +12,7 @@ pub mod avatars;
 pub mod client_ip;
 pub mod config;
 pub mod editors;
+pub mod ip_range;
 pub mod objects;
 pub mod rate_limit;
 pub mod redirect;

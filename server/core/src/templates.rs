@@ -23,6 +23,20 @@ pub struct Template {
     pub max_processes: u32,
     pub health_path: String,
     pub command: Vec<String>,
+    /// Outbound network for the local runtime (the operator can turn it off for all).
+    #[serde(default)]
+    pub network: Network,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The internet, through a user-mode network stack and a firewall that keeps the host,
+    /// other workspaces and private ranges out of reach (docs/runtimes.md).
+    #[default]
+    Internet,
+    /// No network at all (only the workspace's own loopback).
+    None,
 }
 
 #[derive(Debug, Deserialize)]

@@ -181,6 +181,8 @@ pub fn install_test_ide(editors: &std::path::Path) -> crate::templates::Template
             "{socket}".into(),
             "{files}".into(),
         ],
+        // Most tests need no network; the network's own tests turn it on.
+        network: crate::templates::Network::None,
     }
 }
 

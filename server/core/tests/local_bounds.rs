@@ -49,6 +49,8 @@ impl Bench {
         std::fs::write(&probe, PROBE_IDE).unwrap();
         std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o644)).unwrap();
         let rt = LocalRuntime::new(LocalOptions {
+            network: Default::default(),
+            network_deny: Vec::new(),
             data_dir: dir.path().join("data"),
             editors_dir: editors.clone(),
             insecure_no_sandbox,

@@ -73,6 +73,8 @@ async fn local_runtime_end_to_end() {
         ..Policy::default()
     };
     let rt = LocalRuntime::new(LocalOptions {
+        network: Default::default(),
+        network_deny: Vec::new(),
         data_dir: data.path().to_path_buf(),
         editors_dir: editors.clone(),
         insecure_no_sandbox: false,

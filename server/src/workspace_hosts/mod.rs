@@ -158,8 +158,12 @@ async fn decide_and_answer(
             user: wh.user.clone(),
             workspace: wh.workspace.clone(),
             origin: origin.clone(),
+            port: wh.port,
         },
-        None => Target::nobody(&wh.user, &wh.workspace, &origin),
+        None => Target {
+            port: wh.port,
+            ..Target::nobody(&wh.user, &wh.workspace, &origin)
+        },
     };
     let (parts, body) = req.into_parts();
     // The token exchange's answer form is read here; every other body streams to the IDE.
@@ -222,7 +226,7 @@ async fn decide_and_answer(
             // session ends.
             let live = access::is_websocket(req.headers())
                 .then(|| gw.state.live.register(&claims.sid, claims.sub));
-            forward(&gw, &wh.workspace, &owner, target, &origin, live, req).await
+            forward(&gw, &wh, &owner, target, &origin, live, req).await
         }
     }
 }
@@ -241,7 +245,7 @@ fn sign_in_again(gw: &Gateway, rules: &Target, next: &str) -> Response {
 
 async fn forward(
     gw: &Gateway,
-    name: &str,
+    wh: &host::WorkspaceHost,
     owner: &Account,
     target: GatewayTarget,
     origin: &str,
@@ -249,6 +253,7 @@ async fn forward(
     req: Request,
 ) -> Response {
     let service = &gw.state.workspaces;
+    let name = wh.workspace.as_str();
     if req.uri().path() == START_PATH && req.method() == Method::POST {
         // A form post from the workspace's own page only (CSRF).
         let same_origin = req
@@ -286,7 +291,14 @@ async fn forward(
         }
         other => return pages::busy(name, other.as_str()),
     }
-    let Some(upstream) = target.endpoint else {
+    let upstream = match wh.port {
+        None => target.endpoint,
+        Some(port) => match service.runtime().port_endpoint(target.id, port) {
+            Ok(e) => Some(e),
+            Err(why) => return pages::refused(501, &why, &gw.dashboard),
+        },
+    };
+    let Some(upstream) = upstream else {
         return pages::unreachable(name);
     };
     let fwd = Forwarded {
@@ -304,8 +316,11 @@ async fn forward(
     match proxy::forward(req, &upstream, &gw.pool, &fwd, keep_alive, revoked).await {
         Ok(res) => res.map(Body::new),
         Err(e) => {
-            tracing::warn!(workspace = target.id, "proxy: {e}");
-            pages::unreachable(name)
+            tracing::warn!(workspace = target.id, port = wh.port, "proxy: {e}");
+            match wh.port {
+                Some(port) => pages::nothing_on_port(name, port),
+                None => pages::unreachable(name),
+            }
         }
     }
 }

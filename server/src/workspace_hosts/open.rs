@@ -26,6 +26,8 @@ pub struct OpenQuery {
     /// The workspace host's round-trip state, carried into the token (see
     /// `qingting_gateway::token::Claims::state`).
     state: Option<String>,
+    /// A port of the workspace to open (its preview host) instead of the IDE.
+    port: Option<u16>,
 }
 
 pub async fn open(
@@ -40,13 +42,15 @@ pub async fn open(
         .and_then(redirect::safe_next)
         .unwrap_or("/");
     let state_param = q.state.as_deref().filter(|s| token::is_state(s));
-    let here = match state_param {
-        Some(st) => format!(
-            "/open/{user}/{name}?next={}&state={st}",
-            url::percent_encode(next)
-        ),
-        None => format!("/open/{user}/{name}?next={}", url::percent_encode(next)),
-    };
+    let port = q.port.filter(|p| *p > 0);
+    let here = format!(
+        "/open/{user}/{name}?next={}{}{}",
+        url::percent_encode(next),
+        state_param
+            .map(|st| format!("&state={st}"))
+            .unwrap_or_default(),
+        port.map(|p| format!("&port={p}")).unwrap_or_default(),
+    );
     let uid = match auth_session::user_id(&session).await {
         Ok(Some(uid)) => uid,
         Ok(None) => return to(&format!("/login?next={}", url::percent_encode(&here))),
@@ -77,7 +81,9 @@ pub async fn open(
         now_unix(),
         MAX_TTL_SECS,
     );
-    let origin = state.config.workspace_origin(&account.username, &ws.name);
+    let origin = state
+        .config
+        .workspace_origin(&account.username, &ws.name, port);
     to(&format!(
         "{origin}{}?token={token}&next={}",
         access::AUTH_PATH,

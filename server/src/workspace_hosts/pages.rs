@@ -86,6 +86,21 @@ pub fn unreachable(name: &str) -> Response {
     )
 }
 
+/// A port preview whose port nothing in the workspace listens on (yet).
+pub fn nothing_on_port(name: &str, port: u16) -> Response {
+    page(
+        StatusCode::BAD_GATEWAY,
+        "nothing on this port",
+        &format!(
+            "<h1>Nothing answers on port {port} in <code>{}</code></h1><p>Start a server there \
+             (for example <code>python -m http.server {port}</code>) in the workspace's \
+             terminal. This page reloads by itself.</p>",
+            html_escape(name)
+        ),
+        true,
+    )
+}
+
 pub fn refused(status: u16, message: &str, dashboard: &str) -> Response {
     page(
         StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),

@@ -214,6 +214,8 @@ pub static SETTINGS: &[Setting] = &[
         .short("insecure-no-sandbox"),
     s("workspaces.local.uid_base", "Workspace `id` runs as uid `uid_base + id`: on the host when the server runs as root, inside the sandbox's user namespace otherwise."),
     s("workspaces.local.log_max_bytes", "An IDE's log (`<data_dir>/logs/ws-<id>.log`) is rotated to `.1` at this size while it runs, so it keeps at most twice this; at least 4096."),
+    s("workspaces.local.network", "Outbound network for workspaces: `template` (as each template's `network` says; the shipped ones say `internet`) or `none` (no workspace has a network). Needs slirp4netns and nftables; docs/runtimes.md explains the firewall."),
+    s("workspaces.local.network_deny", "More address ranges no workspace may reach (comma-separated, e.g. `203.0.113.0/24, 2001:db8::/32`), besides the loopback, private, link-local and carrier-grade NAT ranges and the host's own addresses, which are always refused."),
     s("workspaces.fc.endpoint", "FC API endpoint, e.g. the simulator's URL for trials.")
         .default_is("`https://<account_id>.<region>.fc.aliyuncs.com`"),
     s("workspaces.fc.region", "FC region."),

@@ -171,15 +171,15 @@ impl Config {
         site(self.public_host()) == site(&workspace_host)
     }
 
-    /// `scheme://<user>-<ws>.<domain>[:port]`: where a workspace is opened.
-    pub fn workspace_origin(&self, user: &str, workspace: &str) -> String {
+    /// `scheme://<user>-<ws>.<domain>[:port]`: where a workspace is opened; with `preview`,
+    /// `scheme://<preview>-<user>-<ws>.<domain>[:port]`, where that port of it is.
+    pub fn workspace_origin(&self, user: &str, workspace: &str, preview: Option<u16>) -> String {
         let scheme = if self.is_https() { "https" } else { "http" };
-        let host = qingting_gateway::host::format(
-            user,
-            workspace,
-            &self.workspace_domain(),
-            self.public_port(),
-        );
+        let (domain, port) = (self.workspace_domain(), self.public_port());
+        let host = match preview {
+            Some(p) => qingting_gateway::host::format_preview(p, user, workspace, &domain, port),
+            None => qingting_gateway::host::format(user, workspace, &domain, port),
+        };
         format!("{scheme}://{host}")
     }
 
@@ -207,14 +207,18 @@ mod tests {
         let mut c = Config::default();
         assert_eq!(c.workspace_domain(), "localhost");
         assert_eq!(
-            c.workspace_origin("alice", "demo"),
+            c.workspace_origin("alice", "demo", None),
             "http://alice-demo.localhost:3000"
         );
         c.public_url = "https://studio.example.com".into();
         c.workspaces.domain = Some("ws.example.com".into());
         assert_eq!(
-            c.workspace_origin("alice", "demo"),
+            c.workspace_origin("alice", "demo", None),
             "https://alice-demo.ws.example.com"
+        );
+        assert_eq!(
+            c.workspace_origin("alice", "demo", Some(8000)),
+            "https://8000-alice-demo.ws.example.com"
         );
         c.workspaces.domain = Some("bad domain".into());
         assert!(c.validate().is_err());

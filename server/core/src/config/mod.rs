@@ -147,6 +147,21 @@ pub struct LocalRuntimeConfig {
     pub insecure_no_sandbox: bool,
     pub uid_base: u32,
     pub log_max_bytes: u64,
+    pub network: NetworkPolicy,
+    /// Ranges a workspace never reaches, besides the private, loopback and link-local ones and
+    /// the host's own addresses, which are always refused.
+    pub network_deny: Vec<crate::ip_range::IpRange>,
+}
+
+/// Whether local workspaces get outbound network access.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkPolicy {
+    /// As each template says (`network = "internet"` or `"none"`).
+    #[default]
+    Template,
+    /// No workspace has a network, whatever its template says.
+    None,
 }
 
 impl Default for LocalRuntimeConfig {
@@ -155,6 +170,8 @@ impl Default for LocalRuntimeConfig {
             insecure_no_sandbox: false,
             uid_base: 200_000,
             log_max_bytes: 8 * 1024 * 1024,
+            network: NetworkPolicy::Template,
+            network_deny: Vec::new(),
         }
     }
 }

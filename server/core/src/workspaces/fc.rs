@@ -375,6 +375,16 @@ impl Runtime for FcRuntime {
         None
     }
 
+    fn port_endpoint(&self, _workspace_id: i64, _port: u16) -> Result<Endpoint, String> {
+        // The function's HTTP trigger reaches only the shell's port; docs/deploy-fc.md says
+        // what a preview would take there.
+        Err(
+            "port previews are not available on Function Compute yet: a function answers on \
+             one port only (docs/deploy-fc.md)"
+                .into(),
+        )
+    }
+
     fn traffic_through_gateway(&self) -> bool {
         false
     }

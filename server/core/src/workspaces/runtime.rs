@@ -91,6 +91,17 @@ pub trait Runtime: Send + Sync + Debug {
     fn isolation(&self) -> Value {
         Value::Null
     }
+
+    /// Where the gateway reaches `port` inside a running workspace (its preview host), or
+    /// why it cannot.
+    fn port_endpoint(&self, _workspace_id: i64, _port: u16) -> Result<Endpoint, String> {
+        Err("port previews are not available on this runtime".into())
+    }
+
+    /// The TCP ports a running workspace listens on, ascending (for the dashboard).
+    fn listening_ports(&self, _workspace_id: i64) -> Vec<u16> {
+        Vec::new()
+    }
 }
 
 /// A runtime for tests of everything above the runtime: it can be slow or fail on demand,

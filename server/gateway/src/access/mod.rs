@@ -47,6 +47,8 @@ pub struct Target {
     pub workspace: String,
     /// `scheme://host[:port]` of the workspace, as browsers send it in `Origin`.
     pub origin: String,
+    /// The port a preview host (`<port>-<user>-<workspace>`) shows; `None` for the IDE.
+    pub port: Option<u16>,
 }
 
 impl Target {
@@ -59,6 +61,7 @@ impl Target {
             user: user.to_string(),
             workspace: workspace.to_string(),
             origin: origin.to_string(),
+            port: None,
         }
     }
 }
@@ -218,10 +221,14 @@ impl Guard {
         if clear {
             set_cookies.push(cookie::clear_header(self.secure));
         }
+        let port = target
+            .port
+            .map(|p| format!("&port={p}"))
+            .unwrap_or_default();
         Decision::SignIn {
             set_cookies,
             location: format!(
-                "{}/open/{}/{}?next={}&state={state}",
+                "{}/open/{}/{}?next={}&state={state}{port}",
                 self.dashboard,
                 target.user,
                 target.workspace,

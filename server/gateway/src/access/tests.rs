@@ -22,6 +22,7 @@ fn setup() -> (TokenSigner, Guard, Target) {
         user: "alice".into(),
         workspace: "demo".into(),
         origin: "http://alice-demo.localhost:3000".into(),
+        port: None,
     };
     (signer, guard, target)
 }

@@ -7,6 +7,9 @@
 //!                                inside <data>/run (0711), so no workspace can list or
 //!                                reach another's socket
 //! <data>/run/<id>.pid            pid and start time of the sandbox (not writable by it)
+//! <data>/run/<id>.net.pid        the same for its slirp4netns (when it has a network)
+//! <data>/run/<id>.nft            its firewall, read-only inside the sandbox
+//! <data>/run/resolv.conf         the DNS configuration every workspace sees
 //! <data>/logs/ws-<id>.log        the IDE's output (0600), rotated to ws-<id>.log.1
 //! ```
 
@@ -58,6 +61,15 @@ impl Layout {
     }
     pub fn pidfile(&self, id: i64) -> PathBuf {
         self.run().join(format!("{id}.pid"))
+    }
+    pub fn net_pidfile(&self, id: i64) -> PathBuf {
+        self.run().join(format!("{id}.net.pid"))
+    }
+    pub fn firewall(&self, id: i64) -> PathBuf {
+        self.run().join(format!("{id}.nft"))
+    }
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.run().join("resolv.conf")
     }
     pub fn log(&self, id: i64) -> PathBuf {
         self.logs().join(format!("ws-{id}.log"))

@@ -5,17 +5,21 @@
 
 mod layout;
 mod limits;
+mod network;
+mod ports;
 mod process;
 mod sandbox;
 mod supervisor;
 
 pub use layout::Layout;
 pub use limits::default_max_running;
+pub use network::host_addresses;
 pub use process::kill_now;
-pub use sandbox::{Isolation, NoSandbox};
+pub use sandbox::{Isolation, Network, NoSandbox};
 pub use supervisor::Policy;
 
 use super::runtime::{Endpoint, Observed, Runtime, RuntimeError, RuntimeEvent, WorkspaceSpec};
+use crate::{config::NetworkPolicy, ip_range::IpRange};
 use async_trait::async_trait;
 use process::ProcId;
 use serde_json::{json, Value};
@@ -42,6 +46,9 @@ pub struct LocalOptions {
     pub policy: Policy,
     /// An IDE's log is rotated to `.1` at this size, so it keeps at most twice this on disk.
     pub log_max_bytes: u64,
+    /// Outbound network (`workspaces.local.network`), and more ranges it never reaches.
+    pub network: NetworkPolicy,
+    pub network_deny: Vec<IpRange>,
 }
 
 #[derive(Clone)]
@@ -85,6 +92,8 @@ impl Running {
 
 /// How long the last output of an IDE that ended may take to reach its log.
 const LOG_DRAIN: Duration = Duration::from_secs(2);
+/// How long a sandbox may take to load its firewall and get its network connected.
+const NET_ATTACH: Duration = Duration::from_secs(10);
 /// How often a starting IDE is probed for readiness.
 const READY_POLL: Duration = Duration::from_millis(10);
 
@@ -95,7 +104,12 @@ fn err(e: impl std::fmt::Display) -> RuntimeError {
 impl LocalRuntime {
     /// Checks the host's isolation (see [`Isolation::detect`]) and prepares the data dirs.
     pub fn new(opts: LocalOptions) -> Result<Self, NoSandbox> {
-        let isolation = Isolation::detect(opts.insecure_no_sandbox, opts.uid_base)?;
+        let isolation = Isolation::detect(
+            opts.insecure_no_sandbox,
+            opts.uid_base,
+            opts.network,
+            &opts.network_deny,
+        )?;
         let layout = Layout::new(&opts.data_dir);
         for (dir, mode) in [
             (layout.workspaces(), 0o711),
@@ -110,6 +124,11 @@ impl LocalRuntime {
                 .and_then(|_| fs::set_permissions(&dir, fs::Permissions::from_mode(mode)))
                 .map_err(|e| NoSandbox(format!("cannot prepare {}: {e}", dir.display())))?;
         }
+        fs::write(layout.resolv_conf(), network::resolv_conf())
+            .and_then(|_| {
+                fs::set_permissions(layout.resolv_conf(), fs::Permissions::from_mode(0o644))
+            })
+            .map_err(|e| NoSandbox(format!("cannot write the workspaces' resolv.conf: {e}")))?;
         let (events, _) = broadcast::channel(64);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -133,6 +152,11 @@ impl LocalRuntime {
         ProcId::load(&self.inner.layout.pidfile(id))
             .filter(ProcId::alive)
             .map(|p| p.pid)
+    }
+
+    /// Whether workspaces get a network here, and how.
+    pub fn network(&self) -> &Network {
+        &self.inner.isolation.network
     }
 
     /// The uid a workspace's IDE runs as, if it has its own.
@@ -208,6 +232,18 @@ impl Inner {
                 spec.template.max_processes,
             )
             .map_err(|e| err(format!("cannot set resource limits: {e}")))?;
+        let networked = self.isolation.networked(&spec.template);
+        if let Network::Firewalled { deny } = &self.isolation.network {
+            if networked {
+                // Read now: the host's addresses can change while the server runs.
+                let rules = network::rules(&network::denied(deny));
+                fs::write(l.firewall(id), rules)
+                    .and_then(|_| {
+                        fs::set_permissions(l.firewall(id), fs::Permissions::from_mode(0o644))
+                    })
+                    .map_err(|e| err(format!("cannot write the workspace's firewall: {e}")))?;
+            }
+        }
         let cmd = self
             .isolation
             .command(l, &self.editors, &spec.template, id, &procs);
@@ -219,6 +255,22 @@ impl Inner {
             .ok_or_else(|| err("the IDE exited at once"))?;
         proc.save(&l.pidfile(id)).map_err(err)?;
         let deadline = tokio::time::Instant::now() + self.policy.start_timeout;
+        if networked {
+            let attached = network::attach(proc, &run.join(network::READY_MARK), NET_ATTACH).await;
+            match attached
+                .and_then(|slirp| slirp.save(&l.net_pidfile(id)).map_err(|e| e.to_string()))
+            {
+                Ok(()) => {}
+                Err(why) => {
+                    self.kill(id, Some(proc)).await;
+                    writer.drained(LOG_DRAIN).await;
+                    return Err(err(format!(
+                        "the workspace's network could not be set up: {why}. Last output:\n{}",
+                        layout::log_tail(&l.log(id), 15)
+                    )));
+                }
+            }
+        }
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 self.kill(id, Some(proc)).await;
@@ -262,8 +314,21 @@ impl Inner {
             }
             None => process::kill_cgroup(self.isolation.limits, self.isolation.slot(id)).await,
         }
-        let _ = fs::remove_file(self.layout.pidfile(id));
-        let _ = fs::remove_file(self.layout.socket(id));
+        network::stop(ProcId::load(&self.layout.net_pidfile(id)));
+        for f in [
+            self.layout.pidfile(id),
+            self.layout.net_pidfile(id),
+            self.layout.firewall(id),
+            self.layout.socket(id),
+        ] {
+            let _ = fs::remove_file(f);
+        }
+    }
+
+    /// The process holding a running workspace's namespaces.
+    fn namespace_holder(&self, id: i64) -> Option<i32> {
+        let sandbox = ProcId::load(&self.layout.pidfile(id)).filter(ProcId::alive)?;
+        network::namespace_holder(sandbox.pid)
     }
 
     fn take(&self, id: i64) -> Option<Supervised> {
@@ -421,5 +486,38 @@ impl Runtime for LocalRuntime {
 
     fn isolation(&self) -> Value {
         self.inner.isolation.report()
+    }
+
+    fn port_endpoint(&self, workspace_id: i64, port: u16) -> Result<Endpoint, String> {
+        let iso = &self.inner.isolation;
+        if !iso.sandboxed {
+            // The IDE shares this host's network (--insecure-no-sandbox).
+            return Ok(Endpoint::Tcp(format!("127.0.0.1:{port}")));
+        }
+        if !iso.root {
+            return Err(
+                "port previews need the server to run as root: it connects from \
+                        inside the workspace's network namespace"
+                    .into(),
+            );
+        }
+        let holder = self
+            .inner
+            .namespace_holder(workspace_id)
+            .ok_or("the workspace is not running")?;
+        Ok(Endpoint::Namespaced {
+            netns: PathBuf::from(format!("/proc/{holder}/ns/net")),
+            port,
+        })
+    }
+
+    fn listening_ports(&self, workspace_id: i64) -> Vec<u16> {
+        if !self.inner.isolation.sandboxed {
+            return Vec::new();
+        }
+        self.inner
+            .namespace_holder(workspace_id)
+            .map(ports::listening)
+            .unwrap_or_default()
     }
 }

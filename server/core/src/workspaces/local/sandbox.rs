@@ -1,7 +1,8 @@
 //! The sandbox each IDE runs in, and the check of what this host allows.
 //!
-//! With bubblewrap: new mount, pid, ipc, uts and network namespaces (no network at all, so a
-//! workspace cannot reach another's IDE or this server over loopback); `/usr` and `/etc`
+//! With bubblewrap: new mount, pid, ipc, uts and network namespaces (a workspace's loopback is
+//! its own, so it cannot reach another's IDE or this server; the internet, where its template
+//! asks for it, comes through a firewall: `network.rs`); `/usr` and `/etc`
 //! read-only; the editors read-only; only the workspace's own `files`, `ide` and socket dirs
 //! writable; a new session with no controlling terminal (`TIOCSTI` on the operator's terminal,
 //! CVE-2017-5226). When the server runs as root, bubblewrap sets up the mounts and the IDE then
@@ -13,12 +14,18 @@
 use super::{
     layout::{Layout, SANDBOX_FILES, SANDBOX_IDE, SANDBOX_RUN, SOCKET},
     limits::LimitMode,
+    network,
 };
-use crate::templates::Template;
+use crate::{
+    config::NetworkPolicy,
+    ip_range::IpRange,
+    templates::{self, Template},
+};
 use serde_json::{json, Value};
 use std::{
+    io::Write,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
 };
 
 #[derive(Debug, Clone)]
@@ -32,6 +39,18 @@ pub struct Isolation {
     /// `slot_base + id` names a workspace's cgroups (and is its uid when it has its own).
     pub slot_base: u32,
     pub limits: LimitMode,
+    pub network: Network,
+}
+
+/// Whether workspaces whose template asks for the internet get it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// Through slirp4netns and the firewall, refusing these ranges.
+    Firewalled { deny: Vec<IpRange> },
+    /// Not on this host, and why.
+    Off(String),
+    /// No sandbox: the IDE shares the server's network (`insecure_no_sandbox`).
+    Host,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +69,12 @@ const NAMESPACES: [&str; 5] = ["mount", "pid", "ipc", "uts", "net"];
 impl Isolation {
     /// Checks what this host allows. Without a working bubblewrap this fails unless
     /// `insecure` is set.
-    pub fn detect(insecure: bool, uid_base: u32) -> Result<Self, NoSandbox> {
+    pub fn detect(
+        insecure: bool,
+        uid_base: u32,
+        policy: NetworkPolicy,
+        deny: &[IpRange],
+    ) -> Result<Self, NoSandbox> {
         let root = unsafe { libc::geteuid() } == 0;
         let limits = if root {
             LimitMode::detect()
@@ -64,6 +88,7 @@ impl Isolation {
                 uid_base: None,
                 slot_base: uid_base,
                 limits,
+                network: Network::Host,
             });
         }
         let mut probe = Command::new("bwrap");
@@ -87,13 +112,32 @@ impl Isolation {
                     .into(),
             ));
         }
+        let network = match policy {
+            NetworkPolicy::None => Network::Off("turned off by the operator".into()),
+            NetworkPolicy::Template => match probe_firewall(root) {
+                Ok(()) => Network::Firewalled {
+                    deny: deny.to_vec(),
+                },
+                Err(why) => {
+                    tracing::warn!("workspaces will have no network: {why}");
+                    Network::Off(why)
+                }
+            },
+        };
         Ok(Self {
             sandboxed: true,
             root,
             uid_base: root.then_some(uid_base),
             slot_base: uid_base,
             limits,
+            network,
         })
+    }
+
+    /// Whether workspaces of `template` get the internet.
+    pub fn networked(&self, template: &Template) -> bool {
+        template.network == templates::Network::Internet
+            && matches!(self.network, Network::Firewalled { .. })
     }
 
     /// For `/healthz` and the start-up log.
@@ -115,6 +159,19 @@ impl Isolation {
                 "new session, no controlling terminal (setsid)"
             },
             "limits": self.limits.describe(),
+            "network": match &self.network {
+                Network::Firewalled { deny } => json!({
+                    "mode": "internet where the template asks (slirp4netns), firewalled",
+                    "refused": network::ALWAYS_DENIED
+                        .iter()
+                        .map(ToString::to_string)
+                        .chain(["the host's own addresses".to_string()])
+                        .chain(deny.iter().map(ToString::to_string))
+                        .collect::<Vec<_>>(),
+                }),
+                Network::Off(why) => json!({ "mode": "none", "why": why }),
+                Network::Host => json!({ "mode": "the server's own network (no sandbox)" }),
+            },
         })
     }
 
@@ -153,6 +210,7 @@ impl Isolation {
         } else {
             (layout.files(id), layout.ide(id), layout.socket(id))
         };
+        let networked = self.sandboxed && self.networked(template);
         if self.sandboxed {
             cmd.arg("bwrap");
             base_args(&mut cmd, self.root);
@@ -160,6 +218,10 @@ impl Isolation {
                 // The only uid the namespace maps: the IDE is never the server's uid inside.
                 let inside = self.slot(id).to_string();
                 cmd.args(["--uid", &inside, "--gid", &inside]);
+                if networked {
+                    // For the firewall only: dropped before the IDE starts (below).
+                    cmd.args(["--cap-add", "CAP_NET_ADMIN"]);
+                }
             }
             let mut made: Vec<PathBuf> = Vec::new();
             for dir in read_only_dirs(editors) {
@@ -175,6 +237,18 @@ impl Isolation {
             cmd.arg("--bind").arg(layout.ide(id)).arg(SANDBOX_IDE);
             cmd.args(["--perms", "0755", "--dir", "/run"]);
             cmd.arg("--bind").arg(layout.run_dir(id)).arg(SANDBOX_RUN);
+            if networked {
+                cmd.arg("--ro-bind")
+                    .arg(layout.firewall(id))
+                    .arg(network::RULES_IN_SANDBOX);
+                let resolv = resolv_conf_path();
+                for parent in parents(&resolv) {
+                    if !parent.starts_with("/etc") && !parent.starts_with("/usr") {
+                        cmd.args(["--dir"]).arg(parent);
+                    }
+                }
+                cmd.arg("--ro-bind").arg(layout.resolv_conf()).arg(&resolv);
+            }
             cmd.args([
                 "--chdir",
                 SANDBOX_FILES,
@@ -186,6 +260,31 @@ impl Isolation {
                 cmd.arg("--setenv").arg(k).arg(v);
             }
             cmd.arg("--");
+            if networked {
+                // The rules are in force before anything of the workspace runs, and the mark
+                // tells the server to connect the namespace only then.
+                cmd.args([
+                    "/bin/sh",
+                    "-c",
+                    &format!(
+                        "PATH=/usr/sbin:/sbin:/usr/bin:/bin nft -f {rules} || {{ echo 'qingting: cannot load the workspace firewall' >&2; exit 97; }}; \
+                         : > {SANDBOX_RUN}/{mark} && exec \"$@\"",
+                        rules = network::RULES_IN_SANDBOX,
+                        mark = network::READY_MARK,
+                    ),
+                    "qingting-net",
+                ]);
+                if !self.root {
+                    cmd.args([
+                        "setpriv",
+                        "--inh-caps=-all",
+                        "--ambient-caps=-all",
+                        "--bounding-set=-all",
+                        "--no-new-privs",
+                        "--",
+                    ]);
+                }
+            }
             if let Some(uid) = self.uid(id) {
                 cmd.args([
                     "setpriv",
@@ -212,6 +311,69 @@ impl Isolation {
         }
         cmd.args(template.argv(editors, &files, &ide, &socket));
         cmd
+    }
+}
+
+/// Whether a sandbox here can load a firewall into its own network namespace and then give
+/// up the capability to change it (what every networked workspace does at start).
+fn probe_firewall(root: bool) -> Result<(), String> {
+    for tool in ["slirp4netns", "nft", "setpriv"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Err(format!(
+                "`{tool}` is missing (apt-get install slirp4netns nftables util-linux)"
+            ));
+        }
+    }
+    let mut probe = Command::new("bwrap");
+    base_args(&mut probe, root);
+    if !root {
+        probe.args([
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            "--cap-add",
+            "CAP_NET_ADMIN",
+        ]);
+    }
+    probe.args(["--", "nft", "-f", "-"]);
+    let mut child = probe
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run bwrap: {e}"))?;
+    let rules = network::rules(&network::denied(&[]));
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(rules.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "this host does not let a sandbox load its firewall ({}){}",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            if root {
+                ""
+            } else {
+                "; running the server as root gives workspaces their network"
+            }
+        ))
+    }
+}
+
+/// Where the sandbox's resolver configuration goes: `/etc/resolv.conf`, or the file it links
+/// to (systemd-resolved's stub), since bubblewrap binds through links.
+fn resolv_conf_path() -> PathBuf {
+    let etc = Path::new("/etc/resolv.conf");
+    match std::fs::symlink_metadata(etc) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(etc).unwrap_or(etc.into()),
+        _ => etc.into(),
     }
 }
 
@@ -244,7 +406,10 @@ fn base_args(cmd: &mut Command, root: bool) {
     ] {
         cmd.args(["--symlink", target, link]);
     }
-    cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    // /tmp as everywhere: anyone may create files, only their owner removes them.
+    cmd.args([
+        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+    ]);
 }
 
 /// The editors, and the Python a virtualenv under them points at (`pyvenv.cfg`'s `home`),
