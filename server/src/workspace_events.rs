@@ -1,6 +1,8 @@
 //! `GET /api/workspaces/events`: the signed-in user's workspace list as server-sent events,
-//! once on connect and again whenever one of their workspaces changes state. The dashboard
-//! listens with gloo-net's `EventSource`, so the list is live without polling.
+//! once on connect and again whenever one of their workspaces changes state, or every few
+//! seconds when what the runtime sees changed without an event (the ports a workspace
+//! listens on). The dashboard listens with gloo-net's `EventSource`, so the list is live
+//! without polling from the browser.
 
 use app::api::workspaces::server::rows;
 use axum::{
@@ -13,9 +15,12 @@ use axum::{
 };
 use futures_util::StreamExt;
 use qingting_core::{accounts, auth_session, AppState};
-use std::convert::Infallible;
+use std::{convert::Infallible, time::Duration};
 use tokio::sync::broadcast::error::RecvError;
 use tower_sessions::Session;
+
+/// How often the list is compared with what the runtime sees, without a change event.
+const RECHECK: Duration = Duration::from_secs(3);
 
 pub async fn events(Extension(state): Extension<AppState>, session: Session) -> Response {
     let account = match auth_session::user_id(&session).await {
@@ -29,23 +34,31 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
     let live = state.live.register(&sid.to_string(), account.id);
     let ended = live.ended();
     let rx = state.workspaces.subscribe();
-    let stream = futures_util::stream::unfold((rx, true), move |(mut rx, first)| {
+    let stream = futures_util::stream::unfold((rx, None), move |(mut rx, last)| {
         let (state, account) = (state.clone(), account.clone());
         async move {
-            if !first {
-                loop {
-                    match rx.recv().await {
-                        Ok(uid) if uid == account.id => break,
-                        Ok(_) => continue,
-                        // Missed some: a fresh snapshot covers them.
-                        Err(RecvError::Lagged(_)) => break,
-                        Err(RecvError::Closed) => return None,
+            let mut last: Option<String> = last;
+            loop {
+                if last.is_some() {
+                    tokio::select! {
+                        got = rx.recv() => match got {
+                            Ok(uid) if uid != account.id => continue,
+                            // Ours, or missed some: a fresh snapshot covers them.
+                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Closed) => return None,
+                        },
+                        _ = tokio::time::sleep(RECHECK) => {}
                     }
                 }
+                let rows = rows(&state, &account).await.ok()?;
+                let json = serde_json::to_string(&rows).ok()?;
+                if last.as_deref() == Some(json.as_str()) {
+                    continue;
+                }
+                let event = Event::default().event("workspaces").data(&json);
+                last = Some(json);
+                return Some((Ok::<_, Infallible>(event), (rx, last)));
             }
-            let rows = rows(&state, &account).await.ok()?;
-            let event = Event::default().event("workspaces").json_data(rows).ok()?;
-            Some((Ok::<_, Infallible>(event), (rx, false)))
         }
     });
     let stream = stream.take_until(ended).map(move |event| {

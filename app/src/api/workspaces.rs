@@ -21,6 +21,10 @@ pub struct WorkspaceRow {
     /// What the state allows, decided by the server's state machine (the page never
     /// re-derives it from `state`).
     pub controls: Controls,
+    /// TCP ports it listens on while running (each opens at its preview host through
+    /// `open_path?port=N`).
+    #[serde(default)]
+    pub ports: Vec<u16>,
 }
 
 /// The controls a workspace offers in its current state.
@@ -114,7 +118,7 @@ pub mod server {
     use crate::api::{server_ctx::fail, server_ctx::internal, ApiError};
     use qingting_core::{
         accounts::Account,
-        workspaces::{WorkspaceError, WorkspaceView},
+        workspaces::{WorkspaceError, WorkspaceState, WorkspaceView},
         AppState,
     };
 
@@ -139,6 +143,11 @@ pub mod server {
                 can_start: v.state.can_start(),
                 can_stop: v.state.can_stop(),
                 busy: v.state.is_transitional(),
+            },
+            ports: if v.state == WorkspaceState::Running {
+                state.workspaces.runtime().listening_ports(v.id)
+            } else {
+                Vec::new()
             },
         }
     }

@@ -102,7 +102,7 @@ fn WorkspaceList(
                     </div>
                 }
             >
-                <For each=move || rows.get() key=|r| (r.id, r.state.clone(), r.reason.clone()) let:row>
+                <For each=move || rows.get() key=|r| (r.id, r.state.clone(), r.reason.clone(), r.ports.clone()) let:row>
                     <WorkspaceCard row act />
                 </For>
             </Show>
@@ -187,10 +187,38 @@ fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl 
             </div>
             <p class="muted">{template}</p>
             {reason.map(|r| view! { <pre class="reason" data-testid="reason">{r}</pre> })}
+            {port_links(&row)}
             <CardActions row act />
         </article>
     }
     .into_any()
+}
+
+/// The ports a running workspace listens on, each a link to its preview host.
+fn port_links(row: &WorkspaceRow) -> Option<AnyView> {
+    if row.ports.is_empty() {
+        return None;
+    }
+    let links: Vec<AnyView> = row
+        .ports
+        .iter()
+        .map(|p| {
+            let href = format!("{}?port={p}", row.open_path);
+            view! {
+                <a class="port" href=href target="_blank" rel="external noopener" data-port=*p>{format!(":{p}")}</a>
+            }
+            .into_any()
+        })
+        .collect();
+    Some(
+        view! {
+            <p class="ports" data-testid="ports">
+                <span class="muted">"Listening: "</span>
+                {links}
+            </p>
+        }
+        .into_any(),
+    )
 }
 
 /// The controls a workspace in its state offers, each a type-erased view (see `WorkspaceList`).

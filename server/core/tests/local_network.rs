@@ -191,6 +191,20 @@ async fn a_networked_workspace_reaches_the_internet_and_nothing_near_it() {
     assert_eq!(code, 0, "pip download failed inside the workspace:\n{out}");
     assert!(out.contains("six-1.16.0"), "{out}");
 
+    // Its own loopback is its own (a Jupyter kernel's channels, a dev server).
+    let (code, out) = exec(
+        &rt,
+        1,
+        &[
+            "/bin/sh",
+            "-c",
+            "python3 -m http.server 8765 --bind 127.0.0.1 >/dev/null 2>&1 & sleep 1",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(connects(&rt, 1, "127.0.0.1:8765").await, "its own loopback");
+
     // Nothing on this host: a port on its loopback, the same port on its own addresses,
     // Postgres, and the slirp gateway (which would be the host's loopback).
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();

@@ -2,7 +2,7 @@
 //!
 //! The sandbox keeps its own network namespace. Before anything of the workspace's runs in it,
 //! the sandbox's first process (still holding `CAP_NET_ADMIN` over that namespace) loads a
-//! firewall that refuses the host's loopback, the host's own addresses, private, shared and
+//! firewall that refuses (on anything but its own loopback interface) the host's loopback, the host's own addresses, private, shared and
 //! link-local ranges (cloud metadata included) and whatever the operator lists; then it drops
 //! every capability and starts the IDE, which can never change the rules. Only then does this
 //! server attach slirp4netns, a user-mode network stack: the namespace gets a `tap0` with
@@ -76,6 +76,7 @@ pub fn rules(denied: &[IpRange]) -> String {
         "table inet qingting {{\n\
          \tchain out {{\n\
          \t\ttype filter hook output priority 0; policy accept;\n\
+         \t\toifname \"lo\" accept\n\
          \t\tip daddr {DNS} udp dport 53 accept\n\
          \t\tip daddr {DNS} tcp dport 53 accept\n\
          \t\tip daddr {{ {} }} reject\n\
@@ -126,15 +127,34 @@ pub fn host_addresses() -> Vec<IpAddr> {
     out
 }
 
-/// The first process inside the sandbox `sandbox_pid` started (bubblewrap's child, which
-/// holds the sandbox's namespaces).
+/// A process inside the sandbox `sandbox_pid` started that is in the sandbox's network
+/// namespace: the first of its descendants, breadth first, whose namespace is not this
+/// server's. (Usually bubblewrap's own child; some kernels, gVisor among them, report that one
+/// in the host's namespace, and then the next level down is the answer.)
 pub fn namespace_holder(sandbox_pid: i32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{sandbox_pid}/task/{sandbox_pid}/children"))
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    let own = std::fs::read_link("/proc/self/ns/net").ok()?;
+    let mut level = vec![sandbox_pid];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for pid in level {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            next.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+        if let Some(found) = next
+            .iter()
+            .copied()
+            .find(|c| std::fs::read_link(format!("/proc/{c}/ns/net")).is_ok_and(|ns| ns != own))
+        {
+            return Some(found);
+        }
+        level = next;
+    }
+    None
 }
 
 /// Waits until the sandbox's firewall is in force, then connects its namespace to the
@@ -239,6 +259,8 @@ mod tests {
         assert!(!d.iter().any(|r| r.contains("8.8.8.8".parse().unwrap())));
         let text = rules(&d);
         assert!(text.contains("ip daddr 10.0.2.3 udp dport 53 accept"));
+        // The workspace's own loopback (a Jupyter kernel's channels, a dev server) is its own.
+        assert!(text.find("oifname \"lo\" accept").unwrap() < text.find("reject").unwrap());
         assert!(text.contains("203.0.113.0/24"));
         assert!(text.contains("ip6 daddr { ::1/128,"));
         // DNS is accepted before the private ranges are refused.

@@ -1,0 +1,173 @@
+//! Port previews: a server started inside a workspace opens at `<port>-<user>-<ws>` for its
+//! owner, through the same token exchange and host-only cookie as the IDE; nobody else gets
+//! in; the dashboard lists the port without configuration; a stopped workspace shows its
+//! Start page there too.
+
+use qingting_core::{
+    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
+    Config,
+};
+mod common;
+
+use common::{register, Browser};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+
+const PREVIEW: &str = "8000-alice-demo.localhost";
+
+async fn listed_ports(alice: &mut Browser) -> Vec<u64> {
+    let (_, page) = alice.api("/api/workspaces/list", &[]).await;
+    page["workspaces"][0]["ports"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_a_workspace_opens_for_its_owner_only() {
+    if !sandbox_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _reaper = IdeReaper(dir.path().to_path_buf());
+    install_test_ide(&dir.path().join("editors"));
+    let templates = dir.path().join("templates.toml");
+    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
+    let port = free_port();
+    let mut config = Config {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: format!("http://localhost:{port}"),
+        data_dir: dir.path().to_path_buf(),
+        templates_file: Some(templates),
+        ..Default::default()
+    };
+    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
+    let _server = qingting_server::start(config).await.expect("server starts");
+    let client = common::client(
+        port,
+        &["alice-demo.localhost", PREVIEW, "8001-alice-demo.localhost"],
+    );
+    let root = unsafe { libc::geteuid() } == 0;
+
+    let mut alice = register(&client, port, "alice").await;
+    let (s, row) = alice
+        .api(
+            "/api/workspaces/create",
+            &[("name", "demo"), ("template", "test-ide")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{row}");
+    alice.wait_state("demo", "running").await;
+    assert!(listed_ports(&mut alice).await.is_empty());
+
+    // In the workspace: a file, and a web server on port 8000 serving its folder.
+    let ide = format!("http://alice-demo.localhost:{port}");
+    let (res, _) = alice.follow(&alice.dash("/open/alice/demo?next=/")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let put = alice
+        .client
+        .put(format!("{ide}/files/hello.txt"))
+        .header("cookie", alice.cookie_header(&ide).expect("an IDE cookie"))
+        .body("hello from port 8000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let res = alice.get(&format!("{ide}/listen?port=8000")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // The dashboard lists it, without configuration.
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = listed_ports(&mut alice).await;
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed, vec![8000]);
+
+    // A stranger is sent to sign in, with the port carried through.
+    let preview = format!("http://{PREVIEW}:{port}");
+    let anon = client
+        .get(format!("{preview}/hello.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::FOUND);
+    let to = anon.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to.starts_with(&format!("http://localhost:{port}/open/alice/demo?"))
+            && to.ends_with("&port=8000"),
+        "{to}"
+    );
+
+    if !root {
+        // Without root the server cannot enter the workspace's namespace: a clear refusal.
+        let (res, _) = alice
+            .follow(&alice.dash("/open/alice/demo?port=8000&next=/hello.txt"))
+            .await;
+        assert_eq!(res.status(), StatusCode::NOT_IMPLEMENTED);
+        return;
+    }
+
+    // The owner opens it through the dashboard, like the IDE.
+    let (res, hops) = alice
+        .follow(&alice.dash("/open/alice/demo?port=8000&next=/hello.txt"))
+        .await;
+    assert!(hops.iter().any(|h| h.starts_with(&preview)), "{hops:?}");
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{hops:?} {body}");
+    assert_eq!(body, "hello from port 8000");
+    // Other methods pass through too.
+    let head = alice
+        .client
+        .head(format!("{preview}/hello.txt"))
+        .header(
+            "cookie",
+            alice.cookie_header(&preview).expect("a preview cookie"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], "20");
+    // A port nothing listens on says so.
+    let (res, _) = alice
+        .follow(&alice.dash("/open/alice/demo?port=8001&next=/"))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Nothing answers on port 8001"));
+
+    // Bob, signed in, gets nothing of it: /open sends him to his own list.
+    let mut bob = register(&client, port, "bobby").await;
+    let (res, hops) = bob.follow(&format!("{preview}/hello.txt")).await;
+    assert!(hops.last().unwrap().ends_with("/workspaces"), "{hops:?}");
+    assert!(!res.text().await.unwrap().contains("hello from port"));
+    assert!(!bob
+        .jar
+        .get(PREVIEW)
+        .is_some_and(|j| j.contains_key("qingting_ws")));
+    // The preview host got its own host-only cookie through its own exchange.
+    assert!(alice.jar[PREVIEW].contains_key("qingting_ws"));
+
+    // Stopped: the preview host shows the Start page.
+    let (s, _) = alice
+        .api(
+            "/api/workspaces/action",
+            &[("id", &row["id"].to_string()), ("action", "stop")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    alice.wait_state("demo", "stopped").await;
+    let res = alice.get(&format!("{preview}/hello.txt")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.text().await.unwrap().contains("start-workspace"));
+    assert!(listed_ports(&mut alice).await.is_empty());
+}
