@@ -74,7 +74,8 @@ struct PrivateNeighbour {
 
 impl PrivateNeighbour {
     fn start() -> Option<Self> {
-        let ns = format!("qt-neigh-{}", std::process::id());
+        // Interface names have at most 15 characters.
+        let ns = format!("qtn{}", std::process::id() % 10_000_000);
         let sh = |cmd: &str| {
             Command::new("sh")
                 .args(["-c", cmd])
