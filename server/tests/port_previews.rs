@@ -20,8 +20,21 @@ async fn listed_ports(alice: &mut Browser) -> Vec<u64> {
     let (_, page) = alice.api("/api/workspaces/list", &[]).await;
     page["workspaces"][0]["ports"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .map(|a| {
+            a.iter()
+                .filter(|p| p["listening"] == true)
+                .filter_map(|p| p["port"].as_u64())
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+async fn share(b: &mut Browser, id: &str, sharing: &str) -> (StatusCode, Value) {
+    b.api(
+        "/api/workspaces/share-port",
+        &[("id", id), ("port", "8000"), ("sharing", sharing)],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,6 +170,101 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
     // The preview host got its own host-only cookie through its own exchange.
     assert!(alice.jar[PREVIEW].contains_key("qingting_ws"));
 
+    // Shared with signed-in users: Bob opens it through the same exchange, with a cookie of
+    // his own that opens nothing else of Alice's.
+    let id = row["id"].to_string();
+    let (s, shared) = share(&mut alice, &id, "users").await;
+    assert_eq!(s, StatusCode::OK, "{shared}");
+    assert_eq!(shared["ports"][0]["sharing"], "users");
+    assert_eq!(
+        shared["ports"][0]["url"],
+        format!("http://{PREVIEW}:{port}")
+    );
+    let (res, hops) = bob.follow(&format!("{preview}/hello.txt")).await;
+    assert_eq!(res.status(), StatusCode::OK, "{hops:?}");
+    assert_eq!(res.text().await.unwrap(), "hello from port 8000");
+    let bobs = bob.jar[PREVIEW]["qingting_ws"].clone();
+    let with_bobs_cookie = |url: String| {
+        client
+            .get(url)
+            .header("cookie", format!("qingting_ws={bobs}"))
+            .send()
+    };
+    // On the IDE's host, or another port, his cookie is refused (sent to sign in).
+    let ide_try = with_bobs_cookie(format!("{ide}/whoami")).await.unwrap();
+    assert_eq!(ide_try.status(), StatusCode::FOUND);
+    let other_port = with_bobs_cookie(format!("http://8001-alice-demo.localhost:{port}/"))
+        .await
+        .unwrap();
+    assert_eq!(other_port.status(), StatusCode::FOUND);
+    // Not signed in: still sent to sign in.
+    let anon = client
+        .get(format!("{preview}/hello.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::FOUND);
+
+    // Public: anyone, without signing in.
+    let (s, _) = share(&mut alice, &id, "public").await;
+    assert_eq!(s, StatusCode::OK);
+    let anon = client
+        .get(format!("{preview}/hello.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::OK);
+    assert_eq!(anon.text().await.unwrap(), "hello from port 8000");
+
+    // Revoked: at once, for strangers and for Bob's cookie alike.
+    let (s, row_now) = share(&mut alice, &id, "private").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(row_now["ports"][0]["sharing"], "private");
+    let anon = client
+        .get(format!("{preview}/hello.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::FOUND);
+    let bob_again = with_bobs_cookie(format!("{preview}/hello.txt"))
+        .await
+        .unwrap();
+    assert_eq!(bob_again.status(), StatusCode::FOUND);
+
+    // Bad requests get a clear answer, and nobody shares someone else's workspace.
+    for (form, want) in [
+        (
+            vec![("id", id.as_str()), ("port", "0"), ("sharing", "public")],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                ("id", id.as_str()),
+                ("port", "70000"),
+                ("sharing", "public"),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                ("id", id.as_str()),
+                ("port", "8000"),
+                ("sharing", "everyone"),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (s, body) = alice.api("/api/workspaces/share-port", &form).await;
+        assert_eq!(s, want, "{form:?}: {body}");
+    }
+    let (s, _) = bob
+        .api(
+            "/api/workspaces/share-port",
+            &[("id", &id), ("port", "8000"), ("sharing", "public")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
     // Stopped: the preview host shows the Start page.
     let (s, _) = alice
         .api(
@@ -170,4 +278,21 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.text().await.unwrap().contains("start-workspace"));
     assert!(listed_ports(&mut alice).await.is_empty());
+    // A public port of a stopped workspace: no Start button for strangers.
+    let (s, _) = share(&mut alice, &id, "public").await;
+    assert_eq!(s, StatusCode::OK);
+    let anon = client.get(format!("{preview}/")).send().await.unwrap();
+    assert_eq!(anon.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = anon.text().await.unwrap();
+    assert!(
+        !page.contains("start-workspace") && page.contains("Only its owner"),
+        "{page}"
+    );
+    let post = client
+        .post(format!("{preview}/_qingting/start"))
+        .header("origin", &preview)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::FORBIDDEN);
 }

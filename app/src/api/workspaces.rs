@@ -21,10 +21,22 @@ pub struct WorkspaceRow {
     /// What the state allows, decided by the server's state machine (the page never
     /// re-derives it from `state`).
     pub controls: Controls,
-    /// TCP ports it listens on while running (each opens at its preview host through
-    /// `open_path?port=N`).
+    /// Ports it listens on while running, and ports it shares: each opens at its preview
+    /// host through `open_path?port=N`.
     #[serde(default)]
-    pub ports: Vec<u16>,
+    pub ports: Vec<PortRow>,
+}
+
+/// One port of a workspace, as its card shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortRow {
+    pub port: u16,
+    /// Something in the workspace listens on it now.
+    pub listening: bool,
+    /// private, users (every signed-in user) or public (anyone).
+    pub sharing: String,
+    /// Its preview address, to hand to whoever it is shared with.
+    pub url: String,
 }
 
 /// The controls a workspace offers in its current state.
@@ -86,7 +98,34 @@ pub async fn create_workspace(name: String, template: String) -> Result<Workspac
         .await
         .map_err(server::api_error)?;
     redirect_for_forms("/workspaces");
-    Ok(server::row(&state, &account, &view))
+    Ok(server::row(&state, &account, &view).await)
+}
+
+/// `sharing`: private (the owner only), users (every signed-in user) or public (anyone).
+#[server(prefix = "/api", endpoint = "workspaces/share-port")]
+pub async fn share_port(id: i64, port: u16, sharing: String) -> Result<WorkspaceRow, ApiError> {
+    use crate::api::server_ctx::{fail, redirect_for_forms, require_account, session, state};
+    use qingting_core::workspaces::PortSharing;
+    let (state, session) = (state()?, session().await?);
+    let account = require_account(&state, &session).await?;
+    let Some(sharing) = PortSharing::parse(&sharing) else {
+        return Err(fail(ApiError::invalid(
+            "sharing",
+            "Sharing must be private, users or public.",
+        )));
+    };
+    state
+        .workspaces
+        .share_port(&account, id, port, sharing)
+        .await
+        .map_err(server::api_error)?;
+    let view = state
+        .workspaces
+        .get(&account, id)
+        .await
+        .map_err(server::api_error)?;
+    redirect_for_forms("/workspaces");
+    Ok(server::row(&state, &account, &view).await)
 }
 
 /// `action`: start, stop, restart or delete.
@@ -108,21 +147,21 @@ pub async fn workspace_action(id: i64, action: String) -> Result<WorkspaceRow, A
         .await
         .map_err(server::api_error)?;
     redirect_for_forms("/workspaces");
-    Ok(server::row(&state, &account, &view))
+    Ok(server::row(&state, &account, &view).await)
 }
 
 /// The server half: rows as the dashboard shows them, and error mapping.
 #[cfg(feature = "ssr")]
 pub mod server {
-    use super::{Controls, WorkspaceRow};
+    use super::{Controls, PortRow, WorkspaceRow};
     use crate::api::{server_ctx::fail, server_ctx::internal, ApiError};
     use qingting_core::{
         accounts::Account,
-        workspaces::{WorkspaceError, WorkspaceState, WorkspaceView},
+        workspaces::{sharing_of, WorkspaceError, WorkspaceState, WorkspaceView},
         AppState,
     };
 
-    pub fn row(state: &AppState, owner: &Account, v: &WorkspaceView) -> WorkspaceRow {
+    pub async fn row(state: &AppState, owner: &Account, v: &WorkspaceView) -> WorkspaceRow {
         let template_name = state
             .workspaces
             .templates()
@@ -144,17 +183,51 @@ pub mod server {
                 can_stop: v.state.can_stop(),
                 busy: v.state.is_transitional(),
             },
-            ports: if v.state == WorkspaceState::Running {
-                state.workspaces.runtime().listening_ports(v.id)
-            } else {
-                Vec::new()
-            },
+            ports: ports(state, owner, v).await,
         }
+    }
+
+    /// What it listens on (while running) and what it shares, ascending.
+    async fn ports(state: &AppState, owner: &Account, v: &WorkspaceView) -> Vec<PortRow> {
+        let listening = if v.state == WorkspaceState::Running {
+            state.workspaces.runtime().listening_ports(v.id)
+        } else {
+            Vec::new()
+        };
+        let shared = state
+            .workspaces
+            .port_shares(v.id)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(workspace = v.id, "cannot read port shares: {e}");
+                Vec::new()
+            });
+        let mut all: Vec<u16> = listening
+            .iter()
+            .copied()
+            .chain(shared.iter().map(|s| s.0))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all.into_iter()
+            .map(|port| PortRow {
+                port,
+                listening: listening.contains(&port),
+                sharing: sharing_of(&shared, port).as_str().to_string(),
+                url: state
+                    .config
+                    .workspace_origin(&owner.username, &v.name, Some(port)),
+            })
+            .collect()
     }
 
     pub async fn rows(state: &AppState, owner: &Account) -> Result<Vec<WorkspaceRow>, ApiError> {
         let list = state.workspaces.list(owner).await.map_err(api_error)?;
-        Ok(list.iter().map(|v| row(state, owner, v)).collect())
+        let mut out = Vec::with_capacity(list.len());
+        for v in &list {
+            out.push(row(state, owner, v).await);
+        }
+        Ok(out)
     }
 
     pub fn api_error(e: WorkspaceError) -> ApiError {
@@ -165,6 +238,7 @@ pub mod server {
             }
             WorkspaceError::NameTaken => ApiError::Conflict(e.to_string()),
             WorkspaceError::NotFound => ApiError::NotFound(e.to_string()),
+            WorkspaceError::InvalidPort => ApiError::invalid("port", e.to_string()),
             WorkspaceError::LimitReached(m) => ApiError::LimitReached(m),
             WorkspaceError::Busy(_) | WorkspaceError::Runtime { .. } => {
                 ApiError::Conflict(e.to_string())

@@ -4,8 +4,8 @@
 
 use crate::{
     api::workspaces::{
-        list_workspaces, CreateWorkspace, TemplateOption, WorkspaceAction, WorkspaceRow,
-        WorkspacesPage as PageData,
+        list_workspaces, CreateWorkspace, PortRow, SharePort, TemplateOption, WorkspaceAction,
+        WorkspaceRow, WorkspacesPage as PageData,
     },
     auth::{action_error, Auth, RequireUser},
     components::form::FormAlert,
@@ -44,6 +44,9 @@ fn Dashboard(page: PageData) -> impl IntoView {
     follow_server_events(rows);
     let create = ServerAction::<CreateWorkspace>::new();
     let act = ServerAction::<WorkspaceAction>::new();
+    // Used deep in each card's port list; through context rather than every signature.
+    let share = ServerAction::<SharePort>::new();
+    provide_context(share);
     let name_input = NodeRef::<leptos::html::Input>::new();
     // A created workspace empties the name field for the next one.
     Effect::new(move |_| {
@@ -57,6 +60,11 @@ fn Dashboard(page: PageData) -> impl IntoView {
     Effect::new(move |_| {
         let answer = create.value().get().or_else(|| act.value().get());
         if let Some(Ok(row)) = answer {
+            rows.update(|list| upsert(list, row));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(row)) = share.value().get() {
             rows.update(|list| upsert(list, row));
         }
     });
@@ -76,6 +84,7 @@ fn Dashboard(page: PageData) -> impl IntoView {
         </div>
         <CreateForm create templates=page.templates any_ready name_input />
         <FormAlert message=action_error(act) />
+        <FormAlert message=action_error(share) />
         <WorkspaceList rows act />
     }
 }
@@ -194,31 +203,72 @@ fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl 
     .into_any()
 }
 
-/// The ports a running workspace listens on, each a link to its preview host.
+/// The ports a workspace listens on or shares: each a link to its preview host, whom it is
+/// shared with, and the controls to share it or stop sharing it.
 fn port_links(row: &WorkspaceRow) -> Option<AnyView> {
     if row.ports.is_empty() {
         return None;
     }
-    let links: Vec<AnyView> = row
-        .ports
-        .iter()
-        .map(|p| {
-            let href = format!("{}?port={p}", row.open_path);
-            view! {
-                <a class="port" href=href target="_blank" rel="external noopener" data-port=*p>{format!(":{p}")}</a>
-            }
-            .into_any()
-        })
-        .collect();
+    let items: Vec<AnyView> = row.ports.iter().map(|p| port_item(row, p)).collect();
     Some(
         view! {
-            <p class="ports" data-testid="ports">
-                <span class="muted">"Listening: "</span>
-                {links}
-            </p>
+            <div class="ports" data-testid="ports">
+                <p class="muted">"Ports"</p>
+                <ul>{items}</ul>
+            </div>
         }
         .into_any(),
     )
+}
+
+fn port_item(row: &WorkspaceRow, p: &PortRow) -> AnyView {
+    let share = expect_context::<ServerAction<SharePort>>();
+    let href = format!("{}?port={}", row.open_path, p.port);
+    let (id, port) = (row.id, p.port);
+    let badge = match p.sharing.as_str() {
+        "public" => Some("public"),
+        "users" => Some("signed-in users"),
+        _ => None,
+    };
+    let controls: Vec<AnyView> = if badge.is_some() {
+        vec![share_button(share, id, port, "private", "Stop sharing")]
+    } else {
+        vec![
+            share_button(share, id, port, "users", "Share with signed-in users"),
+            share_button(share, id, port, "public", "Share publicly"),
+        ]
+    };
+    let url = p.url.clone();
+    view! {
+        <li class="port" data-port=port data-sharing=p.sharing.clone() data-listening=p.listening.to_string()>
+            <a class="button" href=href target="_blank" rel="external noopener" data-action="open-port">{format!(":{port}")}</a>
+            {(!p.listening).then(|| view! { <span class="muted">" not listening"</span> })}
+            {badge.map(|b| view! {
+                <span class="badge shared" data-testid="shared">"shared: " {b}</span>
+                <code class="port-url">{url}</code>
+            })}
+            {controls}
+        </li>
+    }
+    .into_any()
+}
+
+fn share_button(
+    share: ServerAction<SharePort>,
+    id: i64,
+    port: u16,
+    sharing: &'static str,
+    label: &'static str,
+) -> AnyView {
+    view! {
+        <ActionForm action=share attr:class="inline-form">
+            <input type="hidden" name="id" value=id />
+            <input type="hidden" name="port" value=port />
+            <input type="hidden" name="sharing" value=sharing />
+            <button type="submit" class="button small" data-share=sharing>{label}</button>
+        </ActionForm>
+    }
+    .into_any()
 }
 
 /// The controls a workspace in its state offers, each a type-erased view (see `WorkspaceList`).

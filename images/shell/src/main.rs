@@ -159,6 +159,7 @@ async fn handle(State(shell): State<Arc<Shell>>, req: Request) -> Response {
         workspace: cfg.workspace.clone(),
         origin: format!("{}://{host}", cfg.proto),
         port: None,
+        open_to_signed_in: false,
     };
     let (parts, body) = req.into_parts();
     // The token exchange's answer form is read here; every other body streams to the IDE.

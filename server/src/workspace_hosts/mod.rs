@@ -20,7 +20,7 @@ use qingting_core::{
     accounts::Account,
     client_ip::ClientIp,
     store::session_store::session_alive,
-    workspaces::{Action, GatewayTarget, WorkspaceState},
+    workspaces::{sharing_of, Action, GatewayTarget, PortSharing, WorkspaceState},
     AppState,
 };
 use qingting_gateway::{
@@ -149,6 +149,11 @@ async fn decide_and_answer(
     target: Option<GatewayTarget>,
     req: Request,
 ) -> Response {
+    // How the previewed port is shared (the IDE itself never is).
+    let sharing = match (&target, wh.port) {
+        (Some(t), Some(port)) => sharing_of(&t.shared_ports, port),
+        _ => PortSharing::Private,
+    };
     // A made-up name is decided as a workspace nobody can open: strangers get the same
     // answers for it as for someone else's real workspace.
     let rules = match &target {
@@ -159,6 +164,7 @@ async fn decide_and_answer(
             workspace: wh.workspace.clone(),
             origin: origin.clone(),
             port: wh.port,
+            open_to_signed_in: sharing != PortSharing::Private,
         },
         None => Target {
             port: wh.port,
@@ -171,6 +177,18 @@ async fn decide_and_answer(
         return pages::refused(413, "Request too large.", &gw.dashboard);
     };
     let body = body.unwrap_or_else(Body::empty);
+    if let (Some(target), PortSharing::Public) = (&target, sharing) {
+        // Anyone, signed in or not; the token exchange still works for those who come
+        // through the dashboard (they get a cookie nobody needs).
+        if parts.uri.path() != access::AUTH_PATH {
+            let owner = Account {
+                id: target.owner_id,
+                username: wh.user.clone(),
+            };
+            let req = Request::from_parts(parts, body);
+            return forward(&gw, &wh, &owner, target.clone(), &origin, None, false, req).await;
+        }
+    }
     let guard = &gw.state.access.guard;
     let incoming = Incoming {
         method: &parts.method,
@@ -226,7 +244,8 @@ async fn decide_and_answer(
             // session ends.
             let live = access::is_websocket(req.headers())
                 .then(|| gw.state.live.register(&claims.sid, claims.sub));
-            forward(&gw, &wh, &owner, target, &origin, live, req).await
+            let is_owner = claims.sub == target.owner_id;
+            forward(&gw, &wh, &owner, target, &origin, live, is_owner, req).await
         }
     }
 }
@@ -243,6 +262,9 @@ fn sign_in_again(gw: &Gateway, rules: &Target, next: &str) -> Response {
     }
 }
 
+/// Proxies one request to the workspace (its IDE, or the previewed port). `is_owner`: the
+/// owner asks, not someone a port is shared with (who may not start or see why it failed).
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     gw: &Gateway,
     wh: &host::WorkspaceHost,
@@ -250,11 +272,19 @@ async fn forward(
     target: GatewayTarget,
     origin: &str,
     live: Option<LiveGuard>,
+    is_owner: bool,
     req: Request,
 ) -> Response {
     let service = &gw.state.workspaces;
     let name = wh.workspace.as_str();
     if req.uri().path() == START_PATH && req.method() == Method::POST {
+        if !is_owner {
+            return pages::refused(
+                403,
+                "Only its owner can start this workspace.",
+                &gw.dashboard,
+            );
+        }
         // A form post from the workspace's own page only (CSRF).
         let same_origin = req
             .headers()
@@ -276,7 +306,10 @@ async fn forward(
     }
     match target.state {
         WorkspaceState::Running => {}
-        WorkspaceState::Stopped => return pages::stopped(name, None, &gw.dashboard),
+        WorkspaceState::Stopped => return pages::stopped(name, None, &gw.dashboard, is_owner),
+        WorkspaceState::Failed if !is_owner => {
+            return pages::stopped(name, None, &gw.dashboard, false)
+        }
         WorkspaceState::Failed => {
             let reason = service
                 .get(owner, target.id)
@@ -287,6 +320,7 @@ async fn forward(
                 name,
                 Some(reason.as_deref().unwrap_or("unknown")),
                 &gw.dashboard,
+                true,
             );
         }
         other => return pages::busy(name, other.as_str()),

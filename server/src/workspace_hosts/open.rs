@@ -2,8 +2,10 @@
 //! workspace. Checks the session and ownership, mints a one-time token for that workspace
 //! and sends the browser to the workspace host's token exchange.
 //!
-//! Not signed in: to the login page, with `next` back here. Signed in as someone else, or
-//! no such workspace: to the user's own list (never saying whether it exists).
+//! With `port`, the same for that port's preview host; a port its owner shared opens this
+//! way for other signed-in users too. Not signed in: to the login page, with `next` back
+//! here. Signed in as someone else (and no shared port), or no such workspace: to the user's
+//! own list (never saying whether it exists).
 
 use axum::{
     extract::{Path, Query},
@@ -11,7 +13,11 @@ use axum::{
     response::Response,
     Extension,
 };
-use qingting_core::{accounts, auth_session, redirect, AppState};
+use qingting_core::{
+    accounts, auth_session, redirect,
+    workspaces::{sharing_of, PortSharing},
+    AppState,
+};
 use qingting_gateway::{
     access, now_unix,
     token::{self, MAX_TTL_SECS},
@@ -63,27 +69,32 @@ pub async fn open(
         Ok(Some(a)) => a,
         _ => return to(&format!("/login?next={}", url::percent_encode(&here))),
     };
-    if account.username != user {
-        return to(redirect::HOME);
-    }
-    let ws = match state.workspaces.find_by_name(&account, &name).await {
-        Ok(Some(ws)) => ws,
-        _ => return to(redirect::HOME),
+    // The owner opens any of it; someone else only a port its owner shared.
+    let ws_id = if account.username == user {
+        match state.workspaces.find_by_name(&account, &name).await {
+            Ok(Some(ws)) => ws.id,
+            _ => return to(redirect::HOME),
+        }
+    } else {
+        match (port, state.workspaces.resolve(&user, &name).await) {
+            (Some(p), Ok(Some(t))) if sharing_of(&t.shared_ports, p) != PortSharing::Private => {
+                t.id
+            }
+            _ => return to(redirect::HOME),
+        }
     };
     let Some(sid) = session.id() else {
         return to(&format!("/login?next={}", url::percent_encode(&here)));
     };
     let token = state.access.signer.mint(
-        ws.id,
+        ws_id,
         account.id,
         &sid.to_string(),
         state_param,
         now_unix(),
         MAX_TTL_SECS,
     );
-    let origin = state
-        .config
-        .workspace_origin(&account.username, &ws.name, port);
+    let origin = state.config.workspace_origin(&user, &name, port);
     to(&format!(
         "{origin}{}?token={token}&next={}",
         access::AUTH_PATH,

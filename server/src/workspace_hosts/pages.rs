@@ -38,7 +38,13 @@ pub fn with_page_headers(mut res: Response) -> Response {
     res
 }
 
-pub fn stopped(name: &str, failed_reason: Option<&str>, dashboard: &str) -> Response {
+/// A stopped or failed workspace; the Start button only for its owner (`can_start`).
+pub fn stopped(
+    name: &str,
+    failed_reason: Option<&str>,
+    dashboard: &str,
+    can_start: bool,
+) -> Response {
     let (title, text) = match failed_reason {
         Some(_) => ("failed", "This workspace failed."),
         None => ("stopped", "This workspace is stopped. Your files are kept."),
@@ -46,12 +52,17 @@ pub fn stopped(name: &str, failed_reason: Option<&str>, dashboard: &str) -> Resp
     let reason = failed_reason
         .map(|r| format!("<pre>{}</pre>", html_escape(r)))
         .unwrap_or_default();
+    let start = if can_start {
+        r#"<form method="post" action="/_qingting/start"><button type="submit" id="start-workspace">Start</button></form>"#
+    } else {
+        "<p>Only its owner can start it.</p>"
+    };
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         &format!("{name} is {title}"),
         &format!(
             r#"<h1>Workspace <code>{n}</code> is {title}</h1><p>{text}</p>{reason}
-<form method="post" action="/_qingting/start"><button type="submit" id="start-workspace">Start</button></form>
+{start}
 <p><a href="{d}/workspaces">Back to your workspaces</a></p>"#,
             n = html_escape(name),
             d = html_escape(dashboard),

@@ -10,7 +10,10 @@ mod service;
 mod state;
 
 pub use activity::{Activity, OpenSocket};
-pub use service::{Action, GatewayTarget, WorkspaceLimits, WorkspaceService, WorkspaceView};
+pub use service::{
+    sharing_of, Action, GatewayTarget, PortShares, PortSharing, WorkspaceLimits, WorkspaceService,
+    WorkspaceView,
+};
 pub use state::WorkspaceState;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,8 @@ pub enum WorkspaceError {
     NameTaken,
     #[error("No such workspace.")]
     NotFound,
+    #[error("A port is a number from 1 to 65535.")]
+    InvalidPort,
     #[error("{0}")]
     LimitReached(String),
     #[error("The workspace is {0}; wait until that finishes.")]

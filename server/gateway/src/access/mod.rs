@@ -49,9 +49,16 @@ pub struct Target {
     pub origin: String,
     /// The port a preview host (`<port>-<user>-<workspace>`) shows; `None` for the IDE.
     pub port: Option<u16>,
+    /// Every signed-in user may open it, not only the owner (a port its owner shared).
+    pub open_to_signed_in: bool,
 }
 
 impl Target {
+    /// Whether user `sub` may open this host.
+    pub fn admits(&self, sub: i64) -> bool {
+        sub == self.owner_id || (self.open_to_signed_in && sub > 0)
+    }
+
     /// A host that names no workspace: nothing opens it, and it is answered like one that
     /// exists (no existence oracle).
     pub fn nobody(user: &str, workspace: &str, origin: &str) -> Self {
@@ -62,6 +69,7 @@ impl Target {
             workspace: workspace.to_string(),
             origin: origin.to_string(),
             port: None,
+            open_to_signed_in: false,
         }
     }
 }
@@ -179,7 +187,7 @@ impl Guard {
             self.cookies
                 .decode(v, target.workspace_id, now)
                 .ok()
-                .filter(|c| c.sub == target.owner_id)
+                .filter(|c| target.admits(c.sub))
         });
         let Some(claims) = valid else {
             return self.sign_in(target, req.headers, &next, !presented.is_empty());
@@ -252,7 +260,7 @@ impl Guard {
         let token = query_param(params, "token").unwrap_or_default();
         let next = safe_path(query_param(params, "next").as_deref().unwrap_or("/")).to_string();
         let claims = match self.tokens.verify(&token, target.workspace_id, now) {
-            Ok(c) if c.sub == target.owner_id => c,
+            Ok(c) if target.admits(c.sub) => c,
             _ => return refuse(403, EXPIRED),
         };
         let vouched = if posted {

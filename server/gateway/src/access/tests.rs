@@ -23,6 +23,7 @@ fn setup() -> (TokenSigner, Guard, Target) {
         workspace: "demo".into(),
         origin: "http://alice-demo.localhost:3000".into(),
         port: None,
+        open_to_signed_in: false,
     };
     (signer, guard, target)
 }

@@ -6,6 +6,7 @@ mod m0001_users_sessions;
 mod m0002_profiles_github;
 mod m0003_workspaces;
 mod m0004_used_tokens;
+mod m0005_port_shares;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_profiles_github::Migration),
             Box::new(m0003_workspaces::Migration),
             Box::new(m0004_used_tokens::Migration),
+            Box::new(m0005_port_shares::Migration),
         ]
     }
 }

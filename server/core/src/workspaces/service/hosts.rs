@@ -95,11 +95,13 @@ impl WorkspaceService {
             return Ok(None);
         };
         let endpoint = self.runtime.endpoint(row.id, &runtime_state(&row));
+        let shared_ports = self.port_shares(row.id).await?;
         Ok(Some(GatewayTarget {
             id: row.id,
             owner_id: owner.id,
             state: state_of(&row),
             endpoint,
+            shared_ports,
         }))
     }
 

@@ -177,6 +177,7 @@ impl WorkspaceService {
                         reason: e.0,
                     });
                 }
+                self.forget_port_shares(id).await?;
                 workspace::Entity::delete_by_id(id).exec(&self.db).await?;
                 self.activity.forget(id);
                 self.owner_changed(job.row.user_id);

@@ -15,11 +15,13 @@
 mod background;
 mod hosts;
 mod lifecycle;
+mod port_shares;
 mod queries;
 mod recovery;
 mod view;
 
 use lifecycle::Prepared;
+pub use port_shares::{sharing_of, PortShares, PortSharing};
 use view::state_of;
 pub use view::{Action, GatewayTarget, WorkspaceLimits, WorkspaceView};
 
@@ -35,7 +37,7 @@ use crate::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use serde_json::Value;
 use std::{

@@ -63,4 +63,6 @@ pub struct GatewayTarget {
     pub owner_id: i64,
     pub state: WorkspaceState,
     pub endpoint: Option<Endpoint>,
+    /// Its ports shared beyond the owner.
+    pub shared_ports: PortShares,
 }

@@ -1,0 +1,113 @@
+//! Sharing a workspace's port preview beyond its owner: with every signed-in user of this
+//! instance, or with anyone (public). Explicit, per port, shown on the card, and revocable:
+//! every change reaches the gateway at once (through `owner_changed`).
+
+use super::*;
+use crate::store::entity::port_share;
+
+/// Who may open one port of a workspace besides its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortSharing {
+    Private,
+    /// Anyone signed in to this instance (through the same token exchange as the owner).
+    Users,
+    /// Anyone at all, without signing in.
+    Public,
+}
+
+impl PortSharing {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "private" => Some(Self::Private),
+            "users" => Some(Self::Users),
+            "public" => Some(Self::Public),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Users => "users",
+            Self::Public => "public",
+        }
+    }
+}
+
+/// The shared ports of one workspace, ascending.
+pub type PortShares = Vec<(u16, PortSharing)>;
+
+impl WorkspaceService {
+    /// Shares port `port` of the owner's workspace `id` (or stops sharing it: `Private`).
+    pub async fn share_port(
+        &self,
+        owner: &Account,
+        id: i64,
+        port: u16,
+        sharing: PortSharing,
+    ) -> Result<(), WorkspaceError> {
+        let ws = self.load(owner, id).await?;
+        if port == 0 {
+            return Err(WorkspaceError::InvalidPort);
+        }
+        let txn = self.db.begin().await?;
+        port_share::Entity::delete_many()
+            .filter(port_share::Column::WorkspaceId.eq(ws.id))
+            .filter(port_share::Column::Port.eq(i32::from(port)))
+            .exec(&txn)
+            .await?;
+        if sharing != PortSharing::Private {
+            port_share::Entity::insert(port_share::ActiveModel {
+                workspace_id: Set(ws.id),
+                port: Set(i32::from(port)),
+                sharing: Set(sharing.as_str().to_string()),
+                created_at: Set(now_unix()),
+            })
+            .exec(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        tracing::info!(
+            workspace = ws.id,
+            port,
+            sharing = sharing.as_str(),
+            "port sharing changed"
+        );
+        self.owner_changed(owner.id);
+        Ok(())
+    }
+
+    /// The shared ports of workspace `id`.
+    pub async fn port_shares(&self, id: i64) -> Result<PortShares, WorkspaceError> {
+        let rows = port_share::Entity::find()
+            .filter(port_share::Column::WorkspaceId.eq(id))
+            .order_by_asc(port_share::Column::Port)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let port = u16::try_from(r.port).ok()?;
+                // An unknown value can only come from a newer version: treat it as private.
+                Some((port, PortSharing::parse(&r.sharing)?))
+            })
+            .collect())
+    }
+
+    /// Forgets the shares of a deleted workspace.
+    pub(super) async fn forget_port_shares(&self, id: i64) -> Result<(), WorkspaceError> {
+        port_share::Entity::delete_many()
+            .filter(port_share::Column::WorkspaceId.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
+/// How `port` of a workspace with `shares` is shared.
+pub fn sharing_of(shares: &[(u16, PortSharing)], port: u16) -> PortSharing {
+    shares
+        .iter()
+        .find(|(p, _)| *p == port)
+        .map_or(PortSharing::Private, |(_, s)| *s)
+}
