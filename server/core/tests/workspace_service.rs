@@ -31,6 +31,7 @@ qingting_core::on_every_backend!(
     a_failed_provision_is_retried_by_start,
     account_deletion_deletes_only_that_users_workspaces,
     limits_hold_under_concurrent_requests,
+    port_shares_are_the_owners_to_change_and_go_with_the_workspace,
 );
 
 /// The service over a fake runtime with the given limits.
@@ -392,6 +393,51 @@ async fn limits_hold_under_concurrent_requests(backend: Backend) {
     );
     assert!(c1.is_ok() ^ c2.is_ok(), "{c1:?} {c2:?}");
     assert_eq!(svc.list(&alice).await.unwrap().len(), 3);
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn port_shares_are_the_owners_to_change_and_go_with_the_workspace(backend: Backend) {
+    use qingting_core::workspaces::{sharing_of, PortSharing};
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let bob = register(&db, "bobby").await;
+    let (_rt, svc) = service(&db, 3, 2);
+    let demo = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    let mut changes = svc.subscribe();
+
+    svc.share_port(&alice, demo.id, 8000, PortSharing::Users).await.unwrap();
+    svc.share_port(&alice, demo.id, 3000, PortSharing::Public).await.unwrap();
+    // Changing it again replaces the row; the gateway's answer follows at once.
+    svc.share_port(&alice, demo.id, 8000, PortSharing::Public).await.unwrap();
+    assert_eq!(changes.recv().await.unwrap(), alice.id);
+    let shares = svc.port_shares(demo.id).await.unwrap();
+    assert_eq!(shares, vec![(3000, PortSharing::Public), (8000, PortSharing::Public)]);
+    let target = svc.resolve("alice", "demo").await.unwrap().unwrap();
+    assert_eq!(sharing_of(&target.shared_ports, 8000), PortSharing::Public);
+    assert_eq!(sharing_of(&target.shared_ports, 8001), PortSharing::Private);
+    svc.share_port(&alice, demo.id, 8000, PortSharing::Private).await.unwrap();
+    let target = svc.resolve("alice", "demo").await.unwrap().unwrap();
+    assert_eq!(sharing_of(&target.shared_ports, 8000), PortSharing::Private);
+
+    // Nobody else shares it, and port 0 is no port.
+    assert!(matches!(
+        svc.share_port(&bob, demo.id, 8000, PortSharing::Public).await,
+        Err(WorkspaceError::NotFound)
+    ));
+    assert!(matches!(
+        svc.share_port(&alice, demo.id, 0, PortSharing::Public).await,
+        Err(WorkspaceError::InvalidPort)
+    ));
+
+    // Deleted with the workspace.
+    svc.delete(&alice, demo.id).await.unwrap();
+    assert!(svc.port_shares(demo.id).await.unwrap().is_empty());
 
     drop(svc);
     drop(db);
