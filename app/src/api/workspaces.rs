@@ -25,6 +25,38 @@ pub struct WorkspaceRow {
     /// host through `open_path?port=N`.
     #[serde(default)]
     pub ports: Vec<PortRow>,
+    /// What it uses while running.
+    #[serde(default)]
+    pub usage: Option<UsageRow>,
+    /// Minutes until idle stop takes it, once it has been idle a while.
+    #[serde(default)]
+    pub idle_stop_in_minutes: Option<u64>,
+}
+
+/// A running workspace's use of the machine, as its card shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UsageRow {
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: u64,
+    /// Percent of one core, rounded.
+    pub cpu_percent: Option<u64>,
+    pub disk_bytes: Option<u64>,
+}
+
+/// `1536 MiB` → `1.5 GiB`, for the card.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || v >= 100.0 || (v - v.round()).abs() < 0.05 {
+        format!("{} {}", v.round(), UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// One port of a workspace, as its card shows it.
@@ -128,6 +160,21 @@ pub async fn share_port(id: i64, port: u16, sharing: String) -> Result<Workspace
     Ok(server::row(&state, &account, &view).await)
 }
 
+/// Counts as activity now: the workspace's idle-stop countdown starts over.
+#[server(prefix = "/api", endpoint = "workspaces/keep-running")]
+pub async fn keep_running(id: i64) -> Result<WorkspaceRow, ApiError> {
+    use crate::api::server_ctx::{redirect_for_forms, require_account, session, state};
+    let (state, session) = (state()?, session().await?);
+    let account = require_account(&state, &session).await?;
+    let view = state
+        .workspaces
+        .keep_running(&account, id)
+        .await
+        .map_err(server::api_error)?;
+    redirect_for_forms("/workspaces");
+    Ok(server::row(&state, &account, &view).await)
+}
+
 /// `action`: start, stop, restart or delete.
 #[server(prefix = "/api", endpoint = "workspaces/action")]
 pub async fn workspace_action(id: i64, action: String) -> Result<WorkspaceRow, ApiError> {
@@ -153,7 +200,7 @@ pub async fn workspace_action(id: i64, action: String) -> Result<WorkspaceRow, A
 /// The server half: rows as the dashboard shows them, and error mapping.
 #[cfg(feature = "ssr")]
 pub mod server {
-    use super::{Controls, PortRow, WorkspaceRow};
+    use super::{Controls, PortRow, UsageRow, WorkspaceRow};
     use crate::api::{server_ctx::fail, server_ctx::internal, ApiError};
     use qingting_core::{
         accounts::Account,
@@ -184,6 +231,19 @@ pub mod server {
                 busy: v.state.is_transitional(),
             },
             ports: ports(state, owner, v).await,
+            usage: (v.state == WorkspaceState::Running)
+                .then(|| state.workspaces.runtime().usage(v.id))
+                .flatten()
+                .map(|u| UsageRow {
+                    memory_bytes: u.memory_bytes,
+                    memory_limit_bytes: u.memory_limit_bytes,
+                    cpu_percent: u.cpu_percent.map(|p| p.round() as u64),
+                    disk_bytes: u.disk_bytes,
+                }),
+            idle_stop_in_minutes: state
+                .workspaces
+                .idle_stop_in(v)
+                .map(|d| d.as_secs().div_ceil(60)),
         }
     }
 

@@ -4,8 +4,8 @@
 
 use crate::{
     api::workspaces::{
-        list_workspaces, CreateWorkspace, PortRow, SharePort, TemplateOption, WorkspaceAction,
-        WorkspaceRow, WorkspacesPage as PageData,
+        human_bytes, list_workspaces, CreateWorkspace, KeepRunning, PortRow, SharePort,
+        TemplateOption, WorkspaceAction, WorkspaceRow, WorkspacesPage as PageData,
     },
     auth::{action_error, Auth, RequireUser},
     components::form::FormAlert,
@@ -47,6 +47,8 @@ fn Dashboard(page: PageData) -> impl IntoView {
     // Used deep in each card's port list; through context rather than every signature.
     let share = ServerAction::<SharePort>::new();
     provide_context(share);
+    let keep = ServerAction::<KeepRunning>::new();
+    provide_context(keep);
     let name_input = NodeRef::<leptos::html::Input>::new();
     // A created workspace empties the name field for the next one.
     Effect::new(move |_| {
@@ -65,6 +67,11 @@ fn Dashboard(page: PageData) -> impl IntoView {
     });
     Effect::new(move |_| {
         if let Some(Ok(row)) = share.value().get() {
+            rows.update(|list| upsert(list, row));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(row)) = keep.value().get() {
             rows.update(|list| upsert(list, row));
         }
     });
@@ -111,7 +118,7 @@ fn WorkspaceList(
                     </div>
                 }
             >
-                <For each=move || rows.get() key=|r| (r.id, r.state.clone(), r.reason.clone(), r.ports.clone()) let:row>
+                <For each=move || rows.get() key=|r| (r.id, r.state.clone(), r.reason.clone(), r.ports.clone(), r.usage.clone(), r.idle_stop_in_minutes) let:row>
                     <WorkspaceCard row act />
                 </For>
             </Show>
@@ -196,11 +203,62 @@ fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl 
             </div>
             <p class="muted">{template}</p>
             {reason.map(|r| view! { <pre class="reason" data-testid="reason">{r}</pre> })}
+            {usage_line(&row)}
+            {idle_notice(&row)}
             {port_links(&row)}
             <CardActions row act />
         </article>
     }
     .into_any()
+}
+
+/// Memory, CPU and disk of a running workspace.
+fn usage_line(row: &WorkspaceRow) -> Option<AnyView> {
+    let u = row.usage.clone()?;
+    let memory = match u.memory_bytes {
+        Some(m) => format!(
+            "{} of {}",
+            human_bytes(m),
+            human_bytes(u.memory_limit_bytes)
+        ),
+        None => format!("? of {}", human_bytes(u.memory_limit_bytes)),
+    };
+    let cpu = u.cpu_percent.map_or("…".to_string(), |p| format!("{p}%"));
+    let disk = u.disk_bytes.map_or("…".to_string(), human_bytes);
+    Some(
+        view! {
+            <p class="usage muted" data-testid="usage">
+                <span title="Memory">"Memory " {memory}</span>
+                <span title="CPU, share of one core">"CPU " {cpu}</span>
+                <span title="Files and IDE data">"Disk " {disk}</span>
+            </p>
+        }
+        .into_any(),
+    )
+}
+
+/// When idle stop will take a workspace nobody is using, and the button that says otherwise.
+fn idle_notice(row: &WorkspaceRow) -> Option<AnyView> {
+    let minutes = row.idle_stop_in_minutes?;
+    let keep = expect_context::<ServerAction<KeepRunning>>();
+    let id = row.id;
+    let text = if minutes <= 1 {
+        "Idle: stops within a minute".to_string()
+    } else {
+        format!("Idle: stops in {minutes} minutes")
+    };
+    Some(
+        view! {
+            <div class="idle" data-testid="idle">
+                <span>{text}</span>
+                <ActionForm action=keep attr:class="inline-form">
+                    <input type="hidden" name="id" value=id />
+                    <button type="submit" class="button small" data-action="keep">"Keep running"</button>
+                </ActionForm>
+            </div>
+        }
+        .into_any(),
+    )
 }
 
 /// The ports a workspace listens on or shares: each a link to its preview host, whom it is

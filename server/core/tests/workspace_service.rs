@@ -32,6 +32,7 @@ qingting_core::on_every_backend!(
     account_deletion_deletes_only_that_users_workspaces,
     limits_hold_under_concurrent_requests,
     port_shares_are_the_owners_to_change_and_go_with_the_workspace,
+    cpu_use_inside_counts_as_activity,
 );
 
 /// The service over a fake runtime with the given limits.
@@ -411,33 +412,82 @@ async fn port_shares_are_the_owners_to_change_and_go_with_the_workspace(backend:
     let demo = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
     let mut changes = svc.subscribe();
 
-    svc.share_port(&alice, demo.id, 8000, PortSharing::Users).await.unwrap();
-    svc.share_port(&alice, demo.id, 3000, PortSharing::Public).await.unwrap();
+    svc.share_port(&alice, demo.id, 8000, PortSharing::Users)
+        .await
+        .unwrap();
+    svc.share_port(&alice, demo.id, 3000, PortSharing::Public)
+        .await
+        .unwrap();
     // Changing it again replaces the row; the gateway's answer follows at once.
-    svc.share_port(&alice, demo.id, 8000, PortSharing::Public).await.unwrap();
+    svc.share_port(&alice, demo.id, 8000, PortSharing::Public)
+        .await
+        .unwrap();
     assert_eq!(changes.recv().await.unwrap(), alice.id);
     let shares = svc.port_shares(demo.id).await.unwrap();
-    assert_eq!(shares, vec![(3000, PortSharing::Public), (8000, PortSharing::Public)]);
+    assert_eq!(
+        shares,
+        vec![(3000, PortSharing::Public), (8000, PortSharing::Public)]
+    );
     let target = svc.resolve("alice", "demo").await.unwrap().unwrap();
     assert_eq!(sharing_of(&target.shared_ports, 8000), PortSharing::Public);
     assert_eq!(sharing_of(&target.shared_ports, 8001), PortSharing::Private);
-    svc.share_port(&alice, demo.id, 8000, PortSharing::Private).await.unwrap();
+    svc.share_port(&alice, demo.id, 8000, PortSharing::Private)
+        .await
+        .unwrap();
     let target = svc.resolve("alice", "demo").await.unwrap().unwrap();
     assert_eq!(sharing_of(&target.shared_ports, 8000), PortSharing::Private);
 
     // Nobody else shares it, and port 0 is no port.
     assert!(matches!(
-        svc.share_port(&bob, demo.id, 8000, PortSharing::Public).await,
+        svc.share_port(&bob, demo.id, 8000, PortSharing::Public)
+            .await,
         Err(WorkspaceError::NotFound)
     ));
     assert!(matches!(
-        svc.share_port(&alice, demo.id, 0, PortSharing::Public).await,
+        svc.share_port(&alice, demo.id, 0, PortSharing::Public)
+            .await,
         Err(WorkspaceError::InvalidPort)
     ));
 
     // Deleted with the workspace.
     svc.delete(&alice, demo.id).await.unwrap();
     assert!(svc.port_shares(demo.id).await.unwrap().is_empty());
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn cpu_use_inside_counts_as_activity(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (rt, svc) = service(&db, 3, 2);
+    let demo = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    let idle = Duration::from_millis(400);
+    rt.cpu.lock().unwrap().insert(demo.id, 10.0);
+    // The first look only notes its CPU time; it has not been idle long enough anyway.
+    assert_eq!(svc.stop_idle(idle).await.unwrap(), 0);
+    // A build: a second of CPU time in half a second. Work, not idleness.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        *rt.cpu.lock().unwrap().get_mut(&demo.id).unwrap() += 1.0;
+        assert_eq!(
+            svc.stop_idle(idle).await.unwrap(),
+            0,
+            "a busy workspace was stopped"
+        );
+    }
+    // A trickle (an idle IDE's housekeeping) is not.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    *rt.cpu.lock().unwrap().get_mut(&demo.id).unwrap() += 0.001;
+    assert_eq!(svc.stop_idle(idle).await.unwrap(), 1);
+    assert_eq!(
+        svc.get(&alice, demo.id).await.unwrap().state,
+        WorkspaceState::Stopped
+    );
 
     drop(svc);
     drop(db);

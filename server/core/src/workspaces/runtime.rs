@@ -36,6 +36,17 @@ pub enum RuntimeEventKind {
     Failed { reason: String },
 }
 
+/// What a running workspace uses now, as far as the runtime can tell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: u64,
+    /// Share of one core, lately (over 100 with several busy).
+    pub cpu_percent: Option<f64>,
+    /// Its files and IDE data (extensions, settings), as last measured.
+    pub disk_bytes: Option<u64>,
+}
+
 /// What the runtime sees, for reconciliation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observed {
@@ -98,6 +109,17 @@ pub trait Runtime: Send + Sync + Debug {
         Err("port previews are not available on this runtime".into())
     }
 
+    /// What a running workspace uses (for its card).
+    fn usage(&self, _workspace_id: i64) -> Option<Usage> {
+        None
+    }
+
+    /// The CPU time all of a running workspace's processes have used, in seconds (so idle
+    /// stop can tell a long build from a forgotten IDE).
+    fn cpu_seconds(&self, _workspace_id: i64) -> Option<f64> {
+        None
+    }
+
     /// The TCP ports a running workspace listens on, ascending (for the dashboard).
     fn listening_ports(&self, _workspace_id: i64) -> Vec<u16> {
         Vec::new()
@@ -125,6 +147,8 @@ pub mod fake {
         pub start_delay_ms: AtomicU64,
         pub calls: Mutex<Vec<String>>,
         pub running: Mutex<HashMap<i64, bool>>,
+        /// CPU seconds each workspace has used, as a test sets them.
+        pub cpu: Mutex<HashMap<i64, f64>>,
     }
 
     impl FakeRuntime {
@@ -146,6 +170,10 @@ pub mod fake {
     impl Runtime for FakeRuntime {
         fn name(&self) -> &'static str {
             "fake"
+        }
+
+        fn cpu_seconds(&self, workspace_id: i64) -> Option<f64> {
+            self.cpu.lock().unwrap().get(&workspace_id).copied()
         }
 
         async fn provision(&self, ws: &WorkspaceSpec) -> Result<Value, RuntimeError> {

@@ -98,6 +98,37 @@ impl LimitMode {
             .collect()
     }
 
+    /// Memory the workspace's cgroup holds now (`None` without cgroups).
+    pub fn memory_bytes(self, slot: u32) -> Option<u64> {
+        let file = match self {
+            Self::CgroupV2 => "memory.current",
+            Self::CgroupV1 => "memory.usage_in_bytes",
+            Self::Rlimit => return None,
+        };
+        let dir = self.memory_dir(slot)?;
+        fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+    }
+
+    /// How many times the kernel killed a process of the workspace for its memory limit
+    /// since its cgroup was made (`None` without cgroups).
+    pub fn oom_kills(self, slot: u32) -> Option<u64> {
+        let file = match self {
+            Self::CgroupV2 => "memory.events",
+            Self::CgroupV1 => "memory.oom_control",
+            Self::Rlimit => return None,
+        };
+        let text = fs::read_to_string(self.memory_dir(slot)?.join(file)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
+    fn memory_dir(self, slot: u32) -> Option<PathBuf> {
+        self.dirs(slot)
+            .into_iter()
+            .find(|d| self == Self::CgroupV2 || d.starts_with(format!("{V2_ROOT}/memory")))
+    }
+
     /// Removes the (empty) cgroups.
     pub fn remove(self, slot: u32) {
         for d in self.dirs(slot) {

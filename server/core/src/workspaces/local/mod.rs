@@ -10,6 +10,7 @@ mod ports;
 mod process;
 mod sandbox;
 mod supervisor;
+mod usage;
 
 pub use layout::Layout;
 pub use limits::default_max_running;
@@ -18,7 +19,9 @@ pub use process::kill_now;
 pub use sandbox::{Isolation, Network, NoSandbox};
 pub use supervisor::Policy;
 
-use super::runtime::{Endpoint, Observed, Runtime, RuntimeError, RuntimeEvent, WorkspaceSpec};
+use super::runtime::{
+    Endpoint, Observed, Runtime, RuntimeError, RuntimeEvent, Usage, WorkspaceSpec,
+};
 use crate::{config::NetworkPolicy, ip_range::IpRange};
 use async_trait::async_trait;
 use process::ProcId;
@@ -72,6 +75,9 @@ pub struct Inner {
     log_max_bytes: u64,
     events: broadcast::Sender<RuntimeEvent>,
     supervised: Mutex<HashMap<i64, Supervised>>,
+    usage: usage::Sampler,
+    /// Each started workspace's memory limit (MiB), for its usage figures.
+    memory_mb: Mutex<HashMap<i64, u64>>,
 }
 
 /// An IDE that answered its health check.
@@ -139,6 +145,8 @@ impl LocalRuntime {
                 log_max_bytes: opts.log_max_bytes,
                 events,
                 supervised: Mutex::new(HashMap::new()),
+                usage: usage::Sampler::default(),
+                memory_mb: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -325,6 +333,13 @@ impl Inner {
         }
     }
 
+    fn remember_limit(&self, ws: &WorkspaceSpec) {
+        self.memory_mb
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ws.id, ws.template.memory_mb);
+    }
+
     /// The process holding a running workspace's namespaces.
     fn namespace_holder(&self, id: i64) -> Option<i32> {
         let sandbox = ProcId::load(&self.layout.pidfile(id)).filter(ProcId::alive)?;
@@ -365,6 +380,7 @@ impl Runtime for LocalRuntime {
         }
         self.stop(ws, &Value::Null).await?;
         let running = self.inner.launch(ws).await?;
+        self.inner.remember_limit(ws);
         let sup = supervisor::supervise(self.inner.clone(), ws.clone(), running);
         self.inner
             .supervised
@@ -390,6 +406,7 @@ impl Runtime for LocalRuntime {
             .isolation
             .limits
             .remove(self.inner.isolation.slot(ws.id));
+        self.inner.usage.forget(ws.id);
         Ok(())
     }
 
@@ -429,6 +446,7 @@ impl Runtime for LocalRuntime {
         let proc = ProcId::load(&self.inner.layout.pidfile(ws.id)).filter(ProcId::alive);
         match proc {
             Some(p) if self.inner.healthy(ws).await => {
+                self.inner.remember_limit(ws);
                 let sup =
                     supervisor::supervise(self.inner.clone(), ws.clone(), Running::Adopted(p));
                 self.inner
@@ -509,6 +527,38 @@ impl Runtime for LocalRuntime {
             netns: PathBuf::from(format!("/proc/{holder}/ns/net")),
             port,
         })
+    }
+
+    fn usage(&self, workspace_id: i64) -> Option<Usage> {
+        let inner = &self.inner;
+        if !inner.is_up(workspace_id) {
+            return None;
+        }
+        let sandbox = ProcId::load(&inner.layout.pidfile(workspace_id)).filter(ProcId::alive)?;
+        let (ticks, rss) = usage::tree(sandbox.pid)?;
+        let slot = inner.isolation.slot(workspace_id);
+        let memory_mb = inner
+            .memory_mb
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&workspace_id)
+            .copied()
+            .unwrap_or(0);
+        Some(Usage {
+            memory_bytes: inner.isolation.limits.memory_bytes(slot).or(Some(rss)),
+            memory_limit_bytes: memory_mb << 20,
+            cpu_percent: inner.usage.cpu_percent(workspace_id, ticks),
+            disk_bytes: inner
+                .usage
+                .disk_bytes(workspace_id, &inner.layout.workspace(workspace_id)),
+        })
+    }
+
+    fn cpu_seconds(&self, workspace_id: i64) -> Option<f64> {
+        let sandbox =
+            ProcId::load(&self.inner.layout.pidfile(workspace_id)).filter(ProcId::alive)?;
+        let (ticks, _) = usage::tree(sandbox.pid)?;
+        Some(ticks as f64 / usage::ticks_per_second())
     }
 
     fn listening_ports(&self, workspace_id: i64) -> Vec<u16> {

@@ -97,7 +97,7 @@ pub fn supervise(inner: Arc<Inner>, spec: WorkspaceSpec, first: Running) -> Supe
             if failures.len() > policy.max_restarts {
                 let tail = log_tail(&inner.layout.log(id), 15);
                 let reason = format!(
-                    "{why}; gave up after {} restarts within {} s. Last output:\n{tail}",
+                    "stopped: {why}; gave up after {} restarts within {} s. Last output:\n{tail}",
                     policy.max_restarts,
                     policy.window.as_secs()
                 );
@@ -134,9 +134,16 @@ pub fn supervise(inner: Arc<Inner>, spec: WorkspaceSpec, first: Running) -> Supe
     }
 }
 
-/// Returns why the IDE is no longer usable: it exited, or it stopped answering.
+/// Returns why the IDE is no longer usable: it exited (killed for the workspace's memory
+/// limit, when its cgroup counted that), or it stopped answering.
 async fn watch(inner: &Inner, spec: &WorkspaceSpec, running: Running) -> String {
     let policy = inner.policy;
+    let (limits, slot) = (inner.isolation.limits, inner.isolation.slot(spec.id));
+    let oom_before = limits.oom_kills(slot).unwrap_or(0);
+    let out_of_memory = || {
+        (limits.oom_kills(slot).unwrap_or(0) > oom_before)
+            .then(|| format!("out of memory at {}", human_mib(spec.template.memory_mb)))
+    };
     let health = async {
         let mut misses = 0;
         loop {
@@ -173,6 +180,15 @@ async fn watch(inner: &Inner, spec: &WorkspaceSpec, running: Running) -> String 
     };
     tokio::select! {
         why = health => why,
-        why = exited => why,
+        why = exited => out_of_memory().map_or(why, |oom| format!("{oom} (its memory limit)")),
+    }
+}
+
+/// `2048` → `2 GiB`, `1536` → `1536 MiB`.
+pub fn human_mib(mb: u64) -> String {
+    if mb >= 1024 && mb % 1024 == 0 {
+        format!("{} GiB", mb / 1024)
+    } else {
+        format!("{mb} MiB")
     }
 }

@@ -3,8 +3,8 @@
 use super::*;
 
 impl WorkspaceService {
-    /// Stops running workspaces that saw no request and have no open WebSocket for `idle`.
-    /// Returns how many it stopped.
+    /// Stops running workspaces that saw no request, have no open WebSocket and used no
+    /// more than a trickle of CPU for `idle`. Returns how many it stopped.
     pub async fn stop_idle(&self, idle: Duration) -> Result<usize, WorkspaceError> {
         let rows = workspace::Entity::find()
             .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
@@ -13,6 +13,7 @@ impl WorkspaceService {
         let now = Instant::now();
         let now_unix = now_unix();
         let mut stopped = 0;
+        self.note_cpu_use(rows.iter().map(|r| r.id));
         for row in rows {
             // Never idle for less than the time since it became running.
             let running_for = Duration::from_secs((now_unix - row.updated_at).max(0) as u64);
@@ -75,6 +76,7 @@ impl WorkspaceService {
             tracing::info!("idle stop is off: this runtime's traffic does not pass this server");
         }
         if let Some(idle) = idle.filter(|_| self.runtime.traffic_through_gateway()) {
+            let _ = self.idle_stop.set(idle);
             let weak = Arc::downgrade(self);
             let every = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
             tokio::spawn(async move {
@@ -92,7 +94,7 @@ impl WorkspaceService {
     }
 }
 
-fn human(d: Duration) -> String {
+pub(super) fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..=119 => format!("{s} seconds"),

@@ -9,11 +9,13 @@
 //! [`WorkspaceService::subscribe`]; tests and the CLI await it.
 //!
 //! The service's parts: `view` (what it hands out), `queries` (reads), `lifecycle` (claim,
-//! prepare, finish, bring up, take down), `recovery` (after a restart) and `background` (the
-//! idle reaper and the event loop). Each is another `impl WorkspaceService` block.
+//! prepare, finish, bring up, take down), `recovery` (after a restart), `background` (the
+//! idle reaper and the event loop), `idle` (what counts as activity, and when a workspace
+//! will stop) and `port_shares`. Each is another `impl WorkspaceService` block.
 
 mod background;
 mod hosts;
+mod idle;
 mod lifecycle;
 mod port_shares;
 mod queries;
@@ -69,6 +71,10 @@ pub struct WorkspaceService {
     max_running: u64,
     /// The same for the host-wide count; taken after the user's lock, never before.
     host_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Idle stop, once the reaper runs (`spawn_background`).
+    idle_stop: std::sync::OnceLock<Duration>,
+    /// Each running workspace's CPU time when the reaper last looked, and when.
+    cpu_seen: Mutex<HashMap<i64, (f64, Instant)>>,
 }
 
 /// Holds a workspace's in-flight claim until dropped.
@@ -107,6 +113,8 @@ impl WorkspaceService {
             user_locks: Mutex::new(HashMap::new()),
             max_running: u64::MAX,
             host_lock: Arc::default(),
+            idle_stop: std::sync::OnceLock::new(),
+            cpu_seen: Mutex::new(HashMap::new()),
         }
     }
 

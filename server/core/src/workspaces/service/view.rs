@@ -17,6 +17,8 @@ pub struct WorkspaceView {
     pub template_id: String,
     pub state: WorkspaceState,
     pub reason: Option<String>,
+    /// When its state last changed (Unix seconds).
+    pub updated_at: i64,
 }
 
 impl From<&workspace::Model> for WorkspaceView {
@@ -27,6 +29,7 @@ impl From<&workspace::Model> for WorkspaceView {
             template_id: m.template_id.clone(),
             state: state_of(m),
             reason: m.reason.clone(),
+            updated_at: m.updated_at,
         }
     }
 }
