@@ -311,3 +311,43 @@ fn origins_of_urls() {
     );
     assert_eq!(origin_of("https://a.example"), "https://a.example");
 }
+
+#[tokio::test]
+async fn a_shared_port_admits_other_signed_in_users_and_nothing_else_does() {
+    let (s, g, mut t) = setup();
+    t.port = Some(8000);
+    // Bob (user 2) redeems a token the dashboard minted for him.
+    let tok = s.mint(5, 2, "sid2", None, 1000, 60);
+    let exchange = format!("{AUTH_PATH}?token={tok}&next=%2F");
+    let d = get(&g, &t, &exchange, &from_dashboard()).await;
+    assert!(
+        matches!(d, Decision::Refuse { status: 403, .. }),
+        "private: {d:?}"
+    );
+
+    t.open_to_signed_in = true;
+    let tok = s.mint(5, 2, "sid2", None, 1000, 60);
+    let exchange = format!("{AUTH_PATH}?token={tok}&next=%2F");
+    let Decision::Exchanged { set_cookies, .. } = get(&g, &t, &exchange, &from_dashboard()).await
+    else {
+        panic!("shared: the exchange should succeed");
+    };
+    let bobs = headers(&[(header::COOKIE, &cookie_of(&set_cookies))]);
+    let d = get(&g, &t, "/", &bobs).await;
+    assert!(
+        matches!(d, Decision::Forward { ref claims } if claims.sub == 2),
+        "{d:?}"
+    );
+
+    // The same cookie on the IDE's host (or a port not shared): sent to sign in.
+    t.open_to_signed_in = false;
+    t.port = None;
+    let d = get(&g, &t, "/", &bobs).await;
+    assert!(matches!(d, Decision::SignIn { .. }), "{d:?}");
+    // The sign-in round trip of a preview host carries its port.
+    t.port = Some(8000);
+    let Decision::SignIn { location, .. } = get(&g, &t, "/x", &HeaderMap::new()).await else {
+        panic!("sign in");
+    };
+    assert!(location.ends_with("&port=8000"), "{location}");
+}
