@@ -9,6 +9,9 @@ echo), loaded by wrk with keep-alive connections:
   qingting wrk -> qingting (workspace host, cookie, session check) -> the workspace's upstream,
            a sandboxed process of a workspace made from a template that runs the same program
            (on its Unix socket, as every local workspace's IDE)
+  preview  wrk -> qingting (the port preview host 8000-<user>-<ws>, cookie, session check) ->
+           the same program listening on TCP port 8000 inside that workspace (reached from
+           inside its network namespace; needs the server to run as root)
 
 For each: requests/s and p50 latency at 1 and 16 connections, and the p50 round trip of a small
 WebSocket message, over several rounds (the machine is shared: ranges, not single numbers).
@@ -121,7 +124,10 @@ def main():
         with open(f"{work}/templates.toml", "w") as f:
             f.write('[[template]]\nid = "static"\nname = "Static upstream"\neditor = "vscode"\n'
                     'language = "none"\nmemory_mb = 256\nmax_processes = 64\nhealth_path = "/healthz"\n'
-                    'command = ["{editors}/bench-upstream/qingting-loadgen", "upstream", "--unix", "{socket}"]\n')
+                    'network = "none"\n'
+                    # The same program on a port inside the workspace too, for the preview row.
+                    'command = ["/bin/sh", "-c", "{editors}/bench-upstream/qingting-loadgen upstream --tcp '
+                    '127.0.0.1:8000 & exec {editors}/bench-upstream/qingting-loadgen upstream --unix {socket}"]\n')
         data = f"{work}/data"
         env = dict(os.environ, QINGTING_DATA_DIR=data, QINGTING_LISTEN=f"127.0.0.1:{qt_port}",
                    QINGTING_PUBLIC_URL=f"http://localhost:{qt_port}", QINGTING_EDITORS_DIR=editors,
@@ -144,6 +150,19 @@ def main():
         while c.request("GET", host, "/healthz")[0] != 200:
             time.sleep(0.05)
         cookie = "Cookie: " + "; ".join(f"{k}={v}" for k, v in c.jar[host].items())
+        preview = f"8000-{host}"
+        s, h, _ = c.request("GET", "localhost", "/open/bench/up?port=8000")
+        loc = urllib.parse.urlparse(h["location"])
+        c.request("GET", preview, f"{loc.path}?{loc.query}", headers={"Referer": f"http://localhost:{qt_port}/"})
+        preview_cookie = "Cookie: " + "; ".join(f"{k}={v}" for k, v in c.jar.get(preview, {}).items())
+        previews = False
+        for _ in range(100):
+            previews = c.request("GET", preview, "/healthz")[0] == 200
+            if previews:
+                break
+            time.sleep(0.05)
+        if not previews:
+            print("port previews are not available here (not root?): no preview row", file=sys.stderr)
 
         if a.profile:
             perf = subprocess.Popen(["perf", "record", "-F", "4000", "-e", "cpu-clock", "-g", "-o", f"{work}/perf.data",
@@ -163,6 +182,8 @@ def main():
             f"configurable-http-proxy {CHP_VERSION}": (chp_port, "localhost", []),
             "qingting gateway": (qt_port, f"{host}:{qt_port}", [cookie]),
         }
+        if previews:
+            paths["qingting port preview"] = (qt_port, f"{preview}:{qt_port}", [preview_cookie])
         results = {p: {"1": [], "16": [], "p50_1": [], "ws": []} for p in paths}
         for r in range(a.rounds):
             for label, (port, hosthdr, extra) in paths.items():
@@ -195,6 +216,10 @@ def main():
               f"chp {med(chp['p50_1']) - med(direct['p50_1']):.0f} µs")
         print(f"added WebSocket round trip over direct: qingting {med(qt['ws']) - med(direct['ws']):.0f} µs, "
               f"chp {med(chp['ws']) - med(direct['ws']):.0f} µs")
+        if previews:
+            pv = results["qingting port preview"]
+            print(f"port preview / the workspace's main host, requests/s: {med(pv['1']) / med(qt['1']):.2f}x at 1 "
+                  f"connection, {med(pv['16']) / med(qt['16']):.2f}x at 16 (medians)")
     finally:
         # Workspaces outlive their server (it adopts them after a restart): delete ours first.
         if c and ws_id is not None:
