@@ -19,9 +19,11 @@ pub enum Upstream {
     Unix(PathBuf),
     /// `host:port`.
     Tcp(String),
-    /// A port on the loopback of a network namespace (a sandboxed workspace's own), named by
-    /// a file such as `/proc/<pid>/ns/net`.
+    /// A port on the loopback of a workspace's own network namespace, named by a file such as
+    /// `/proc/<pid>/ns/net` (the workspace is part of the key: pooled connections of one never
+    /// serve another that later gets the same pid).
     Namespaced {
+        workspace: i64,
         netns: PathBuf,
         port: u16,
     },
@@ -206,7 +208,7 @@ where
             s.set_nodelay(true).ok();
             handshake!(s)
         }
-        Upstream::Namespaced { netns, port } => {
+        Upstream::Namespaced { netns, port, .. } => {
             let s = tokio::time::timeout(CONNECT_TIMEOUT, connect_in_namespace(netns, *port))
                 .await
                 .map_err(timed_out)?

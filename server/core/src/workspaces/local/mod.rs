@@ -509,8 +509,10 @@ impl Runtime for LocalRuntime {
     fn port_endpoint(&self, workspace_id: i64, port: u16) -> Result<Endpoint, String> {
         let iso = &self.inner.isolation;
         if !iso.sandboxed {
-            // The IDE shares this host's network (--insecure-no-sandbox).
-            return Ok(Endpoint::Tcp(format!("127.0.0.1:{port}")));
+            // The IDE shares this host's network: port N would be any service of this host.
+            return Err("port previews need the sandbox (the server runs with \
+                        --insecure-no-sandbox)"
+                .into());
         }
         if !iso.root {
             return Err(
@@ -524,6 +526,7 @@ impl Runtime for LocalRuntime {
             .namespace_holder(workspace_id)
             .ok_or("the workspace is not running")?;
         Ok(Endpoint::Namespaced {
+            workspace: workspace_id,
             netns: PathBuf::from(format!("/proc/{holder}/ns/net")),
             port,
         })
