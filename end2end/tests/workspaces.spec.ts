@@ -41,6 +41,28 @@ test.describe('real IDEs through the gateway', () => {
     expect(content).toBe('still here');
   });
 
+  test('Jupyter: the terminal runs a shell in the workspace, with the internet', async ({ page }) => {
+    const user = await registerUser(page);
+    await createWorkspace(page, 'term', 'jupyter-python');
+    const lab = await open(page, 'term');
+    await expect(lab).toHaveURL(new RegExp(`^${wsOrigin(user, 'term')}/lab`), { timeout: 30_000 });
+    await lab.locator('.jp-LauncherCard[data-category="Other"]').filter({ hasText: 'Terminal' }).first().click({ timeout: 60_000 });
+    const terminal = lab.locator('.jp-Terminal .xterm').first();
+    await expect(terminal).toBeVisible({ timeout: 30_000 });
+    await terminal.click();
+    // A name resolved and a page fetched from the package index, from the workspace's shell.
+    await lab.keyboard.type(
+      'python3 -c "import urllib.request as u; print(u.urlopen(\'https://pypi.org/simple/six/\').status)" > from-terminal.txt; whoami >> from-terminal.txt',
+    );
+    await lab.keyboard.press('Enter');
+    await expect
+      .poll(async () => lab.evaluate(async () => {
+        const r = await fetch('/api/contents/from-terminal.txt?content=1');
+        return r.ok ? (await r.json()).content : '';
+      }), { timeout: 60_000 })
+      .toMatch(/^200\n/);
+  });
+
   test('VS Code: the workbench loads with the workspace folder in the explorer', async ({ page }) => {
     const user = await registerUser(page);
     await createWorkspace(page, 'code', 'vscode-python');
