@@ -4,7 +4,7 @@
 //! dashboard out of frames.
 
 use qingting_core::{
-    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
+    testing::{free_port, sandbox_available},
     Config,
 };
 use qingting_gateway::{conformance, token::BoxFuture};
@@ -16,11 +16,9 @@ use std::{sync::Arc, time::Duration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Harness {
-    _reaper: IdeReaper,
     port: u16,
     client: Client,
-    _server: qingting_server::RunningServer,
-    _dir: tempfile::TempDir,
+    _server: common::TestServer,
 }
 
 async fn start() -> Harness {
@@ -28,24 +26,10 @@ async fn start() -> Harness {
 }
 
 /// A server with the stand-in IDE's template, `tweak`ed.
-async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    install_test_ide(&dir.path().join("editors"));
-    let templates = dir.path().join("templates.toml");
-    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
-    let port = free_port();
-    let mut config = Config {
-        listen: format!("127.0.0.1:{port}"),
-        public_url: format!("http://localhost:{port}"),
-        data_dir: dir.path().to_path_buf(),
-        templates_file: Some(templates.clone()),
-        ..Default::default()
-    };
-    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
-    tweak(&mut config);
-    let server = qingting_server::start(config).await.expect("server starts");
+async fn start_with(tweak: impl FnOnce(&mut qingting_core::Config)) -> Harness {
+    let server = common::start_server(tweak).await;
+    let port = server.port;
     Harness {
-        _reaper: IdeReaper(dir.path().to_path_buf()),
         port,
         client: common::client(
             port,
@@ -57,7 +41,6 @@ async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
             ],
         ),
         _server: server,
-        _dir: dir,
     }
 }
 

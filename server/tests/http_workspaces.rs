@@ -4,10 +4,7 @@
 //! stopped page's Start button, sign-out ending workspace access, delete and account
 //! deletion leaving nothing behind.
 
-use qingting_core::{
-    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
-    Config,
-};
+use qingting_core::testing::sandbox_available;
 mod common;
 
 use common::{register, Browser};
@@ -17,12 +14,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Harness {
-    _reaper: IdeReaper,
     port: u16,
     client: Client,
     data: std::path::PathBuf,
-    _server: qingting_server::RunningServer,
-    _dir: tempfile::TempDir,
+    _server: common::TestServer,
 }
 
 impl Harness {
@@ -35,26 +30,13 @@ impl Harness {
 }
 
 async fn start() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let editors = dir.path().join("editors");
-    install_test_ide(&editors);
-    let templates = dir.path().join("templates.toml");
-    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
-    let port = free_port();
-    let mut config = Config {
-        listen: format!("127.0.0.1:{port}"),
-        public_url: format!("http://localhost:{port}"),
-        data_dir: dir.path().to_path_buf(),
-        templates_file: Some(templates.clone()),
-        ..Default::default()
-    };
-    config.workspaces.max_per_user = 3;
-    config.workspaces.max_running_per_user = 2;
-    // Unique per test run, so parallel servers never share uids or cgroups.
-    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
-    let server = qingting_server::start(config).await.expect("server starts");
+    let server = common::start_server(|config| {
+        config.workspaces.max_per_user = 3;
+        config.workspaces.max_running_per_user = 2;
+    })
+    .await;
+    let port = server.port;
     Harness {
-        _reaper: IdeReaper(dir.path().to_path_buf()),
         port,
         client: common::client(
             port,
@@ -64,9 +46,8 @@ async fn start() -> Harness {
                 "bob-demo.localhost",
             ],
         ),
-        data: dir.path().to_path_buf(),
+        data: server.dir.path().to_path_buf(),
         _server: server,
-        _dir: dir,
     }
 }
 

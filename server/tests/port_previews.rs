@@ -3,10 +3,7 @@
 //! in; the dashboard lists the port without configuration; a stopped workspace shows its
 //! Start page there too.
 
-use qingting_core::{
-    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
-    Config,
-};
+use qingting_core::testing::sandbox_available;
 mod common;
 
 use common::{register, Browser};
@@ -42,21 +39,8 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
     if !sandbox_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let _reaper = IdeReaper(dir.path().to_path_buf());
-    install_test_ide(&dir.path().join("editors"));
-    let templates = dir.path().join("templates.toml");
-    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
-    let port = free_port();
-    let mut config = Config {
-        listen: format!("127.0.0.1:{port}"),
-        public_url: format!("http://localhost:{port}"),
-        data_dir: dir.path().to_path_buf(),
-        templates_file: Some(templates),
-        ..Default::default()
-    };
-    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
-    let _server = qingting_server::start(config).await.expect("server starts");
+    let server = common::start_server(|_| {}).await;
+    let port = server.port;
     let client = common::client(
         port,
         &["alice-demo.localhost", PREVIEW, "8001-alice-demo.localhost"],

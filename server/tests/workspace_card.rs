@@ -2,10 +2,7 @@
 //! disk, and when idle stop will take it, with "Keep running". Work inside the workspace
 //! (CPU use with nobody connected) keeps it running; idleness stops it.
 
-use qingting_core::{
-    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
-    Config,
-};
+use qingting_core::testing::sandbox_available;
 mod common;
 
 use common::{register, Browser};
@@ -24,22 +21,8 @@ async fn the_card_shows_use_and_idle_stop_and_work_keeps_a_workspace_running() {
     if !sandbox_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let _reaper = IdeReaper(dir.path().to_path_buf());
-    install_test_ide(&dir.path().join("editors"));
-    let templates = dir.path().join("templates.toml");
-    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
-    let port = free_port();
-    let mut config = Config {
-        listen: format!("127.0.0.1:{port}"),
-        public_url: format!("http://localhost:{port}"),
-        data_dir: dir.path().to_path_buf(),
-        templates_file: Some(templates),
-        ..Default::default()
-    };
-    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
-    config.workspaces.idle_stop_secs = 6;
-    let _server = qingting_server::start(config).await.expect("server starts");
+    let server = common::start_server(|c| c.workspaces.idle_stop_secs = 6).await;
+    let port = server.port;
     let client = common::client(port, &["alice-demo.localhost"]);
     let mut alice = register(&client, port, "alice").await;
     let (s, row) = alice

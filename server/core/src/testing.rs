@@ -305,3 +305,32 @@ pub fn unique_uid_base() -> u32 {
     let n = NEXT.fetch_add(1, Ordering::Relaxed) % 100;
     1_000_000 + (std::process::id() % 10_000) * 10_000 + n * 100
 }
+
+/// A workspace spec for runtime tests: workspace `id` of alice, from `template`.
+pub fn workspace_spec(
+    id: i64,
+    template: &crate::templates::Template,
+) -> crate::workspaces::runtime::WorkspaceSpec {
+    crate::workspaces::runtime::WorkspaceSpec {
+        id,
+        owner_id: 1,
+        owner: "alice".into(),
+        name: format!("ws{id}"),
+        template: template.clone(),
+    }
+}
+
+/// Local runtime options over `data` (editors in `data/editors`), sandboxed, with a uid range
+/// of their own and the network as templates say; tests change what they need.
+pub fn local_options(data: &std::path::Path) -> crate::workspaces::local::LocalOptions {
+    crate::workspaces::local::LocalOptions {
+        data_dir: data.to_path_buf(),
+        editors_dir: data.join("editors"),
+        insecure_no_sandbox: false,
+        uid_base: unique_uid_base(),
+        policy: crate::workspaces::local::Policy::default(),
+        log_max_bytes: 1 << 20,
+        network: crate::config::NetworkPolicy::Template,
+        network_deny: Vec::new(),
+    }
+}

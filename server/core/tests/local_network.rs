@@ -6,38 +6,26 @@
 use qingting_core::{
     config::NetworkPolicy,
     templates::Network as TemplateNetwork,
-    testing::{install_test_ide, sandbox_available, unix_http, IdeReaper},
+    testing::{
+        install_test_ide, local_options, sandbox_available, unix_http, workspace_spec, IdeReaper,
+    },
     workspaces::{
         local::{LocalOptions, LocalRuntime, Network, Policy},
-        runtime::{Runtime, WorkspaceSpec},
+        runtime::Runtime,
     },
 };
 use serde_json::{json, Value};
 use std::{process::Command, time::Duration};
 
-fn spec(id: i64, template: &qingting_core::templates::Template) -> WorkspaceSpec {
-    WorkspaceSpec {
-        id,
-        owner_id: 1,
-        owner: "alice".into(),
-        name: format!("ws{id}"),
-        template: template.clone(),
-    }
-}
-
 fn runtime(data: &std::path::Path, policy: NetworkPolicy) -> LocalRuntime {
     LocalRuntime::new(LocalOptions {
-        data_dir: data.to_path_buf(),
-        editors_dir: data.join("editors"),
-        insecure_no_sandbox: false,
-        uid_base: qingting_core::testing::unique_uid_base(),
         policy: Policy {
             grace: Duration::from_millis(300),
             ..Policy::default()
         },
-        log_max_bytes: 1 << 20,
         network: policy,
         network_deny: vec!["203.0.113.99".parse().unwrap()],
+        ..local_options(data)
     })
     .unwrap()
 }
@@ -166,7 +154,7 @@ async fn a_networked_workspace_reaches_the_internet_and_nothing_near_it() {
         .to_string()
         .contains("203.0.113.99/32"));
 
-    let ws = spec(1, &template);
+    let ws = workspace_spec(1, &template);
     let st = rt.provision(&ws).await.unwrap();
     rt.start(&ws, &st).await.unwrap();
 
@@ -281,7 +269,7 @@ async fn without_network_a_workspace_reaches_nothing() {
     // The operator turned the network off: the template's wish does not count.
     let rt = runtime(data.path(), NetworkPolicy::None);
     assert_eq!(rt.isolation()["network"]["mode"], "none");
-    let ws = spec(1, &template);
+    let ws = workspace_spec(1, &template);
     let st = rt.provision(&ws).await.unwrap();
     rt.start(&ws, &st).await.unwrap();
     let (code, out) = exec(

@@ -3,10 +3,12 @@
 //! saying so instead of a bare crash.
 
 use qingting_core::{
-    testing::{install_test_ide, sandbox_available, unix_http, IdeReaper},
+    testing::{
+        install_test_ide, local_options, sandbox_available, unix_http, workspace_spec, IdeReaper,
+    },
     workspaces::{
         local::{LocalOptions, LocalRuntime, Policy},
-        runtime::{Runtime, RuntimeEventKind, WorkspaceSpec},
+        runtime::{Runtime, RuntimeEventKind},
     },
 };
 use serde_json::Value;
@@ -14,26 +16,10 @@ use std::time::Duration;
 
 fn runtime(data: &std::path::Path, policy: Policy) -> LocalRuntime {
     LocalRuntime::new(LocalOptions {
-        data_dir: data.to_path_buf(),
-        editors_dir: data.join("editors"),
-        insecure_no_sandbox: false,
-        uid_base: qingting_core::testing::unique_uid_base(),
         policy,
-        log_max_bytes: 1 << 20,
-        network: Default::default(),
-        network_deny: Vec::new(),
+        ..local_options(data)
     })
     .unwrap()
-}
-
-fn spec(id: i64, template: &qingting_core::templates::Template) -> WorkspaceSpec {
-    WorkspaceSpec {
-        id,
-        owner_id: 1,
-        owner: "alice".into(),
-        name: format!("ws{id}"),
-        template: template.clone(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +31,7 @@ async fn a_running_workspace_reports_memory_cpu_and_disk() {
     let _reaper = IdeReaper(data.path().to_path_buf());
     let template = install_test_ide(&data.path().join("editors"));
     let rt = runtime(data.path(), Policy::default());
-    let ws = spec(1, &template);
+    let ws = workspace_spec(1, &template);
     let st = rt.provision(&ws).await.unwrap();
     assert_eq!(rt.usage(1), None, "not running yet");
     rt.start(&ws, &st).await.unwrap();
@@ -110,7 +96,7 @@ async fn an_ide_killed_for_its_memory_limit_says_so() {
         return;
     }
     let mut events = rt.events().unwrap();
-    let ws = spec(1, &template);
+    let ws = workspace_spec(1, &template);
     let st = rt.provision(&ws).await.unwrap();
     rt.start(&ws, &st).await.unwrap();
     // The IDE itself holds more than its workspace may: the kernel kills it.

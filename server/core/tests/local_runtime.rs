@@ -4,24 +4,14 @@
 //! lines, destroy leaves nothing behind.
 
 use qingting_core::{
-    testing::{install_test_ide, sandbox_available, unix_http},
+    testing::{install_test_ide, sandbox_available, unix_http, workspace_spec},
     workspaces::{
         local::{LocalOptions, LocalRuntime, Policy},
-        runtime::{Observed, Runtime, RuntimeEventKind, WorkspaceSpec},
+        runtime::{Observed, Runtime, RuntimeEventKind},
     },
 };
 use serde_json::Value;
 use std::time::Duration;
-
-fn spec(id: i64, template: &qingting_core::templates::Template) -> WorkspaceSpec {
-    WorkspaceSpec {
-        id,
-        owner_id: 1,
-        owner: "alice".into(),
-        name: format!("ws{id}"),
-        template: template.clone(),
-    }
-}
 
 async fn get_json(rt: &LocalRuntime, id: i64, path: &str) -> Value {
     let (status, body) = unix_http(&rt.layout().socket(id), "GET", path, b"")
@@ -85,7 +75,7 @@ async fn local_runtime_end_to_end() {
     .unwrap();
     let mut events = rt.events().unwrap();
     eprintln!("isolation: {}", rt.isolation());
-    let (a, b) = (spec(1, &template), spec(2, &template));
+    let (a, b) = (workspace_spec(1, &template), workspace_spec(2, &template));
     for ws in [&a, &b] {
         let st = rt.provision(ws).await.unwrap();
         rt.start(ws, &st).await.unwrap();

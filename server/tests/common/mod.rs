@@ -186,3 +186,37 @@ max_processes = 64
 health_path = "/healthz"
 command = ["/usr/bin/python3", "{editors}/test-ide/test_ide.py", "{socket}", "{files}"]
 "#;
+
+/// A server on a free port with the stand-in IDE's template, its own data dir and uid range;
+/// its IDEs are killed when it is dropped (they outlive a server by design).
+pub struct TestServer {
+    _reaper: qingting_core::testing::IdeReaper,
+    pub port: u16,
+    _server: qingting_server::RunningServer,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a [`TestServer`], its configuration `tweak`ed first.
+pub async fn start_server(tweak: impl FnOnce(&mut qingting_core::Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    qingting_core::testing::install_test_ide(&dir.path().join("editors"));
+    let templates = dir.path().join("templates.toml");
+    std::fs::write(&templates, TEST_TEMPLATES).unwrap();
+    let port = qingting_core::testing::free_port();
+    let mut config = qingting_core::Config {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: format!("http://localhost:{port}"),
+        data_dir: dir.path().to_path_buf(),
+        templates_file: Some(templates),
+        ..Default::default()
+    };
+    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
+    tweak(&mut config);
+    let server = qingting_server::start(config).await.expect("server starts");
+    TestServer {
+        _reaper: qingting_core::testing::IdeReaper(dir.path().to_path_buf()),
+        port,
+        _server: server,
+        dir,
+    }
+}

@@ -186,7 +186,7 @@ async fn watch(inner: &Inner, spec: &WorkspaceSpec, running: Running) -> String 
 
 /// `2048` → `2 GiB`, `1536` → `1536 MiB`.
 pub fn human_mib(mb: u64) -> String {
-    if mb >= 1024 && mb % 1024 == 0 {
+    if mb >= 1024 && mb.is_multiple_of(1024) {
         format!("{} GiB", mb / 1024)
     } else {
         format!("{mb} MiB")
