@@ -96,6 +96,21 @@ async fn workspaces_through_the_gateway() {
         .unwrap();
     assert_eq!(health["runtime"], "local");
     assert_eq!(health["isolation"]["sandbox"], "bubblewrap");
+    // Which network workspaces get, and (when they get one) what it refuses.
+    let network = &health["isolation"]["network"];
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        assert!(
+            network["mode"].as_str().unwrap().contains("firewalled"),
+            "{network}"
+        );
+        assert!(
+            network["refused"].to_string().contains("169.254.0.0/16"),
+            "{network}"
+        );
+    } else {
+        assert!(network["mode"].is_string(), "{network}");
+    }
 
     let mut alice = register(&h.client, h.port, "alice").await;
     let mut bob = register(&h.client, h.port, "bob").await;

@@ -12,6 +12,41 @@ use serde_json::Value;
 use std::time::Duration;
 
 const PREVIEW: &str = "8000-alice-demo.localhost";
+const APP: &str = "8002-alice-demo.localhost";
+
+/// A WebSocket through the gateway to `host` (a raw handshake, then one echoed message).
+async fn websocket_echo(port: u16, host: &str, cookie: &str, message: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nCookie: {cookie}\r\nOrigin: http://{host}:{port}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed during the handshake: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    s.write_all(message).await.unwrap();
+    let mut echoed = vec![0u8; message.len()];
+    s.read_exact(&mut echoed).await.unwrap();
+    echoed
+}
 
 async fn listed_ports(alice: &mut Browser) -> Vec<u64> {
     let (_, page) = alice.api("/api/workspaces/list", &[]).await;
@@ -43,7 +78,12 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
     let port = server.port;
     let client = common::client(
         port,
-        &["alice-demo.localhost", PREVIEW, "8001-alice-demo.localhost"],
+        &[
+            "alice-demo.localhost",
+            PREVIEW,
+            APP,
+            "8001-alice-demo.localhost",
+        ],
     );
     let root = unsafe { libc::geteuid() } == 0;
 
@@ -131,6 +171,39 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
         .unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(head.headers()["content-length"], "20");
+    // Bodies and WebSockets pass too: the stand-in IDE itself on port 8002.
+    let res = alice.get(&format!("{ide}/listen?port=8002&kind=ide")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let app = format!("http://{APP}:{port}");
+    let (res, hops) = alice
+        .follow(&alice.dash("/open/alice/demo?port=8002&next=/healthz"))
+        .await;
+    assert!(hops.last().unwrap().starts_with(&app), "{hops:?}");
+    let mut status = res.status();
+    for _ in 0..100 {
+        if status == StatusCode::OK {
+            break;
+        }
+        // Starting up: the page reloads itself until it answers.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = alice.get(&format!("{app}/healthz")).await.status();
+    }
+    assert_eq!(status, StatusCode::OK);
+    let put = alice
+        .client
+        .put(format!("{app}/upload.bin"))
+        .header("cookie", alice.cookie_header(&app).unwrap())
+        .body(vec![42u8; 300_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.json::<Value>().await.unwrap()["written"], 300_000);
+    let cookie = alice.cookie_header(&app).unwrap();
+    assert_eq!(
+        websocket_echo(port, APP, &cookie, b"through the preview").await,
+        b"through the preview"
+    );
+
     // A port nothing listens on says so.
     let (res, _) = alice
         .follow(&alice.dash("/open/alice/demo?port=8001&next=/"))
