@@ -83,6 +83,7 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
             PREVIEW,
             APP,
             "8001-alice-demo.localhost",
+            "8003-alice-demo.localhost",
         ],
     );
     let root = unsafe { libc::geteuid() } == 0;
@@ -203,6 +204,24 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
         websocket_echo(port, APP, &cookie, b"through the preview").await,
         b"through the preview"
     );
+
+    // An app listening on ::1 only (what `localhost` means to Node and Vite) is reached too.
+    let res = alice.get(&format!("{ide}/listen?port=8003&bind=::1")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v6 = format!("http://8003-alice-demo.localhost:{port}");
+    alice
+        .follow(&alice.dash("/open/alice/demo?port=8003&next=/"))
+        .await;
+    let mut body = String::new();
+    for _ in 0..100 {
+        let res = alice.get(&format!("{v6}/hello.txt")).await;
+        if res.status() == StatusCode::OK {
+            body = res.text().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(body, "hello from port 8000");
 
     // A port nothing listens on says so.
     let (res, _) = alice

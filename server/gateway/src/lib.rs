@@ -11,7 +11,8 @@
 //! - [`ide`]: how an IDE is launched (command placeholders, environment);
 //! - [`live`]: live connections by session, closed when their session ends;
 //! - [`proxy`]: HTTP and WebSocket forwarding to the IDE, streaming, with our own cookies
-//!   stripped; [`pool`]: the idle connections it reuses;
+//!   stripped; [`pool`]: the idle connections it reuses; [`netns`]: connecting inside a
+//!   workspace's network namespace (port previews);
 //! - [`url`]: which redirect targets are ours, query parameters, percent-encoding;
 //! - `conformance` (feature `conformance`): the one test suite both gateways pass.
 
@@ -23,6 +24,7 @@ pub mod host;
 pub mod ide;
 pub mod live;
 pub mod names;
+pub mod netns;
 pub mod pool;
 pub mod proxy;
 pub mod token;

@@ -19,12 +19,12 @@ pub enum Upstream {
     Unix(PathBuf),
     /// `host:port`.
     Tcp(String),
-    /// A port on the loopback of a workspace's own network namespace, named by a file such as
-    /// `/proc/<pid>/ns/net` (the workspace is part of the key: pooled connections of one never
-    /// serve another that later gets the same pid).
+    /// A port on the loopback of a workspace's own network namespace, that of the process
+    /// `holder` (the workspace is part of the key too: pooled connections of one never serve
+    /// another).
     Namespaced {
         workspace: i64,
-        netns: PathBuf,
+        holder: crate::netns::Holder,
         port: u16,
     },
 }
@@ -208,8 +208,8 @@ where
             s.set_nodelay(true).ok();
             handshake!(s)
         }
-        Upstream::Namespaced { netns, port, .. } => {
-            let s = tokio::time::timeout(CONNECT_TIMEOUT, connect_in_namespace(netns, *port))
+        Upstream::Namespaced { holder, port, .. } => {
+            let s = tokio::time::timeout(CONNECT_TIMEOUT, crate::netns::connect(*holder, *port))
                 .await
                 .map_err(timed_out)?
                 .map_err(unreachable)?;
@@ -217,37 +217,6 @@ where
             handshake!(s)
         }
     })
-}
-
-/// Connects to `127.0.0.1:port` inside the network namespace `netns`. A socket belongs to
-/// the namespace it was created in, so a short-lived thread enters the namespace (which
-/// changes only that thread's view), connects, and hands the connected socket back.
-async fn connect_in_namespace(netns: &Path, port: u16) -> std::io::Result<TcpStream> {
-    use std::os::unix::io::AsRawFd;
-    let netns = netns.to_path_buf();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("netns-connect".into())
-        .spawn(move || {
-            let connected = (|| {
-                let ns = std::fs::File::open(&netns)?;
-                // SAFETY: setns on this thread only, which ends right after.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let s = std::net::TcpStream::connect_timeout(
-                    &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                    CONNECT_TIMEOUT,
-                )?;
-                s.set_nonblocking(true)?;
-                Ok(s)
-            })();
-            let _ = tx.send(connected);
-        })?;
-    let s = rx
-        .await
-        .map_err(|_| std::io::Error::other("the connecting thread ended"))??;
-    TcpStream::from_std(s)
 }
 
 /// Connects to the socket at `path` only if `path` itself is a socket, never through a

@@ -524,10 +524,11 @@ impl Runtime for LocalRuntime {
         let holder = self
             .inner
             .namespace_holder(workspace_id)
+            .and_then(qingting_gateway::netns::Holder::of)
             .ok_or("the workspace is not running")?;
         Ok(Endpoint::Namespaced {
             workspace: workspace_id,
-            netns: PathBuf::from(format!("/proc/{holder}/ns/net")),
+            holder,
             port,
         })
     }
