@@ -34,12 +34,15 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
     let live = state.live.register(&sid.to_string(), account.id);
     let ended = live.ended();
     let rx = state.workspaces.subscribe();
-    let stream = futures_util::stream::unfold((rx, None), move |(mut rx, last)| {
+    let start = (rx, None, tokio::time::Instant::now());
+    let stream = futures_util::stream::unfold(start, move |(mut rx, last, mut recheck)| {
         let (state, account) = (state.clone(), account.clone());
         async move {
             let mut last: Option<String> = last;
             loop {
                 if last.is_some() {
+                    // A deadline, not a fresh sleep per wake-up: other users' changes must
+                    // not keep postponing the recheck.
                     tokio::select! {
                         got = rx.recv() => match got {
                             Ok(uid) if uid != account.id => continue,
@@ -47,9 +50,10 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
                             Ok(_) | Err(RecvError::Lagged(_)) => {}
                             Err(RecvError::Closed) => return None,
                         },
-                        _ = tokio::time::sleep(RECHECK) => {}
+                        _ = tokio::time::sleep_until(recheck) => {}
                     }
                 }
+                recheck = tokio::time::Instant::now() + RECHECK;
                 let rows = rows(&state, &account).await.ok()?;
                 let json = serde_json::to_string(&rows).ok()?;
                 if last.as_deref() == Some(json.as_str()) {
@@ -57,7 +61,7 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
                 }
                 let event = Event::default().event("workspaces").data(&json);
                 last = Some(json);
-                return Some((Ok::<_, Infallible>(event), (rx, last)));
+                return Some((Ok::<_, Infallible>(event), (rx, last, recheck)));
             }
         }
     });

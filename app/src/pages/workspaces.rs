@@ -49,6 +49,9 @@ fn Dashboard(page: PageData) -> impl IntoView {
     provide_context(share);
     let keep = ServerAction::<KeepRunning>::new();
     provide_context(keep);
+    // Use figures change every few seconds: cards read them from here instead of being
+    // rebuilt (which would close an open Delete confirmation).
+    provide_context(rows);
     let name_input = NodeRef::<leptos::html::Input>::new();
     // A created workspace empties the name field for the next one.
     Effect::new(move |_| {
@@ -118,7 +121,7 @@ fn WorkspaceList(
                     </div>
                 }
             >
-                <For each=move || rows.get() key=|r| (r.id, r.state.clone(), r.reason.clone(), r.ports.clone(), r.usage.clone(), r.idle_stop_in_minutes) let:row>
+                <For each=move || rows.get() key=|r| (r.id, r.state.clone(), r.reason.clone(), r.ports.clone()) let:row>
                     <WorkspaceCard row act />
                 </For>
             </Show>
@@ -203,13 +206,24 @@ fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl 
             </div>
             <p class="muted">{template}</p>
             {reason.map(|r| view! { <pre class="reason" data-testid="reason">{r}</pre> })}
-            {usage_line(&row)}
-            {idle_notice(&row)}
+            {live_figures(row.id)}
             {port_links(&row)}
             <CardActions row act />
         </article>
     }
     .into_any()
+}
+
+/// The parts of a card that follow the list without rebuilding it.
+fn live_figures(id: i64) -> impl IntoView {
+    let rows = expect_context::<RwSignal<Vec<WorkspaceRow>>>();
+    move || {
+        rows.with(|list| {
+            list.iter()
+                .find(|r| r.id == id)
+                .map(|r| (usage_line(r), idle_notice(r)))
+        })
+    }
 }
 
 /// Memory, CPU and disk of a running workspace.

@@ -186,7 +186,8 @@ async fn decide_and_answer(
                 username: wh.user.clone(),
             };
             let req = Request::from_parts(parts, body);
-            return forward(&gw, &wh, &owner, target.clone(), &origin, None, false, req).await;
+            let target = target.clone();
+            return forward(&gw, &wh, &owner, target, &origin, None, Who::Anyone, req).await;
         }
     }
     let guard = &gw.state.access.guard;
@@ -244,8 +245,12 @@ async fn decide_and_answer(
             // session ends.
             let live = access::is_websocket(req.headers())
                 .then(|| gw.state.live.register(&claims.sid, claims.sub));
-            let is_owner = claims.sub == target.owner_id;
-            forward(&gw, &wh, &owner, target, &origin, live, is_owner, req).await
+            let who = if claims.sub == target.owner_id {
+                Who::Owner
+            } else {
+                Who::SignedIn
+            };
+            forward(&gw, &wh, &owner, target, &origin, live, who, req).await
         }
     }
 }
@@ -262,8 +267,19 @@ fn sign_in_again(gw: &Gateway, rules: &Target, next: &str) -> Response {
     }
 }
 
-/// Proxies one request to the workspace (its IDE, or the previewed port). `is_owner`: the
-/// owner asks, not someone a port is shared with (who may not start or see why it failed).
+/// Who is asking, on a host the gateway let them through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Owner,
+    /// Someone signed in whom the owner shared this port with.
+    SignedIn,
+    /// Anyone, on a public port: their traffic does not keep the workspace from idle stop
+    /// (or a stranger could keep it running for ever).
+    Anyone,
+}
+
+/// Proxies one request to the workspace (its IDE, or the previewed port). Only the owner may
+/// start it or see why it failed.
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     gw: &Gateway,
@@ -272,9 +288,10 @@ async fn forward(
     target: GatewayTarget,
     origin: &str,
     live: Option<LiveGuard>,
-    is_owner: bool,
+    who: Who,
     req: Request,
 ) -> Response {
+    let is_owner = who == Who::Owner;
     let service = &gw.state.workspaces;
     let name = wh.workspace.as_str();
     if req.uri().path() == START_PATH && req.method() == Method::POST {
@@ -344,8 +361,11 @@ async fn forward(
         proto: gw.proto,
     };
     let activity = service.activity();
+    let counts = who != Who::Anyone;
     let keep_alive = live.map(|live| (activity.open_socket(target.id), live));
-    activity.touch(target.id);
+    if counts {
+        activity.touch(target.id);
+    }
     let revoked = live::ended(keep_alive.as_ref().map(|(_, live)| live));
     match proxy::forward(req, &upstream, &gw.pool, &fwd, keep_alive, revoked).await {
         Ok(res) => res.map(Body::new),

@@ -19,7 +19,7 @@ use qingting_core::{
     AppState,
 };
 use qingting_gateway::{
-    access, now_unix,
+    access, names, now_unix,
     token::{self, MAX_TTL_SECS},
     url,
 };
@@ -69,10 +69,14 @@ pub async fn open(
         Ok(Some(a)) => a,
         _ => return to(&format!("/login?next={}", url::percent_encode(&here))),
     };
+    // Names exactly as hosts spell them (a lenient database collation matches more).
+    if !(names::is_username(&user) && names::is_workspace_name(&name)) {
+        return to(redirect::HOME);
+    }
     // The owner opens any of it; someone else only a port its owner shared.
     let ws_id = if account.username == user {
         match state.workspaces.find_by_name(&account, &name).await {
-            Ok(Some(ws)) => ws.id,
+            Ok(Some(ws)) if ws.name == name => ws.id,
             _ => return to(redirect::HOME),
         }
     } else {

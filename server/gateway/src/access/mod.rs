@@ -199,6 +199,19 @@ impl Guard {
                 clear_cookie: false,
             };
         }
+        // A page on another workspace host is the same site (a port preview someone shared,
+        // say), so the browser sends this host's SameSite=Lax cookie along with its requests.
+        // The IDE's own host takes requests that change something only from its own pages.
+        let unsafe_method = !matches!(*req.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let foreign = req.headers.contains_key(header::ORIGIN)
+            && !origin_matches(req.headers, &target.origin);
+        if target.port.is_none() && unsafe_method && foreign {
+            return Decision::Refuse {
+                status: 403,
+                message: "Requests that change something are accepted only from the workspace's own pages.",
+                clear_cookie: false,
+            };
+        }
         Decision::Forward { claims }
     }
 

@@ -351,3 +351,70 @@ async fn a_shared_port_admits_other_signed_in_users_and_nothing_else_does() {
     };
     assert!(location.ends_with("&port=8000"), "{location}");
 }
+
+#[tokio::test]
+async fn the_ides_host_takes_changes_only_from_its_own_pages() {
+    let (s, g, t) = setup();
+    let tok = s.mint(5, 1, "sid1", None, 1000, 60);
+    let Decision::Exchanged { set_cookies, .. } = get(
+        &g,
+        &t,
+        &format!("{AUTH_PATH}?token={tok}&next=%2F"),
+        &from_dashboard(),
+    )
+    .await
+    else {
+        panic!("exchange");
+    };
+    let cookie = cookie_of(&set_cookies);
+    let with = |origin: Option<&str>| {
+        let mut h = headers(&[(header::COOKIE, &cookie)]);
+        if let Some(o) = origin {
+            h.append(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h
+    };
+    // A shared port's page of another user is the same site: its POST carries the cookie.
+    let evil = with(Some("http://8000-mallory-x.localhost:3000"));
+    let d = req(&g, &t, Method::POST, "/api/contents", &evil).await;
+    assert!(matches!(d, Decision::Refuse { status: 403, .. }), "{d:?}");
+    // Reads pass (the page cannot see the answer), and so do the IDE's own pages and
+    // clients that send no Origin.
+    assert!(matches!(
+        get(&g, &t, "/x", &evil).await,
+        Decision::Forward { .. }
+    ));
+    let own = with(Some("http://alice-demo.localhost:3000"));
+    assert!(matches!(
+        req(&g, &t, Method::POST, "/api/contents", &own).await,
+        Decision::Forward { .. }
+    ));
+    assert!(matches!(
+        req(&g, &t, Method::PUT, "/f", &with(None)).await,
+        Decision::Forward { .. }
+    ));
+    // A preview host is the app's own business.
+    let mut preview = t.clone();
+    preview.port = Some(8000);
+    preview.origin = "http://8000-alice-demo.localhost:3000".into();
+    let tok = s.mint(5, 1, "sid1", None, 1000, 60);
+    let Decision::Exchanged { set_cookies, .. } = get(
+        &g,
+        &preview,
+        &format!("{AUTH_PATH}?token={tok}&next=%2F"),
+        &from_dashboard(),
+    )
+    .await
+    else {
+        panic!("exchange");
+    };
+    let mut h = headers(&[(header::COOKIE, &cookie_of(&set_cookies))]);
+    h.append(
+        header::ORIGIN,
+        HeaderValue::from_static("http://elsewhere.example"),
+    );
+    assert!(matches!(
+        req(&g, &preview, Method::POST, "/api", &h).await,
+        Decision::Forward { .. }
+    ));
+}

@@ -264,19 +264,20 @@ impl Inner {
         proc.save(&l.pidfile(id)).map_err(err)?;
         let deadline = tokio::time::Instant::now() + self.policy.start_timeout;
         if networked {
-            let attached = network::attach(proc, &run.join(network::READY_MARK), NET_ATTACH).await;
-            match attached
-                .and_then(|slirp| slirp.save(&l.net_pidfile(id)).map_err(|e| e.to_string()))
-            {
-                Ok(()) => {}
-                Err(why) => {
-                    self.kill(id, Some(proc)).await;
-                    writer.drained(LOG_DRAIN).await;
-                    return Err(err(format!(
-                        "the workspace's network could not be set up: {why}. Last output:\n{}",
-                        layout::log_tail(&l.log(id), 15)
-                    )));
-                }
+            let attached = network::attach(
+                proc,
+                &run.join(network::READY_MARK),
+                &l.net_pidfile(id),
+                NET_ATTACH,
+            )
+            .await;
+            if let Err(why) = attached {
+                self.kill(id, Some(proc)).await;
+                writer.drained(LOG_DRAIN).await;
+                return Err(err(format!(
+                    "the workspace's network could not be set up: {why}. Last output:\n{}",
+                    layout::log_tail(&l.log(id), 15)
+                )));
             }
         }
         loop {
@@ -407,6 +408,11 @@ impl Runtime for LocalRuntime {
             .limits
             .remove(self.inner.isolation.slot(ws.id));
         self.inner.usage.forget(ws.id);
+        self.inner
+            .memory_mb
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ws.id);
         Ok(())
     }
 

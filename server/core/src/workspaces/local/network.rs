@@ -2,12 +2,13 @@
 //!
 //! The sandbox keeps its own network namespace. Before anything of the workspace's runs in it,
 //! the sandbox's first process (still holding `CAP_NET_ADMIN` over that namespace) loads a
-//! firewall that refuses (on anything but its own loopback interface) the host's loopback, the host's own addresses, private, shared and
-//! link-local ranges (cloud metadata included) and whatever the operator lists; then it drops
-//! every capability and starts the IDE, which can never change the rules. Only then does this
-//! server attach slirp4netns, a user-mode network stack: the namespace gets a `tap0` with
-//! `10.0.2.100`, a gateway that is not the host (`--disable-host-loopback`), and a DNS
-//! forwarder at `10.0.2.3` (the only private address a workspace may reach, on port 53).
+//! firewall that refuses, on anything but the sandbox's own loopback interface, the host's
+//! loopback and addresses, private, shared and link-local ranges (cloud metadata included)
+//! and whatever the operator lists; then it drops its capabilities and starts the IDE, which
+//! can never change the rules. Only then does this server attach slirp4netns, a user-mode
+//! network stack: the namespace gets a `tap0` with `10.0.2.100`, a gateway that is not the
+//! host (`--disable-host-loopback`), and a DNS forwarder at `10.0.2.3` (the only private
+//! address a workspace may reach, on port 53).
 //! slirp4netns itself runs sandboxed (`--enable-sandbox --enable-seccomp`), as a process of
 //! its own that this server stops with the IDE.
 
@@ -158,9 +159,14 @@ pub fn namespace_holder(sandbox_pid: i32) -> Option<i32> {
 }
 
 /// Waits until the sandbox's firewall is in force, then connects its namespace to the
-/// outside through slirp4netns; returns the slirp4netns process once the namespace is
-/// configured.
-pub async fn attach(sandbox: ProcId, ready_mark: &Path, limit: Duration) -> Result<ProcId, String> {
+/// outside through slirp4netns, recorded in `pidfile` at once (so a server that dies now
+/// still finds it); returns once the namespace is configured.
+pub async fn attach(
+    sandbox: ProcId,
+    ready_mark: &Path,
+    pidfile: &Path,
+    limit: Duration,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + limit;
     while !ready_mark.exists() {
         if !sandbox.alive() {
@@ -209,13 +215,17 @@ pub async fn attach(sandbox: ProcId, ready_mark: &Path, limit: Duration) -> Resu
         .id()
         .and_then(|p| ProcId::of(p as i32))
         .ok_or("slirp4netns exited at once")?;
+    if let Err(e) = proc.save(pidfile) {
+        stop(Some(proc));
+        return Err(format!("cannot record slirp4netns: {e}"));
+    }
     // It writes "1" once tap0 is configured, or closes the pipe when it fails.
     let wait = tokio::task::spawn_blocking(move || {
         let mut b = [0u8; 1];
         matches!(ready.read(&mut b), Ok(1))
     });
     match tokio::time::timeout_at(deadline, wait).await {
-        Ok(Ok(true)) => Ok(proc),
+        Ok(Ok(true)) => Ok(()),
         _ => {
             stop(Some(proc));
             Err("slirp4netns could not connect the workspace's network".into())

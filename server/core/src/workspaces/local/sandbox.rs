@@ -114,7 +114,7 @@ impl Isolation {
         }
         let network = match policy {
             NetworkPolicy::None => Network::Off("turned off by the operator".into()),
-            NetworkPolicy::Template => match probe_firewall(root) {
+            NetworkPolicy::Template => match probe_firewall(root, deny) {
                 Ok(()) => Network::Firewalled {
                     deny: deny.to_vec(),
                 },
@@ -316,7 +316,7 @@ impl Isolation {
 
 /// Whether a sandbox here can load a firewall into its own network namespace and then give
 /// up the capability to change it (what every networked workspace does at start).
-fn probe_firewall(root: bool) -> Result<(), String> {
+fn probe_firewall(root: bool, deny: &[IpRange]) -> Result<(), String> {
     for tool in ["slirp4netns", "nft", "setpriv"] {
         let found = Command::new(tool)
             .arg("--version")
@@ -347,7 +347,8 @@ fn probe_firewall(root: bool) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run bwrap: {e}"))?;
-    let rules = network::rules(&network::denied(&[]));
+    // The operator's ranges too: a list nft refuses fails here, not at every start.
+    let rules = network::rules(&network::denied(deny));
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(rules.as_bytes());
     }

@@ -38,7 +38,7 @@ struct DiskSample {
 
 /// The CPU time (clock ticks) and resident memory (bytes) of `root` and everything under it.
 pub fn tree(root: i32) -> Option<(u64, u64)> {
-    let tick_pages = page_size();
+    let page = page_size();
     let mut ticks = 0u64;
     let mut rss = 0u64;
     let mut todo = vec![root];
@@ -58,7 +58,7 @@ pub fn tree(root: i32) -> Option<(u64, u64)> {
         // utime, stime, cutime, cstime (fields 14-17), rss in pages (24).
         let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         ticks += n(11) + n(12) + n(13) + n(14);
-        rss += n(21) * tick_pages;
+        rss += n(21) * page;
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for t in tasks.flatten() {
                 let children =
@@ -152,26 +152,61 @@ impl Sampler {
     }
 }
 
-/// The disk blocks under `dir`, never following a link (the workspace plants what it likes).
+/// The disk blocks under `dir`, on its file system only, and never through a link. The
+/// workspace writes here while this (root) server walks, so a directory swapped for a link to
+/// `/` between two steps must not be followed: each directory is opened relative to the
+/// already-open parent (`/proc/self/fd/N/<name>`) with `O_NOFOLLOW | O_DIRECTORY`, so no
+/// name is ever resolved again from the top.
 pub fn du(dir: &Path) -> u64 {
+    use std::os::unix::{fs::OpenOptionsExt, io::AsRawFd};
+    let open_dir = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+    };
+    let Ok(top) = open_dir(dir) else {
+        return 0;
+    };
+    let Ok(device) = top.metadata().map(|m| m.dev()) else {
+        return 0;
+    };
     let mut total = 0u64;
-    let mut todo: Vec<PathBuf> = vec![dir.to_path_buf()];
+    let mut entries = 0usize;
+    let mut todo = vec![top];
     while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+        let here = PathBuf::from(format!("/proc/self/fd/{}", d.as_raw_fd()));
+        let Ok(list) = std::fs::read_dir(&here) else {
             continue;
         };
-        for e in entries.flatten() {
-            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+        for e in list.flatten() {
+            entries += 1;
+            if entries > MAX_ENTRIES {
+                return total;
+            }
+            let path = here.join(e.file_name());
+            let Ok(m) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
             total += m.blocks() * 512;
-            if m.file_type().is_dir() {
-                todo.push(e.path());
+            if m.file_type().is_dir() && m.dev() == device {
+                if let Ok(sub) = open_dir(&path) {
+                    // Still the directory just measured, not something swapped in since.
+                    if sub
+                        .metadata()
+                        .is_ok_and(|s| s.ino() == m.ino() && s.dev() == device)
+                    {
+                        todo.push(sub);
+                    }
+                }
             }
         }
     }
     total
 }
+
+/// A walk stops counting here (a figure for the card, not an audit).
+const MAX_ENTRIES: usize = 2_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -193,7 +228,10 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/b"), vec![1u8; 64 * 1024]).unwrap();
         std::os::unix::fs::symlink("/usr", dir.path().join("usr")).unwrap();
+        std::os::unix::fs::symlink("/usr", dir.path().join("sub/usr")).unwrap();
         let n = du(dir.path());
         assert!((128 * 1024..1 << 20).contains(&n), "{n}");
+        // A link as the top itself is not followed either.
+        assert_eq!(du(&dir.path().join("usr")), 0);
     }
 }

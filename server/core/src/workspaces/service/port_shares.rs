@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::store::entity::port_share;
+use sea_orm::sea_query::OnConflict;
 
 /// Who may open one port of a workspace besides its owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,9 @@ impl PortSharing {
     }
 }
 
+/// Shared ports per workspace, at most (each is on its card and in the gateway's memory).
+pub const MAX_SHARED_PORTS: u64 = 32;
+
 /// The shared ports of one workspace, ascending.
 pub type PortShares = Vec<(u16, PortSharing)>;
 
@@ -50,23 +54,42 @@ impl WorkspaceService {
         if port == 0 {
             return Err(WorkspaceError::InvalidPort);
         }
-        let txn = self.db.begin().await?;
-        port_share::Entity::delete_many()
-            .filter(port_share::Column::WorkspaceId.eq(ws.id))
-            .filter(port_share::Column::Port.eq(i32::from(port)))
-            .exec(&txn)
-            .await?;
-        if sharing != PortSharing::Private {
+        let key = (
+            port_share::Column::WorkspaceId.eq(ws.id),
+            port_share::Column::Port.eq(i32::from(port)),
+        );
+        if sharing == PortSharing::Private {
+            port_share::Entity::delete_many()
+                .filter(key.0)
+                .filter(key.1)
+                .exec(&self.db)
+                .await?;
+        } else {
+            let others = port_share::Entity::find()
+                .filter(port_share::Column::WorkspaceId.eq(ws.id))
+                .filter(port_share::Column::Port.ne(i32::from(port)))
+                .count(&self.db)
+                .await?;
+            if others >= MAX_SHARED_PORTS {
+                return Err(WorkspaceError::LimitReached(format!(
+                    "A workspace shares at most {MAX_SHARED_PORTS} ports; stop sharing one first."
+                )));
+            }
+            // One statement, so two changes at once cannot trip over each other.
             port_share::Entity::insert(port_share::ActiveModel {
                 workspace_id: Set(ws.id),
                 port: Set(i32::from(port)),
                 sharing: Set(sharing.as_str().to_string()),
                 created_at: Set(now_unix()),
             })
-            .exec(&txn)
+            .on_conflict(
+                OnConflict::columns([port_share::Column::WorkspaceId, port_share::Column::Port])
+                    .update_column(port_share::Column::Sharing)
+                    .to_owned(),
+            )
+            .exec(&self.db)
             .await?;
         }
-        txn.commit().await?;
         tracing::info!(
             workspace = ws.id,
             port,
