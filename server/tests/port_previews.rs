@@ -371,4 +371,31 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
         .await
         .unwrap();
     assert_eq!(post.status(), StatusCode::FORBIDDEN);
+
+    // Started again (a new sandbox, a new namespace): the preview follows it.
+    let (s, _) = alice
+        .api(
+            "/api/workspaces/action",
+            &[("id", &id), ("action", "start")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    alice.wait_state("demo", "running").await;
+    alice.follow(&alice.dash("/open/alice/demo?next=/")).await;
+    let res = alice.get(&format!("{ide}/listen?port=8000")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut status = StatusCode::BAD_GATEWAY;
+    for _ in 0..100 {
+        status = client
+            .get(format!("{preview}/hello.txt"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
 }

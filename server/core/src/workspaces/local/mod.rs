@@ -78,6 +78,9 @@ pub struct Inner {
     usage: usage::Sampler,
     /// Each started workspace's memory limit (MiB), for its usage figures.
     memory_mb: Mutex<HashMap<i64, u64>>,
+    /// The process holding each running workspace's namespaces, found once per start (a port
+    /// preview asks on every request); forgotten whenever the sandbox is killed.
+    holders: Mutex<HashMap<i64, qingting_gateway::netns::Holder>>,
 }
 
 /// An IDE that answered its health check.
@@ -147,6 +150,7 @@ impl LocalRuntime {
                 supervised: Mutex::new(HashMap::new()),
                 usage: usage::Sampler::default(),
                 memory_mb: Mutex::new(HashMap::new()),
+                holders: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -262,6 +266,8 @@ impl Inner {
             .and_then(|p| ProcId::of(p as i32))
             .ok_or_else(|| err("the IDE exited at once"))?;
         proc.save(&l.pidfile(id)).map_err(err)?;
+        // A preview that looked while the previous sandbox was ending may have kept its holder.
+        self.forget_holder(id);
         let deadline = tokio::time::Instant::now() + self.policy.start_timeout;
         if networked {
             let attached = network::attach(
@@ -310,6 +316,7 @@ impl Inner {
 
     /// Kills the IDE's whole tree and forgets its pid and socket.
     async fn kill(&self, id: i64, proc: Option<ProcId>) {
+        self.forget_holder(id);
         let proc = proc.or_else(|| ProcId::load(&self.layout.pidfile(id)));
         match proc {
             Some(p) => {
@@ -339,6 +346,27 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(ws.id, ws.template.memory_mb);
+    }
+
+    /// The namespace holder a port preview connects through (its pid and start time; a
+    /// stale one is refused at connect).
+    fn preview_holder(&self, id: i64) -> Option<qingting_gateway::netns::Holder> {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = holders.get(&id) {
+            return Some(*h);
+        }
+        let h = self
+            .namespace_holder(id)
+            .and_then(qingting_gateway::netns::Holder::of)?;
+        holders.insert(id, h);
+        Some(h)
+    }
+
+    fn forget_holder(&self, id: i64) {
+        self.holders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     /// The process holding a running workspace's namespaces.
@@ -529,8 +557,7 @@ impl Runtime for LocalRuntime {
         }
         let holder = self
             .inner
-            .namespace_holder(workspace_id)
-            .and_then(qingting_gateway::netns::Holder::of)
+            .preview_holder(workspace_id)
             .ok_or("the workspace is not running")?;
         Ok(Endpoint::Namespaced {
             workspace: workspace_id,
