@@ -269,49 +269,49 @@ impl Inner {
         // A preview that looked while the previous sandbox was ending may have kept its holder.
         self.forget_holder(id);
         let deadline = tokio::time::Instant::now() + self.policy.start_timeout;
-        if networked {
-            let attached = network::attach(
-                proc,
-                &run.join(network::READY_MARK),
-                &l.net_pidfile(id),
-                NET_ATTACH,
-            )
-            .await;
-            if let Err(why) = attached {
-                self.kill(id, Some(proc)).await;
-                writer.drained(LOG_DRAIN).await;
-                return Err(err(format!(
-                    "the workspace's network could not be set up: {why}. Last output:\n{}",
-                    layout::log_tail(&l.log(id), 15)
-                )));
-            }
-        }
-        loop {
+        // The network comes up while the IDE starts; the workspace is ready when both are.
+        let mut network = networked.then(|| {
+            let (mark, pidfile) = (run.join(network::READY_MARK), l.net_pidfile(id));
+            tokio::spawn(async move { network::attach(proc, &mark, &pidfile, NET_ATTACH).await })
+        });
+        let failure = loop {
             if let Ok(Some(status)) = child.try_wait() {
-                self.kill(id, Some(proc)).await;
-                writer.drained(LOG_DRAIN).await;
-                return Err(err(format!(
-                    "the IDE exited ({status}) before it was ready. Last output:\n{}",
-                    layout::log_tail(&l.log(id), 15)
-                )));
+                break format!("the IDE exited ({status}) before it was ready");
             }
             if self.healthy(spec).await {
-                return Ok(Running::Child(child, proc, writer));
+                let attached = match network.take() {
+                    None => Ok(()),
+                    Some(task) => task.await.unwrap_or_else(|e| Err(e.to_string())),
+                };
+                match attached {
+                    Ok(()) => return Ok(Running::Child(child, proc, writer)),
+                    Err(why) => {
+                        break format!("the workspace's network could not be set up: {why}")
+                    }
+                }
             }
             if tokio::time::Instant::now() > deadline {
-                self.kill(id, Some(proc)).await;
-                writer.drained(LOG_DRAIN).await;
-                return Err(err(format!(
-                    "the IDE did not answer {} within {} s. Last output:\n{}",
+                break format!(
+                    "the IDE did not answer {} within {} s",
                     spec.template.health_path,
-                    self.policy.start_timeout.as_secs(),
-                    layout::log_tail(&l.log(id), 15)
-                )));
+                    self.policy.start_timeout.as_secs()
+                );
             }
             // A probe of a socket that is not there yet fails in microseconds: polling this
             // often finds the IDE ready within a few milliseconds of its first answer.
             tokio::time::sleep(READY_POLL).await;
+        };
+        if let Some(task) = network {
+            // Its slirp4netns, if it got that far, is recorded and ends with the kill below.
+            task.abort();
+            let _ = task.await;
         }
+        self.kill(id, Some(proc)).await;
+        writer.drained(LOG_DRAIN).await;
+        Err(err(format!(
+            "{failure}. Last output:\n{}",
+            layout::log_tail(&l.log(id), 15)
+        )))
     }
 
     /// Kills the IDE's whole tree and forgets its pid and socket.
