@@ -37,6 +37,19 @@ fn qingting(data: &Path) -> Command {
     cmd
 }
 
+fn answers_health(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = [0u8; 12];
+    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_ok()
+        && s.read_exact(&mut head).is_ok()
+        && head.ends_with(b"200")
+}
+
 /// Starts `qingting serve` and waits until it answers; its log goes to `log`.
 fn serve(data: &Path, log: &Path) -> (Child, u16) {
     let port = free_port();
@@ -48,7 +61,8 @@ fn serve(data: &Path, log: &Path) -> (Child, u16) {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Answering, not just listening: the port is bound before start-up finishes.
+    while !answers_health(port) {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "server did not start: {}",
