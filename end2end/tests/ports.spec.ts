@@ -1,4 +1,5 @@
 import { Browser, Page } from '@playwright/test';
+import path from 'node:path';
 import { test, expect, registerUser, createWorkspace, open, port, wsOrigin } from './fixtures';
 
 const previewOrigin = (user: string, ws: string, p: number) => `http://${p}-${user}-${ws}.localhost:${port}`;
@@ -47,7 +48,7 @@ async function card(page: Page, name: string) {
 test.describe('port previews', () => {
   test.setTimeout(240_000);
 
-  test('a server started in the workspace opens for its owner, others only once shared', async ({ page, browser, isMobile }) => {
+  test('a server started in the workspace opens for its owner, others only once shared', async ({ page, browser, isMobile }, testInfo) => {
     const user = await registerUser(page);
     const ws = 'web';
     await createWorkspace(page, ws, isMobile ? 'jupyter-python' : 'vscode-python');
@@ -87,6 +88,10 @@ test.describe('port previews', () => {
     await p8000.locator('button[data-share=public]').click();
     await expect(p8000).toHaveAttribute('data-sharing', 'public');
     await expect(p8000.getByTestId('shared')).toContainText('public');
+    // What the card looks like with its figures and a shared port (for the docs and reviews).
+    await expect(c.getByTestId('usage')).toContainText('Memory');
+    await page.bringToFront();
+    await c.screenshot({ path: path.join(__dirname, '..', 'screenshots', testInfo.project.name, 'workspace-card.png') });
     const stranger = await (await browser.newContext()).newPage();
     await stranger.goto(`${previewOrigin(user, ws, 8000)}/`);
     await expect(stranger.locator('body')).toContainText('hello-preview');
