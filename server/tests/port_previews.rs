@@ -6,7 +6,7 @@
 use qingting_core::testing::sandbox_available;
 mod common;
 
-use common::{register, Browser};
+use common::{get_until_ok, register, Browser};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -89,14 +89,7 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
     let root = unsafe { libc::geteuid() } == 0;
 
     let mut alice = register(&client, port, "alice").await;
-    let (s, row) = alice
-        .api(
-            "/api/workspaces/create",
-            &[("name", "demo"), ("template", "test-ide")],
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{row}");
-    alice.wait_state("demo", "running").await;
+    let row = alice.create_running("demo").await;
     assert!(listed_ports(&mut alice).await.is_empty());
 
     // In the workspace: a file, and a web server on port 8000 serving its folder.
@@ -176,19 +169,17 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
     let res = alice.get(&format!("{ide}/listen?port=8002&kind=ide")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let app = format!("http://{APP}:{port}");
-    let (res, hops) = alice
+    let (_, hops) = alice
         .follow(&alice.dash("/open/alice/demo?port=8002&next=/healthz"))
         .await;
     assert!(hops.last().unwrap().starts_with(&app), "{hops:?}");
-    let mut status = res.status();
-    for _ in 0..100 {
-        if status == StatusCode::OK {
-            break;
-        }
-        // Starting up: the page reloads itself until it answers.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        status = alice.get(&format!("{app}/healthz")).await.status();
-    }
+    let up = get_until_ok(
+        &alice.client,
+        &format!("{app}/healthz"),
+        alice.cookie_header(&app),
+    )
+    .await;
+    let status = up.status();
     assert_eq!(status, StatusCode::OK);
     let put = alice
         .client
@@ -212,15 +203,13 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
     alice
         .follow(&alice.dash("/open/alice/demo?port=8003&next=/"))
         .await;
-    let mut body = String::new();
-    for _ in 0..100 {
-        let res = alice.get(&format!("{v6}/hello.txt")).await;
-        if res.status() == StatusCode::OK {
-            body = res.text().await.unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let up = get_until_ok(
+        &alice.client,
+        &format!("{v6}/hello.txt"),
+        alice.cookie_header(&v6),
+    )
+    .await;
+    let body = up.text().await.unwrap();
     assert_eq!(body, "hello from port 8000");
 
     // A port nothing listens on says so.
@@ -384,18 +373,8 @@ async fn a_port_in_a_workspace_opens_for_its_owner_only() {
     alice.follow(&alice.dash("/open/alice/demo?next=/")).await;
     let res = alice.get(&format!("{ide}/listen?port=8000")).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let mut status = StatusCode::BAD_GATEWAY;
-    for _ in 0..100 {
-        status = client
-            .get(format!("{preview}/hello.txt"))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = get_until_ok(&client, &format!("{preview}/hello.txt"), None)
+        .await
+        .status();
     assert_eq!(status, StatusCode::OK);
 }

@@ -25,14 +25,7 @@ async fn the_card_shows_use_and_idle_stop_and_work_keeps_a_workspace_running() {
     let port = server.port;
     let client = common::client(port, &["alice-demo.localhost"]);
     let mut alice = register(&client, port, "alice").await;
-    let (s, row) = alice
-        .api(
-            "/api/workspaces/create",
-            &[("name", "demo"), ("template", "test-ide")],
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{row}");
-    alice.wait_state("demo", "running").await;
+    let row = alice.create_running("demo").await;
     let id = row["id"].to_string();
 
     let c = card(&mut alice).await;

@@ -130,7 +130,7 @@ pub async fn create_workspace(name: String, template: String) -> Result<Workspac
         .await
         .map_err(server::api_error)?;
     redirect_for_forms("/workspaces");
-    Ok(server::row(&state, &account, &view).await)
+    server::row(&state, &account, &view).await
 }
 
 /// `sharing`: private (the owner only), users (every signed-in user) or public (anyone).
@@ -157,7 +157,7 @@ pub async fn share_port(id: i64, port: u16, sharing: String) -> Result<Workspace
         .await
         .map_err(server::api_error)?;
     redirect_for_forms("/workspaces");
-    Ok(server::row(&state, &account, &view).await)
+    server::row(&state, &account, &view).await
 }
 
 /// Counts as activity now: the workspace's idle-stop countdown starts over.
@@ -172,7 +172,7 @@ pub async fn keep_running(id: i64) -> Result<WorkspaceRow, ApiError> {
         .await
         .map_err(server::api_error)?;
     redirect_for_forms("/workspaces");
-    Ok(server::row(&state, &account, &view).await)
+    server::row(&state, &account, &view).await
 }
 
 /// `action`: start, stop, restart or delete.
@@ -194,7 +194,7 @@ pub async fn workspace_action(id: i64, action: String) -> Result<WorkspaceRow, A
         .await
         .map_err(server::api_error)?;
     redirect_for_forms("/workspaces");
-    Ok(server::row(&state, &account, &view).await)
+    server::row(&state, &account, &view).await
 }
 
 /// The server half: rows as the dashboard shows them, and error mapping.
@@ -204,11 +204,30 @@ pub mod server {
     use crate::api::{server_ctx::fail, server_ctx::internal, ApiError};
     use qingting_core::{
         accounts::Account,
-        workspaces::{sharing_of, WorkspaceError, WorkspaceState, WorkspaceView},
+        workspaces::{sharing_of, PortSharing, WorkspaceError, WorkspaceState, WorkspaceView},
         AppState,
     };
 
-    pub async fn row(state: &AppState, owner: &Account, v: &WorkspaceView) -> WorkspaceRow {
+    /// One workspace's row, as an answer to an action on it.
+    pub async fn row(
+        state: &AppState,
+        owner: &Account,
+        v: &WorkspaceView,
+    ) -> Result<WorkspaceRow, ApiError> {
+        let shared = state
+            .workspaces
+            .port_shares(v.id)
+            .await
+            .map_err(api_error)?;
+        Ok(row_with(state, owner, v, &shared))
+    }
+
+    fn row_with(
+        state: &AppState,
+        owner: &Account,
+        v: &WorkspaceView,
+        shared: &[(u16, PortSharing)],
+    ) -> WorkspaceRow {
         let template_name = state
             .workspaces
             .templates()
@@ -230,7 +249,7 @@ pub mod server {
                 can_stop: v.state.can_stop(),
                 busy: v.state.is_transitional(),
             },
-            ports: ports(state, owner, v).await,
+            ports: ports(state, owner, v, shared),
             usage: (v.state == WorkspaceState::Running)
                 .then(|| state.workspaces.runtime().usage(v.id))
                 .flatten()
@@ -248,20 +267,17 @@ pub mod server {
     }
 
     /// What it listens on (while running) and what it shares, ascending.
-    async fn ports(state: &AppState, owner: &Account, v: &WorkspaceView) -> Vec<PortRow> {
+    fn ports(
+        state: &AppState,
+        owner: &Account,
+        v: &WorkspaceView,
+        shared: &[(u16, PortSharing)],
+    ) -> Vec<PortRow> {
         let listening = if v.state == WorkspaceState::Running {
             state.workspaces.runtime().listening_ports(v.id)
         } else {
             Vec::new()
         };
-        let shared = state
-            .workspaces
-            .port_shares(v.id)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(workspace = v.id, "cannot read port shares: {e}");
-                Vec::new()
-            });
         let mut all: Vec<u16> = listening
             .iter()
             .copied()
@@ -273,7 +289,7 @@ pub mod server {
             .map(|port| PortRow {
                 port,
                 listening: listening.contains(&port),
-                sharing: sharing_of(&shared, port).as_str().to_string(),
+                sharing: sharing_of(shared, port).as_str().to_string(),
                 url: state
                     .config
                     .workspace_origin(&owner.username, &v.name, Some(port)),
@@ -283,11 +299,23 @@ pub mod server {
 
     pub async fn rows(state: &AppState, owner: &Account) -> Result<Vec<WorkspaceRow>, ApiError> {
         let list = state.workspaces.list(owner).await.map_err(api_error)?;
-        let mut out = Vec::with_capacity(list.len());
-        for v in &list {
-            out.push(row(state, owner, v).await);
-        }
-        Ok(out)
+        let ids: Vec<i64> = list.iter().map(|v| v.id).collect();
+        let shared = state
+            .workspaces
+            .port_shares_of(&ids)
+            .await
+            .map_err(api_error)?;
+        Ok(list
+            .iter()
+            .map(|v| {
+                row_with(
+                    state,
+                    owner,
+                    v,
+                    shared.get(&v.id).map_or(&[], Vec::as_slice),
+                )
+            })
+            .collect())
     }
 
     pub fn api_error(e: WorkspaceError) -> ApiError {

@@ -220,3 +220,36 @@ pub async fn start_server(tweak: impl FnOnce(&mut qingting_core::Config)) -> Tes
         dir,
     }
 }
+
+impl Browser {
+    /// Creates `name` from the stand-in IDE's template and waits until it runs; its row.
+    pub async fn create_running(&mut self, name: &str) -> Value {
+        let (s, row) = self
+            .api(
+                "/api/workspaces/create",
+                &[("name", name), ("template", "test-ide")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{row}");
+        self.wait_state(name, "running").await;
+        row
+    }
+}
+
+/// GETs `url` (with `cookie`, if any) until it answers `200`, for at most 5 s: an app started
+/// in a workspace takes a moment to listen. Returns the last answer.
+pub async fn get_until_ok(client: &Client, url: &str, cookie: Option<String>) -> Response {
+    let mut tries = 0;
+    loop {
+        let mut req = client.get(url);
+        if let Some(c) = &cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        let res = req.send().await.unwrap();
+        tries += 1;
+        if res.status() == StatusCode::OK || tries >= 100 {
+            return res;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

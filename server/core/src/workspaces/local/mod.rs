@@ -161,9 +161,7 @@ impl LocalRuntime {
 
     /// The pid of a workspace's running sandbox (tests kill it to check recovery).
     pub fn pid(&self, id: i64) -> Option<i32> {
-        ProcId::load(&self.inner.layout.pidfile(id))
-            .filter(ProcId::alive)
-            .map(|p| p.pid)
+        self.inner.sandbox(id).map(|p| p.pid)
     }
 
     /// Whether workspaces get a network here, and how.
@@ -362,6 +360,11 @@ impl Inner {
         Some(h)
     }
 
+    /// The sandbox of a workspace, while it runs (its pid file names a live process).
+    fn sandbox(&self, id: i64) -> Option<ProcId> {
+        ProcId::load(&self.layout.pidfile(id)).filter(ProcId::alive)
+    }
+
     fn forget_holder(&self, id: i64) {
         self.holders
             .lock()
@@ -371,8 +374,7 @@ impl Inner {
 
     /// The process holding a running workspace's namespaces.
     fn namespace_holder(&self, id: i64) -> Option<i32> {
-        let sandbox = ProcId::load(&self.layout.pidfile(id)).filter(ProcId::alive)?;
-        network::namespace_holder(sandbox.pid)
+        network::namespace_holder(self.sandbox(id)?.pid)
     }
 
     fn take(&self, id: i64) -> Option<Supervised> {
@@ -477,7 +479,7 @@ impl Runtime for LocalRuntime {
         if self.inner.is_up(ws.id) {
             return Ok(true);
         }
-        let proc = ProcId::load(&self.inner.layout.pidfile(ws.id)).filter(ProcId::alive);
+        let proc = self.inner.sandbox(ws.id);
         match proc {
             Some(p) if self.inner.healthy(ws).await => {
                 self.inner.remember_limit(ws);
@@ -571,7 +573,7 @@ impl Runtime for LocalRuntime {
         if !inner.is_up(workspace_id) {
             return None;
         }
-        let sandbox = ProcId::load(&inner.layout.pidfile(workspace_id)).filter(ProcId::alive)?;
+        let sandbox = inner.sandbox(workspace_id)?;
         let (ticks, rss) = usage::tree(sandbox.pid)?;
         let slot = inner.isolation.slot(workspace_id);
         let memory_mb = inner
@@ -592,8 +594,7 @@ impl Runtime for LocalRuntime {
     }
 
     fn cpu_seconds(&self, workspace_id: i64) -> Option<f64> {
-        let sandbox =
-            ProcId::load(&self.inner.layout.pidfile(workspace_id)).filter(ProcId::alive)?;
+        let sandbox = self.inner.sandbox(workspace_id)?;
         let (ticks, _) = usage::tree(sandbox.pid)?;
         Some(ticks as f64 / usage::ticks_per_second())
     }

@@ -136,16 +136,10 @@ pub fn namespace_holder(sandbox_pid: i32) -> Option<i32> {
     let own = std::fs::read_link("/proc/self/ns/net").ok()?;
     let mut level = vec![sandbox_pid];
     for _ in 0..4 {
-        let mut next = Vec::new();
-        for pid in level {
-            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                .unwrap_or_default();
-            next.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<i32>().ok()),
-            );
-        }
+        let next: Vec<i32> = level
+            .into_iter()
+            .flat_map(super::process::children)
+            .collect();
         if let Some(found) = next
             .iter()
             .copied()

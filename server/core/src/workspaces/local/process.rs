@@ -204,6 +204,22 @@ fn signal_group(pgid: i32, sig: i32) {
     }
 }
 
+/// The children of `pid`, whichever of its threads started them (the kernel lists them per
+/// thread in `/proc/<pid>/task/<tid>/children`).
+pub fn children(pid: i32) -> Vec<i32> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
 /// The process groups of the tree we started as `pid`: its own, and those of its children,
 /// since bubblewrap's `--new-session` puts the sandbox in a session (so a group) of its
 /// own. SIGKILL to the sandbox's first process ends its whole pid namespace.

@@ -274,26 +274,20 @@ impl Isolation {
                     ),
                     "qingting-net",
                 ]);
-                if !self.root {
-                    cmd.args([
-                        "setpriv",
-                        "--inh-caps=-all",
-                        "--ambient-caps=-all",
-                        "--bounding-set=-all",
-                        "--no-new-privs",
-                        "--",
-                    ]);
-                }
             }
-            if let Some(uid) = self.uid(id) {
+            // One drop of privileges before the IDE: as root to the workspace's own uid; as
+            // anyone, every capability the sandbox held for the firewall.
+            let uid = self.uid(id);
+            if uid.is_some() || networked {
+                cmd.arg("setpriv");
+                if let Some(uid) = uid {
+                    cmd.arg(format!("--reuid={uid}"))
+                        .arg(format!("--regid={uid}"))
+                        .arg("--clear-groups");
+                }
                 cmd.args([
-                    "setpriv",
-                    &format!("--reuid={uid}"),
-                    &format!("--regid={uid}"),
-                ]);
-                cmd.args([
-                    "--clear-groups",
                     "--inh-caps=-all",
+                    "--ambient-caps=-all",
                     "--bounding-set=-all",
                     "--no-new-privs",
                     "--",

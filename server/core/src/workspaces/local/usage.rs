@@ -59,17 +59,7 @@ pub fn tree(root: i32) -> Option<(u64, u64)> {
         let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         ticks += n(11) + n(12) + n(13) + n(14);
         rss += n(21) * page;
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-            for t in tasks.flatten() {
-                let children =
-                    std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                todo.extend(
-                    children
-                        .split_whitespace()
-                        .filter_map(|c| c.parse::<i32>().ok()),
-                );
-            }
-        }
+        todo.extend(super::process::children(pid));
     }
     (seen > 0).then_some((ticks, rss))
 }

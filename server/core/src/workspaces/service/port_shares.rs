@@ -102,19 +102,33 @@ impl WorkspaceService {
 
     /// The shared ports of workspace `id`.
     pub async fn port_shares(&self, id: i64) -> Result<PortShares, WorkspaceError> {
+        Ok(self
+            .port_shares_of(&[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default())
+    }
+
+    /// The shared ports of each of `ids` that shares any, in one query.
+    pub async fn port_shares_of(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, PortShares>, WorkspaceError> {
         let rows = port_share::Entity::find()
-            .filter(port_share::Column::WorkspaceId.eq(id))
+            .filter(port_share::Column::WorkspaceId.is_in(ids.iter().copied()))
             .order_by_asc(port_share::Column::Port)
             .all(&self.db)
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let port = u16::try_from(r.port).ok()?;
-                // An unknown value can only come from a newer version: treat it as private.
-                Some((port, PortSharing::parse(&r.sharing)?))
-            })
-            .collect())
+        let mut out: HashMap<i64, PortShares> = HashMap::new();
+        for r in rows {
+            // An unknown value can only come from a newer version: treat it as private.
+            if let (Ok(port), Some(sharing)) =
+                (u16::try_from(r.port), PortSharing::parse(&r.sharing))
+            {
+                out.entry(r.workspace_id).or_default().push((port, sharing));
+            }
+        }
+        Ok(out)
     }
 
     /// Forgets the shares of a deleted workspace.
