@@ -1,4 +1,5 @@
-//! `GET /healthz`: 200 with the version when the database answers, 503 otherwise.
+//! `GET /healthz`: 200 with the version when the database answers, 503 otherwise; also which
+//! replica answered and whether it leads the background work.
 
 use crate::site::Site;
 use axum::{extract::State, http::StatusCode, Extension, Json};
@@ -11,6 +12,7 @@ pub async fn healthz(
     Extension(site): Extension<Arc<Site>>,
 ) -> (StatusCode, Json<Value>) {
     let version = env!("CARGO_PKG_VERSION");
+    let ws = &state.workspaces;
     match qingting_core::store::ping(&state.db).await {
         Ok(()) => (
             StatusCode::OK,
@@ -21,6 +23,11 @@ pub async fn healthz(
                 "runtime": state.workspaces.runtime().name(),
                 "isolation": state.workspaces.runtime().isolation(),
                 "site": site.source().kind(),
+                "replica": {
+                    "id": ws.replica(),
+                    "leads": ws.leads(),
+                    "change_feed": ws.feed().map_or("in-process", |f| f.describe()),
+                },
             })),
         ),
         Err(e) => {

@@ -21,7 +21,7 @@ use axum::{
 };
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
-use qingting_core::{store, AppState, Config};
+use qingting_core::{replicas::lease, store, AppState, Config};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower_http::{
@@ -214,11 +214,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let workspaces = state.workspaces.clone();
     let app = router(state.clone(), &session_key)?;
 
-    // Adopt IDEs that outlived the previous server, finish what it left half done.
-    if let Err(e) = workspaces.recover().await {
-        tracing::error!("workspace recovery failed: {e}");
-    }
-    workspaces.spawn_background((idle > 0).then(|| Duration::from_secs(idle)));
+    // The leading replica (a lone one always) adopts IDEs that outlived the previous server
+    // and finishes what it left half done before this one serves.
+    let leads = lease::hold(
+        state.db.clone(),
+        lease::BACKGROUND,
+        workspaces.replica().into(),
+    )
+    .await;
+    workspaces
+        .run_background(leads, (idle > 0).then(|| Duration::from_secs(idle)))
+        .await;
 
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -6,6 +6,7 @@ use crate::secrets;
 use anyhow::Context;
 use qingting_core::{
     config::{FcProtocol, RuntimeKind},
+    replicas::{self, feed::ChangeFeed},
     state::WorkspaceAccess,
     store, templates,
     workspaces::{
@@ -109,9 +110,17 @@ fn workspace_service(
         max_running,
         "workspaces running at once on this server, at most"
     );
+    let replica = replicas::replica_id(&config.data_dir).context("cannot read the replica id")?;
+    let feed = ChangeFeed::new(db.clone(), replica.clone(), config.change_feed);
+    tracing::info!(
+        %replica,
+        feed = feed.as_ref().map_or("in-process only (one replica)", ChangeFeed::describe),
+        "replica"
+    );
     Ok(Arc::new(
         WorkspaceService::new(db.clone(), runtime, templates, limits, local_editors)
-            .with_max_running(max_running),
+            .with_max_running(max_running)
+            .with_replica(replica, feed),
     ))
 }
 
@@ -172,10 +181,14 @@ fn fc_runtime(config: &Config) -> anyhow::Result<FcRuntime> {
 }
 
 fn workspace_signer(config: &Config) -> anyhow::Result<TokenSigner> {
-    let seed: [u8; 32] =
-        secrets::load_or_generate(&config.data_dir, "workspace-token.key", None, 32)?[..32]
-            .try_into()
-            .expect("32 bytes");
+    let seed: [u8; 32] = secrets::load_or_generate(
+        &config.data_dir,
+        "workspace-token.key",
+        config.workspaces.token_secret.as_deref(),
+        32,
+    )?[..32]
+        .try_into()
+        .expect("32 bytes");
     Ok(TokenSigner::from_seed(&seed))
 }
 
@@ -184,10 +197,14 @@ fn workspace_access(
     config: &Config,
     db: &store::DatabaseConnection,
 ) -> anyhow::Result<WorkspaceAccess> {
-    let cookie_key: [u8; 32] =
-        secrets::load_or_generate(&config.data_dir, "workspace-cookie.key", None, 32)?[..32]
-            .try_into()
-            .expect("32 bytes");
+    let cookie_key: [u8; 32] = secrets::load_or_generate(
+        &config.data_dir,
+        "workspace-cookie.key",
+        config.workspaces.cookie_secret.as_deref(),
+        32,
+    )?[..32]
+        .try_into()
+        .expect("32 bytes");
     let signer = workspace_signer(config)?;
     let verifier = TokenVerifier::new(&signer.public_key()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let guard = Guard::new(

@@ -1,5 +1,6 @@
 //! `GET /api/workspaces/events`: the signed-in user's workspace list as server-sent events,
-//! once on connect and again whenever one of their workspaces changes state, or every few
+//! once on connect and again whenever one of their workspaces changes state (on this replica
+//! or, through the change feed, on another), or every few
 //! seconds when what the runtime sees changed without an event (the ports a workspace
 //! listens on). The dashboard listens with gloo-net's `EventSource`, so the list is live
 //! without polling from the browser.
@@ -14,7 +15,7 @@ use axum::{
     Extension,
 };
 use futures_util::StreamExt;
-use qingting_core::{accounts, auth_session, AppState};
+use qingting_core::{accounts, auth_session, workspaces::Changed, AppState};
 use std::{convert::Infallible, time::Duration};
 use tokio::sync::broadcast::error::RecvError;
 use tower_sessions::Session;
@@ -45,7 +46,7 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
                     // not keep postponing the recheck.
                     tokio::select! {
                         got = rx.recv() => match got {
-                            Ok(uid) if uid != account.id => continue,
+                            Ok(Changed::User(uid)) if uid != account.id => continue,
                             // Ours, or missed some: a fresh snapshot covers them.
                             Ok(_) | Err(RecvError::Lagged(_)) => {}
                             Err(RecvError::Closed) => return None,

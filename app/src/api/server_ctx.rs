@@ -10,6 +10,7 @@ use qingting_core::{
     auth_session,
     client_ip::ClientIp,
     config::Limit,
+    rate_limit::Refused,
     AppState,
 };
 use tower_sessions::Session;
@@ -70,18 +71,29 @@ pub fn fail(err: ApiError) -> ApiError {
     err
 }
 
-/// Counts one attempt against a limit.
-pub fn rate_limit(
+/// Counts one attempt against a limit (shared by every replica).
+pub async fn rate_limit(
     state: &AppState,
     bucket: &'static str,
     key: &str,
     limit: Limit,
 ) -> Result<(), ApiError> {
-    state.limits.check(bucket, key, limit).map_err(|l| {
-        fail(ApiError::RateLimited {
-            retry_after: l.retry_after_secs,
-        })
-    })
+    state
+        .limits
+        .check(bucket, key, limit)
+        .await
+        .map_err(refused)
+}
+
+/// A refused attempt as the API says it: 429 with `Retry-After`, or 500 when the counters
+/// cannot be read.
+pub fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::Limited { retry_after_secs } => fail(ApiError::RateLimited {
+            retry_after: retry_after_secs,
+        }),
+        Refused::Unavailable(e) => internal(e),
+    }
 }
 
 /// Where to go after an auth change: a 302 for plain forms; JS callers get the path back

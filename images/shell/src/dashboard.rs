@@ -14,7 +14,7 @@ use std::{
 };
 
 /// How long a positive session answer is trusted before asking again.
-const SESSION_CACHE: Duration = Duration::from_secs(1);
+const SESSION_CACHE: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub struct Dashboard {

@@ -1,7 +1,7 @@
 //! Avatar images: the type decided from the bytes, decoded (with limits against decompression
 //! bombs), cropped and re-encoded to one fixed size, stored under a server-chosen key.
 
-use crate::{accounts, config::Limit, AppState};
+use crate::{accounts, config::Limit, rate_limit::Refused, AppState};
 use bytes::Bytes;
 use image::{imageops::FilterType, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
@@ -119,8 +119,12 @@ pub async fn set_avatar(
     state
         .limits
         .check("avatar-upload", &user_id.to_string(), UPLOADS_PER_USER)
-        .map_err(|l| AvatarError::TooManyUploads {
-            retry_after_secs: l.retry_after_secs,
+        .await
+        .map_err(|r| match r {
+            Refused::Limited { retry_after_secs } => {
+                AvatarError::TooManyUploads { retry_after_secs }
+            }
+            Refused::Unavailable(e) => AvatarError::Storage(e),
         })?;
     let png = normalize_in_turn(upload).await?;
     let key = new_key();

@@ -16,6 +16,7 @@ pub mod ip_range;
 pub mod objects;
 pub mod rate_limit;
 pub mod redirect;
+pub mod replicas;
 pub mod state;
 pub mod store;
 pub mod templates;

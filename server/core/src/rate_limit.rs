@@ -1,40 +1,24 @@
-//! Fixed-window attempt counters keyed by (what, who), e.g. ("login-ip", "10.0.0.1").
-//!
-//! In memory, per process: a limit is a brake on guessing, not an accounting record, so
-//! losing counters on restart is acceptable.
+//! Fixed-window attempt counters keyed by (what, who), e.g. ("login-ip", "10.0.0.1"), kept in
+//! the database so that every replica counts against the same windows: a guesser gains
+//! nothing by landing on another replica.
 //!
 //! Sign-in has its own entry points ([`RateLimiter::check_login`],
-//! [`RateLimiter::remember_sign_in`]) so that where the counters live can change without
-//! touching the callers.
+//! [`RateLimiter::remember_sign_in`]): an address gets its own share of an account's attempts,
+//! and addresses that signed in to it before cannot be locked out by a crowd of others.
 
-use crate::config::Limit;
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
+use crate::{
+    config::Limit,
+    store::{
+        entity::{known_sign_in, rate_window},
+        now_unix,
+    },
 };
-
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    windows: Mutex<HashMap<(&'static str, String), Window>>,
-    /// (account, address) pairs that signed in, with when that stops counting.
-    known: Mutex<HashMap<(String, String), Instant>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: Instant,
-    count: u32,
-}
-
-/// Refusal with the seconds until the window resets (for `Retry-After`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limited {
-    pub retry_after_secs: u64,
-}
-
-/// Beyond this many tracked keys, expired windows are swept on insert so memory stays bounded.
-const SWEEP_ABOVE: usize = 10_000;
+use sea_orm::{
+    sea_query::{Expr, OnConflict},
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// All addresses together get this many times one address's sign-in attempts on an account.
 /// High enough that the owner is not locked out by one guesser (who now only exhausts their
@@ -42,103 +26,228 @@ const SWEEP_ABOVE: usize = 10_000;
 const ACCOUNT_OVERALL_FACTOR: u32 = 10;
 /// How long an address that signed in to an account stays exempt from that account's overall
 /// limit: about as long as people go between sign-ins on a device they use.
-const KNOWN_ADDRESS_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Remembered sign-ins are capped so a flood of successful logins cannot grow memory without
-/// bound; past it, new addresses simply get no exemption.
-const MAX_KNOWN: usize = 100_000;
+pub const KNOWN_ADDRESS_SECS: i64 = 30 * 24 * 3600;
+/// Windows and remembered addresses this far past their end are swept, at most this often.
+const SWEEP_EVERY_SECS: i64 = 600;
+/// A window is swept once it started this long ago (longer than any sensible limit's window;
+/// sweeping a longer one early only resets it).
+const WINDOW_KEEP_SECS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug)]
+pub struct RateLimiter {
+    db: DatabaseConnection,
+    last_sweep: AtomicI64,
+}
+
+/// Why an attempt is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Over the limit; the window resets in this many seconds (for `Retry-After`).
+    Limited { retry_after_secs: u64 },
+    /// The counters cannot be read: the attempt is not let through unchecked.
+    Unavailable(String),
+}
+
+impl From<DbErr> for Refused {
+    fn from(e: DbErr) -> Self {
+        Refused::Unavailable(e.to_string())
+    }
+}
 
 impl RateLimiter {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            last_sweep: AtomicI64::new(0),
+        }
     }
 
     /// Counts one attempt; refuses it when the window already holds `limit.max`.
-    pub fn check(&self, bucket: &'static str, key: &str, limit: Limit) -> Result<(), Limited> {
-        self.check_at(bucket, key, limit, Instant::now())
+    pub async fn check(&self, bucket: &str, key: &str, limit: Limit) -> Result<(), Refused> {
+        self.check_at(bucket, key, limit, now_unix()).await
     }
 
     /// Counts one sign-in attempt on `account` from `address`. One address gets `limit`
     /// attempts per window on an account, so a guesser locks out only themselves; all
     /// addresses together get [`ACCOUNT_OVERALL_FACTOR`] times that, except addresses that
     /// signed in to the account before, which a crowd of guessers cannot lock out.
-    pub fn check_login(&self, account: &str, address: &str, limit: Limit) -> Result<(), Limited> {
-        self.check_login_at(account, address, limit, Instant::now())
-    }
-
-    /// Records a successful sign-in, exempting `address` from `account`'s overall limit.
-    pub fn remember_sign_in(&self, account: &str, address: &str) {
-        self.remember_sign_in_at(account, address, Instant::now())
-    }
-
-    fn check_login_at(
+    pub async fn check_login(
         &self,
         account: &str,
         address: &str,
         limit: Limit,
-        now: Instant,
-    ) -> Result<(), Limited> {
-        // An address never contains a newline, so the pair cannot collide with another.
-        let pair = format!("{account}\n{address}");
-        self.check_at("login-account-address", &pair, limit, now)?;
-        if self.is_known_at(account, address, now) {
+    ) -> Result<(), Refused> {
+        self.check_login_at(account, address, limit, now_unix())
+            .await
+    }
+
+    /// Records a successful sign-in, exempting `address` from `account`'s overall limit.
+    pub async fn remember_sign_in(&self, account: &str, address: &str) -> Result<(), DbErr> {
+        self.remember_sign_in_at(account, address, now_unix()).await
+    }
+
+    pub async fn check_login_at(
+        &self,
+        account: &str,
+        address: &str,
+        limit: Limit,
+        now: i64,
+    ) -> Result<(), Refused> {
+        let pair = pair(account, address);
+        self.check_at("login-account-address", &pair, limit, now)
+            .await?;
+        if self.is_known_at(&pair, now).await? {
             return Ok(());
         }
         let overall = Limit {
             max: limit.max.saturating_mul(ACCOUNT_OVERALL_FACTOR),
             ..limit
         };
-        self.check_at("login-account", account, overall, now)
+        self.check_at("login-account", account, overall, now).await
     }
 
-    fn remember_sign_in_at(&self, account: &str, address: &str, now: Instant) {
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() > SWEEP_ABOVE {
-            known.retain(|_, until| *until > now);
-        }
-        let key = (account.to_string(), address.to_string());
-        if known.len() < MAX_KNOWN || known.contains_key(&key) {
-            known.insert(key, now + KNOWN_ADDRESS_TTL);
-        }
-    }
-
-    fn is_known_at(&self, account: &str, address: &str, now: Instant) -> bool {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known
-            .get(&(account.to_string(), address.to_string()))
-            .is_some_and(|until| *until > now)
-    }
-
-    fn check_at(
+    pub async fn remember_sign_in_at(
         &self,
-        bucket: &'static str,
-        key: &str,
-        limit: Limit,
-        now: Instant,
-    ) -> Result<(), Limited> {
-        let period = Duration::from_secs(limit.per_seconds);
-        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > SWEEP_ABOVE {
-            map.retain(|_, w| now.duration_since(w.started) < period);
-        }
-        let w = map.entry((bucket, key.to_string())).or_insert(Window {
-            started: now,
-            count: 0,
-        });
-        if now.duration_since(w.started) >= period {
-            *w = Window {
-                started: now,
-                count: 0,
-            };
-        }
-        if w.count >= limit.max {
-            let left = period.saturating_sub(now.duration_since(w.started));
-            return Err(Limited {
-                retry_after_secs: left.as_secs().max(1),
-            });
-        }
-        w.count += 1;
+        account: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<(), DbErr> {
+        let row = known_sign_in::ActiveModel {
+            key: Set(pair(account, address)),
+            until: Set(now + KNOWN_ADDRESS_SECS),
+        };
+        known_sign_in::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(known_sign_in::Column::Key)
+                    .update_column(known_sign_in::Column::Until)
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
         Ok(())
     }
+
+    async fn is_known_at(&self, pair: &str, now: i64) -> Result<bool, DbErr> {
+        let row = known_sign_in::Entity::find_by_id(pair.to_string())
+            .one(&self.db)
+            .await?;
+        Ok(row.is_some_and(|r| r.until > now))
+    }
+
+    /// One fixed window, counted in one transaction: create it if missing, then start it over
+    /// (if it ended) or add one, then read it back. The update locks the row, so what is read
+    /// back is this attempt's own count, whichever replica counted before.
+    pub async fn check_at(
+        &self,
+        bucket: &str,
+        key: &str,
+        limit: Limit,
+        now: i64,
+    ) -> Result<(), Refused> {
+        self.sweep(now).await;
+        let id = window_key(bucket, key);
+        let period = limit.per_seconds as i64;
+        let txn = self.db.begin().await?;
+        let fresh = rate_window::ActiveModel {
+            key: Set(id.clone()),
+            started_at: Set(now),
+            count: Set(0),
+        };
+        match rate_window::Entity::insert(fresh)
+            .on_conflict(
+                // "Update the key to itself": the one way to say "keep the row" that every
+                // backend's upsert accepts.
+                OnConflict::column(rate_window::Column::Key)
+                    .update_column(rate_window::Column::Key)
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await
+        {
+            Ok(_) | Err(DbErr::RecordNotInserted) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let ended = Expr::col(rate_window::Column::StartedAt).lte(now - period);
+        // `count` first: MySQL applies assignments in order, and `started_at` must still be
+        // the old one when `count` is decided.
+        rate_window::Entity::update_many()
+            .col_expr(
+                rate_window::Column::Count,
+                Expr::case(ended.clone(), 1)
+                    .finally(Expr::col(rate_window::Column::Count).add(1))
+                    .into(),
+            )
+            .col_expr(
+                rate_window::Column::StartedAt,
+                Expr::case(ended, now)
+                    .finally(Expr::col(rate_window::Column::StartedAt))
+                    .into(),
+            )
+            .filter(rate_window::Column::Key.eq(id.clone()))
+            .exec(&txn)
+            .await?;
+        let window = rate_window::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Refused::Unavailable("rate window vanished".into()))?;
+        txn.commit().await?;
+        if window.count as i64 > limit.max as i64 {
+            let left = window.started_at + period - now;
+            return Err(Refused::Limited {
+                retry_after_secs: left.max(1) as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes windows and remembered addresses long past, at most every few minutes per
+    /// replica. A failure is only logged: the rows are harmless, just kept longer.
+    async fn sweep(&self, now: i64) {
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now - last < SWEEP_EVERY_SECS
+            || self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let windows = rate_window::Entity::delete_many()
+            .filter(rate_window::Column::StartedAt.lt(now - WINDOW_KEEP_SECS))
+            .exec(&self.db)
+            .await;
+        let known = known_sign_in::Entity::delete_many()
+            .filter(known_sign_in::Column::Until.lt(now))
+            .exec(&self.db)
+            .await;
+        if let Err(e) = windows.and(known) {
+            tracing::warn!("rate-limit sweep failed: {e}");
+        }
+    }
+}
+
+/// An address never contains a newline, so a pair cannot collide with another. Keys are
+/// capped to the column's length by hashing long ones (a user name or address is short; a
+/// long key is someone probing).
+fn pair(account: &str, address: &str) -> String {
+    bounded(format!("{account}\n{address}"))
+}
+
+fn window_key(bucket: &str, key: &str) -> String {
+    bounded(format!("{bucket}\n{key}"))
+}
+
+fn bounded(key: String) -> String {
+    if key.len() <= 200 {
+        return key;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    format!(
+        "{}\n#{}",
+        &key[..key.floor_char_boundary(100)],
+        hex::encode(digest)
+    )
 }
 
 #[cfg(test)]
@@ -146,85 +255,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_after_max_and_resets_after_window() {
-        let rl = RateLimiter::new();
-        let limit = Limit {
-            max: 2,
-            per_seconds: 60,
-        };
-        let t0 = Instant::now();
-        assert!(rl.check_at("b", "k", limit, t0).is_ok());
-        assert!(rl.check_at("b", "k", limit, t0).is_ok());
-        let err = rl
-            .check_at("b", "k", limit, t0 + Duration::from_secs(10))
-            .unwrap_err();
-        assert_eq!(err.retry_after_secs, 50);
-        // Other keys and buckets are independent.
-        assert!(rl.check_at("b", "other", limit, t0).is_ok());
-        assert!(rl.check_at("c", "k", limit, t0).is_ok());
-        assert!(rl
-            .check_at("b", "k", limit, t0 + Duration::from_secs(60))
-            .is_ok());
-    }
-
-    const FIVE: Limit = Limit {
-        max: 5,
-        per_seconds: 300,
-    };
-
-    #[test]
-    fn a_guesser_locks_out_only_their_own_address() {
-        let rl = RateLimiter::new();
-        let t0 = Instant::now();
-        for _ in 0..5 {
-            assert!(rl.check_login_at("alice", "10.0.0.66", FIVE, t0).is_ok());
-        }
-        assert!(rl.check_login_at("alice", "10.0.0.66", FIVE, t0).is_err());
-        assert!(rl.check_login_at("alice", "10.0.0.1", FIVE, t0).is_ok());
-        assert!(
-            rl.check_login_at("bob", "10.0.0.66", FIVE, t0).is_ok(),
-            "other accounts from that address are separate"
-        );
-    }
-
-    #[test]
-    fn many_addresses_hit_the_overall_limit_except_known_ones() {
-        let rl = RateLimiter::new();
-        let t0 = Instant::now();
-        rl.remember_sign_in_at("alice", "10.0.0.1", t0);
-        for i in 0..10 {
-            for _ in 0..5 {
-                let addr = format!("192.0.2.{i}");
-                assert!(
-                    rl.check_login_at("alice", &addr, FIVE, t0).is_ok(),
-                    "{addr}"
-                );
-            }
-        }
-        let err = rl
-            .check_login_at("alice", "192.0.2.200", FIVE, t0)
-            .unwrap_err();
-        assert_eq!(err.retry_after_secs, 300);
-        assert!(rl.check_login_at("alice", "10.0.0.1", FIVE, t0).is_ok());
-        assert!(
-            rl.check_login_at("bob", "192.0.2.201", FIVE, t0).is_ok(),
-            "the overall limit is per account"
-        );
-        // The exemption ends with its time to live.
-        let later = t0 + KNOWN_ADDRESS_TTL + Duration::from_secs(1);
-        rl.remember_sign_in_at("carol", "10.0.0.1", t0);
-        assert!(rl.is_known_at("carol", "10.0.0.1", t0));
-        assert!(!rl.is_known_at("carol", "10.0.0.1", later));
-    }
-
-    #[test]
-    fn a_known_address_still_has_its_own_limit() {
-        let rl = RateLimiter::new();
-        let t0 = Instant::now();
-        rl.remember_sign_in_at("alice", "10.0.0.1", t0);
-        for _ in 0..5 {
-            assert!(rl.check_login_at("alice", "10.0.0.1", FIVE, t0).is_ok());
-        }
-        assert!(rl.check_login_at("alice", "10.0.0.1", FIVE, t0).is_err());
+    fn long_keys_are_bounded_and_distinct() {
+        let a = window_key("login-ip", &"a".repeat(500));
+        let b = window_key("login-ip", &format!("{}b", "a".repeat(499)));
+        assert!(a.len() <= 255 && b.len() <= 255);
+        assert_ne!(a, b);
+        assert_eq!(window_key("login-ip", "10.0.0.1"), "login-ip\n10.0.0.1");
+        let wide = bounded("é".repeat(150));
+        assert!(wide.len() <= 255);
     }
 }

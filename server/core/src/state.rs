@@ -46,11 +46,12 @@ impl AppState {
             ObjectBackend::S3 => Arc::new(S3Store::new(&config.objects.s3)),
         };
         let hooks: Vec<Arc<dyn AccountDeletionHook>> = vec![workspaces.clone()];
+        let limits = Arc::new(RateLimiter::new(db.clone()));
         let live = LiveSessions::new(Arc::new(DbSessionProbe::new(db.clone())));
         Self {
             db,
             config: Arc::new(config),
-            limits: Arc::new(RateLimiter::new()),
+            limits,
             objects,
             workspaces,
             access: Arc::new(access),

@@ -422,7 +422,10 @@ async fn port_shares_are_the_owners_to_change_and_go_with_the_workspace(backend:
     svc.share_port(&alice, demo.id, 8000, PortSharing::Public)
         .await
         .unwrap();
-    assert_eq!(changes.recv().await.unwrap(), alice.id);
+    assert_eq!(
+        changes.recv().await.unwrap(),
+        qingting_core::workspaces::Changed::User(alice.id)
+    );
     let shares = svc.port_shares(demo.id).await.unwrap();
     assert_eq!(
         shares,

@@ -39,8 +39,9 @@ use std::{
 
 /// Path of the Start button on a stopped workspace's page.
 const START_PATH: &str = "/_qingting/start";
-/// How long a positive session check is trusted before asking the database again.
-const SESSION_CACHE: Duration = Duration::from_secs(1);
+/// How long a positive session check is trusted before asking the database again: a
+/// sign-out on any replica ends access through every gateway within a second.
+const SESSION_CACHE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct Gateway {

@@ -9,28 +9,28 @@ pub async fn login(
     next: Option<String>,
 ) -> Result<String, ApiError> {
     use crate::api::server_ctx::{
-        client_ip, fail, rate_limit, redirect_for_forms, session, sign_in, state,
+        client_ip, rate_limit, redirect_for_forms, refused, session, sign_in, state,
     };
     use qingting_core::{accounts, redirect::next_or_home};
 
     let (state, session) = (state()?, session().await?);
     let limits = &state.config.rate_limits;
     let ip = client_ip();
-    rate_limit(&state, "login-ip", &ip, limits.login_per_ip)?;
+    rate_limit(&state, "login-ip", &ip, limits.login_per_ip).await?;
     let username = username.trim().to_string();
     // Per account *and* address: a guesser must not be able to lock the owner out.
     state
         .limits
         .check_login(&username, &ip, limits.login_per_account)
-        .map_err(|l| {
-            fail(ApiError::RateLimited {
-                retry_after: l.retry_after_secs,
-            })
-        })?;
+        .await
+        .map_err(refused)?;
 
     let account = accounts::authenticate(&state.db, &username, &password).await?;
     sign_in(&session, &account).await?;
-    state.limits.remember_sign_in(&username, &ip);
+    if let Err(e) = state.limits.remember_sign_in(&username, &ip).await {
+        // The sign-in stands; this address just gets no exemption from the overall limit.
+        tracing::warn!("cannot remember the sign-in address: {e}");
+    }
     tracing::info!(user = %account.username, "signed in");
     let to = next_or_home(next.as_deref());
     redirect_for_forms(&to);

@@ -19,7 +19,8 @@ pub async fn register(
         "register-ip",
         &client_ip(),
         state.config.rate_limits.register_per_ip,
-    )?;
+    )
+    .await?;
     let account = accounts::register(&state.db, username.trim(), &password).await?;
     sign_in(&session, &account).await?;
     tracing::info!(user = %account.username, "registered");

@@ -15,13 +15,14 @@ pub async fn change_password(
     let (state, session) = (state()?, session().await?);
     let account = require_account(&state, &session).await?;
     let limits = &state.config.rate_limits;
-    rate_limit(&state, "password-ip", &client_ip(), limits.login_per_ip)?;
+    rate_limit(&state, "password-ip", &client_ip(), limits.login_per_ip).await?;
     rate_limit(
         &state,
         "password-account",
         &account.username,
         limits.login_per_account,
-    )?;
+    )
+    .await?;
     accounts::change_password(
         &state.db,
         account.id,
@@ -67,7 +68,8 @@ pub async fn delete_account(password: String) -> Result<String, ApiError> {
         "password-ip",
         &client_ip(),
         state.config.rate_limits.login_per_ip,
-    )?;
+    )
+    .await?;
     accounts::confirm_password(&state.db, account.id, &password).await?;
     accounts::delete_account(&state, account.id).await?;
     auth_session::sign_out(&session).await.map_err(internal)?;

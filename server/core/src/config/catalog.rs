@@ -155,6 +155,7 @@ pub static SETTINGS: &[Setting] = &[
         .short("database-url")
         .default_is("SQLite at `<data_dir>/qingting.db`")
         .secret(),
+    s("change_feed", "How replicas on one database hear of each other's changes: `auto` (Postgres `NOTIFY`, a polled `changes` table on MySQL/MariaDB, nothing on SQLite, which is one replica) or `table` (the table on Postgres too, e.g. behind a pooler that drops `LISTEN`); docs/deploy-fc.md."),
     s("trusted_proxies", "Peers whose `X-Forwarded-For` decides the client address (rate limits, logs); everyone else is identified by the socket.")
         .short("trusted-proxies"),
     s("site_root", "Directory with the compiled site (`pkg/qingting.js`, `.wasm`, `.css`) to serve.")
@@ -209,6 +210,12 @@ pub static SETTINGS: &[Setting] = &[
         .short("max-running"),
     s("workspaces.idle_stop_secs", "Stop a workspace after this many seconds without requests or open WebSockets; 0: never."),
     s("workspaces.cookie_hours", "Lifetime of a workspace cookie (it also ends with the dashboard session)."),
+    s("workspaces.token_secret", "Hex, 32 bytes: the seed of the key that signs workspace tokens. Set the same value on every replica.")
+        .default_is("generated into `<data_dir>/secrets/workspace-token.key`")
+        .secret(),
+    s("workspaces.cookie_secret", "Hex, 32 bytes: the key of workspace cookies. Set the same value on every replica.")
+        .default_is("generated into `<data_dir>/secrets/workspace-cookie.key`")
+        .secret(),
     s("workspaces.runtime", "Where workspaces run: `local` (this machine) or `fc` (Alibaba Cloud Function Compute 3.0, docs/deploy-fc.md)."),
     s("workspaces.local.insecure_no_sandbox", "Run IDEs without bubblewrap where the host cannot sandbox. Never on a machine shared with people you do not trust.")
         .short("insecure-no-sandbox"),

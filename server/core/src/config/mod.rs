@@ -17,6 +17,7 @@ pub struct Config {
     pub public_url: String,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    pub change_feed: ChangeFeedKind,
     pub trusted_proxies: Vec<IpAddr>,
     pub site_root: Option<PathBuf>,
     pub session_secret: Option<String>,
@@ -41,9 +42,24 @@ pub struct WorkspacesConfig {
     /// 0: never.
     pub idle_stop_secs: u64,
     pub cookie_hours: i64,
+    /// Hex seed of the key that signs workspace tokens (generated into the data dir if unset).
+    pub token_secret: Option<String>,
+    /// Hex key of the workspace cookies (generated into the data dir if unset).
+    pub cookie_secret: Option<String>,
     pub runtime: RuntimeKind,
     pub local: LocalRuntimeConfig,
     pub fc: FcRuntimeConfig,
+}
+
+/// How replicas on one database hear of each other's changes (`replicas::feed`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeFeedKind {
+    /// Postgres `NOTIFY`; the `changes` table on MySQL/MariaDB; none on SQLite.
+    #[default]
+    Auto,
+    /// The `changes` table on every server database (for poolers that drop `LISTEN`).
+    Table,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -134,6 +150,8 @@ impl Default for WorkspacesConfig {
             max_running: 0,
             idle_stop_secs: 30 * 60,
             cookie_hours: 12,
+            token_secret: None,
+            cookie_secret: None,
             runtime: RuntimeKind::Local,
             local: LocalRuntimeConfig::default(),
             fc: FcRuntimeConfig::default(),
@@ -282,6 +300,7 @@ impl Default for Config {
             public_url: "http://localhost:3000".into(),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            change_feed: ChangeFeedKind::Auto,
             trusted_proxies: Vec::new(),
             site_root: None,
             session_secret: None,
@@ -314,6 +333,7 @@ impl Config {
         (s3.endpoint, s3.access_key_id, s3.secret_access_key) = (text(), text(), text());
         (self.github.client_id, self.github.client_secret) = (text(), text());
         self.workspaces.domain = text();
+        (self.workspaces.token_secret, self.workspaces.cookie_secret) = (text(), text());
         let fc = &mut self.workspaces.fc;
         (fc.endpoint, fc.account_id, fc.access_key_id) = (text(), text(), text());
         (fc.access_key_secret, fc.security_token, fc.image_registry) = (text(), text(), text());

@@ -1,6 +1,10 @@
 //! Table definitions. Times are Unix seconds (`i64`) on every backend.
 
+pub mod change;
+pub mod known_sign_in;
+pub mod lease;
 pub mod port_share;
+pub mod rate_window;
 pub mod session;
 pub mod used_token;
 pub mod user;

@@ -21,6 +21,11 @@ pub struct Model {
     pub runtime_state: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The replica carrying out an operation on it, until `claim_expires` (renewed while the
+    /// operation runs). A transitional state whose claim lapsed was left by a replica that
+    /// died; the leader finishes it.
+    pub claimed_by: Option<String>,
+    pub claim_expires: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

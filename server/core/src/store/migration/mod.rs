@@ -7,6 +7,7 @@ mod m0002_profiles_github;
 mod m0003_workspaces;
 mod m0004_used_tokens;
 mod m0005_port_shares;
+mod m0006_replicas;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_workspaces::Migration),
             Box::new(m0004_used_tokens::Migration),
             Box::new(m0005_port_shares::Migration),
+            Box::new(m0006_replicas::Migration),
         ]
     }
 }

@@ -1,8 +1,8 @@
 //! The gateway's answer for a workspace host, `<user>-<name>` → the workspace, kept in memory:
 //! a request through the gateway costs no query while nothing changes. Every change the
 //! service announces (create, each state change, delete, and an owner's rename through
-//! [`WorkspaceService::owner_changed`]) empties it, so it is never staler than the database
-//! as this process sees it.
+//! [`WorkspaceService::owner_changed`]), here or on another replica through the change feed,
+//! empties it.
 
 use super::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,10 +106,22 @@ impl WorkspaceService {
     }
 
     /// Something about user `user_id`'s workspaces changed (or the user did: a new name, a
-    /// deleted account): the gateway's answers start over and the dashboards' live lists
-    /// reload.
+    /// deleted account): the gateway's answers start over, the dashboards' live lists reload,
+    /// and the other replicas hear of it.
     pub fn owner_changed(&self, user_id: i64) {
+        self.heard(Changed::User(user_id));
+        if let Some(feed) = self.feed.clone() {
+            tokio::spawn(async move {
+                if let Err(e) = feed.publish(user_id).await {
+                    tracing::warn!("cannot announce a change to the other replicas: {e}");
+                }
+            });
+        }
+    }
+
+    /// A change made here or announced by another replica: forget and reload.
+    pub fn heard(&self, change: Changed) {
         self.hosts.clear();
-        let _ = self.changes.send(user_id);
+        let _ = self.changes.send(change);
     }
 }

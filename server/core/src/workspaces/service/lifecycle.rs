@@ -46,7 +46,11 @@ impl WorkspaceService {
         }
         let _host = self.check_running_limit(owner.id).await?;
         let now = now_unix();
+        // Claimed as it is written: never a moment when it looks abandoned to the leader.
+        let token = self.claim_token();
         let row = workspace::ActiveModel {
+            claimed_by: Set(Some(token.clone())),
+            claim_expires: Set(Some(now + claims::CLAIM_SECS)),
             user_id: Set(owner.id),
             name: Set(name.to_string()),
             template_id: Set(template_id.to_string()),
@@ -64,8 +68,8 @@ impl WorkspaceService {
             }
             Err(e) => return Err(e.into()),
         };
+        let claim = self.renewing(self.hold_locally(row.id, token)?);
         self.owner_changed(owner.id);
-        let claim = self.claim(row.id)?;
         let spec = self.spec(&row).await?;
         Ok(Job {
             _claim: claim,
@@ -106,7 +110,18 @@ impl WorkspaceService {
         action: Action,
         reason: Option<String>,
     ) -> Result<Prepared, WorkspaceError> {
-        let claim = self.claim(row.id)?;
+        let claim = self.claim(row.id).await?;
+        self.prepare_claimed(claim, row, action, reason).await
+    }
+
+    /// `prepare` under a claim the caller already holds.
+    pub(super) async fn prepare_claimed(
+        &self,
+        claim: Claim,
+        row: workspace::Model,
+        action: Action,
+        reason: Option<String>,
+    ) -> Result<Prepared, WorkspaceError> {
         // Re-read under the claim: the state may have moved since the caller looked.
         let row = workspace::Entity::find_by_id(row.id)
             .one(&self.db)

@@ -14,6 +14,7 @@
 //! will stop) and `port_shares`. Each is another `impl WorkspaceService` block.
 
 mod background;
+mod claims;
 mod hosts;
 mod idle;
 mod lifecycle;
@@ -22,11 +23,13 @@ mod queries;
 mod recovery;
 mod view;
 
+use claims::Claim;
 use lifecycle::Prepared;
 pub use port_shares::{sharing_of, PortShares, PortSharing};
 use view::state_of;
 pub use view::{Action, GatewayTarget, WorkspaceLimits, WorkspaceView};
 
+pub use crate::replicas::feed::Changed;
 use crate::workspaces::{
     activity::Activity,
     runtime::{Endpoint, Runtime, RuntimeEventKind, WorkspaceSpec},
@@ -34,6 +37,7 @@ use crate::workspaces::{
 };
 use crate::{
     accounts::{self, Account, AccountDeletionHook},
+    replicas::feed::ChangeFeed,
     store::{entity::workspace, now_unix},
     templates::Template,
 };
@@ -60,8 +64,13 @@ pub struct WorkspaceService {
     local_editors: Option<PathBuf>,
     /// Workspaces with an operation under way in this process (two clicks on Start run once).
     in_flight: Arc<Mutex<HashSet<i64>>>,
-    /// The ids of users whose workspaces just changed (sent by `owner_changed` only).
-    changes: broadcast::Sender<i64>,
+    /// Whose workspaces just changed, here or on another replica (sent by `owner_changed`
+    /// and `heard` only).
+    changes: broadcast::Sender<Changed>,
+    /// This replica's name, on the claims it takes.
+    replica: String,
+    /// Announces this replica's changes to the others (none on SQLite).
+    feed: Option<ChangeFeed>,
     hosts: hosts::HostCache,
     activity: Activity,
     /// Held while a user's limits are checked and the result written, so two concurrent
@@ -71,25 +80,12 @@ pub struct WorkspaceService {
     max_running: u64,
     /// The same for the host-wide count; taken after the user's lock, never before.
     host_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Idle stop, once the reaper runs (`spawn_background`).
+    /// Whether this replica leads the background work, once it runs (`run_background`).
+    leads: std::sync::OnceLock<crate::replicas::lease::Leadership>,
+    /// Idle stop, once the reaper runs (`run_background`).
     idle_stop: std::sync::OnceLock<Duration>,
     /// Each running workspace's CPU time when the reaper last looked, and when.
     cpu_seen: Mutex<HashMap<i64, (f64, Instant)>>,
-}
-
-/// Holds a workspace's in-flight claim until dropped.
-struct Claim {
-    set: Arc<Mutex<HashSet<i64>>>,
-    id: i64,
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
-    }
 }
 
 impl WorkspaceService {
@@ -108,14 +104,38 @@ impl WorkspaceService {
             local_editors,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             changes: broadcast::channel(256).0,
+            replica: crate::replicas::new_id(),
+            feed: None,
             hosts: hosts::HostCache::default(),
             activity: Activity::default(),
             user_locks: Mutex::new(HashMap::new()),
             max_running: u64::MAX,
             host_lock: Arc::default(),
+            leads: std::sync::OnceLock::new(),
             idle_stop: std::sync::OnceLock::new(),
             cpu_seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Runs as replica `id` among others on the same database, announcing changes on `feed`.
+    pub fn with_replica(mut self, id: String, feed: Option<ChangeFeed>) -> Self {
+        self.replica = id;
+        self.feed = feed;
+        self
+    }
+
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Whether this replica leads the background work (`None` before it runs).
+    pub fn leads(&self) -> Option<bool> {
+        self.leads.get().map(|l| *l.borrow())
+    }
+
+    /// How changes reach the other replicas, if there can be any.
+    pub fn feed(&self) -> Option<&ChangeFeed> {
+        self.feed.as_ref()
     }
 
     /// Caps the workspaces running at once on this server (`workspaces.max_running`).
@@ -143,20 +163,9 @@ impl WorkspaceService {
             .is_none_or(|dir| t.editor.is_installed(dir))
     }
 
-    /// User ids whose workspace list changed (lagging receivers should just reload).
-    pub fn subscribe(&self) -> broadcast::Receiver<i64> {
+    /// Whose workspace lists changed (lagging receivers should just reload).
+    pub fn subscribe(&self) -> broadcast::Receiver<Changed> {
         self.changes.subscribe()
-    }
-
-    fn claim(&self, id: i64) -> Result<Claim, WorkspaceError> {
-        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(id) {
-            return Err(WorkspaceError::Busy("already changing state"));
-        }
-        Ok(Claim {
-            set: self.in_flight.clone(),
-            id,
-        })
     }
 
     async fn lock_user(&self, user_id: i64) -> tokio::sync::OwnedMutexGuard<()> {
@@ -168,13 +177,6 @@ impl WorkspaceService {
             .or_default()
             .clone();
         lock.lock_owned().await
-    }
-
-    fn is_claimed(&self, id: i64) -> bool {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&id)
     }
 
     async fn spec(&self, row: &workspace::Model) -> Result<WorkspaceSpec, WorkspaceError> {

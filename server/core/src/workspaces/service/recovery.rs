@@ -1,11 +1,14 @@
-//! After a restart: adopt IDEs that outlived the server, finish what it left half done.
+//! Bringing records and the runtime back in line: after a restart (adopt IDEs that outlived
+//! the server, finish what it left half done), and, on the leading replica, whenever an
+//! operation's replica died before finishing it (its claim lapsed).
 
 use super::*;
 
 impl WorkspaceService {
-    /// Brings records and the runtime back in line after a restart: adopts (or restarts)
-    /// what should run, finishes interrupted operations, removes orphans. Visits only
-    /// workspaces that are not settled as stopped or failed.
+    /// Adopts (or restarts) what should run, finishes interrupted operations, removes
+    /// orphans. Visits only workspaces that are not settled as stopped or failed, and leaves
+    /// alone those another live replica is working on. Run by the leading replica when it
+    /// takes the lead.
     pub async fn recover(self: &Arc<Self>) -> Result<(), WorkspaceError> {
         let unsettled = workspace::Entity::find()
             .filter(workspace::Column::State.is_in(states(|s| {
@@ -45,33 +48,81 @@ impl WorkspaceService {
             tracing::warn!("cleaning orphans failed: {e}");
         }
         for row in later {
-            let st = state_of(&row);
-            let action = match st {
-                WorkspaceState::Running | WorkspaceState::Creating | WorkspaceState::Starting => {
-                    Action::Start
-                }
-                WorkspaceState::Stopping => Action::Stop,
-                WorkspaceState::Deleting => Action::Delete,
-                _ => continue,
-            };
-            // Let `prepare` accept the interrupted state as its starting point.
-            let from = match action {
-                Action::Start => WorkspaceState::Failed,
-                Action::Stop => WorkspaceState::Running,
-                _ => st,
-            };
-            let row = self
-                .set_state(row.id, from, Some("interrupted by a server restart".into()))
-                .await?;
-            tracing::info!(
-                workspace = row.id,
-                from = st.as_str(),
-                "finishing an interrupted operation"
-            );
-            if let Ok(Prepared::Job(job)) = self.prepare(row, action, None).await {
-                self.spawn_finish(*job);
-            }
+            self.resume(row, "interrupted by a server restart").await?;
         }
         Ok(())
+    }
+
+    /// Finishes operations left half done by a replica that stopped renewing its claim.
+    /// Returns how many it took over.
+    pub async fn finish_abandoned(self: &Arc<Self>) -> Result<usize, WorkspaceError> {
+        let now = now_unix();
+        let rows = workspace::Entity::find()
+            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_transitional)))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(workspace::Column::ClaimedBy.is_null())
+                    .add(workspace::Column::ClaimExpires.lt(now)),
+            )
+            .all(&self.db)
+            .await?;
+        let mut taken = 0;
+        for row in rows {
+            if self
+                .resume(row, "its server stopped; finished by another")
+                .await?
+            {
+                taken += 1;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Claims a workspace left in `row`'s state and carries its operation on in the
+    /// background: a running one is started again, a transitional one finished. False when
+    /// someone else has it or there is nothing to do.
+    async fn resume(
+        self: &Arc<Self>,
+        row: workspace::Model,
+        why: &str,
+    ) -> Result<bool, WorkspaceError> {
+        let st = state_of(&row);
+        let action = match st {
+            WorkspaceState::Running | WorkspaceState::Creating | WorkspaceState::Starting => {
+                Action::Start
+            }
+            WorkspaceState::Stopping => Action::Stop,
+            WorkspaceState::Deleting => Action::Delete,
+            _ => return Ok(false),
+        };
+        let claim = match self.claim(row.id).await {
+            Ok(c) => c,
+            Err(WorkspaceError::Busy(_) | WorkspaceError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // Let `prepare` accept the interrupted state as its starting point.
+        let from = match action {
+            Action::Start => WorkspaceState::Failed,
+            Action::Stop => WorkspaceState::Running,
+            _ => st,
+        };
+        let id = row.id;
+        let row = self.set_state(id, from, Some(why.into())).await?;
+        tracing::info!(
+            workspace = id,
+            from = st.as_str(),
+            "finishing an interrupted operation"
+        );
+        match self.prepare_claimed(claim, row, action, None).await {
+            Ok(Prepared::Job(job)) => {
+                self.spawn_finish(*job);
+                Ok(true)
+            }
+            Ok(Prepared::Done(_)) => Ok(false),
+            Err(e) => {
+                tracing::warn!(workspace = id, "cannot resume: {e}");
+                Ok(false)
+            }
+        }
     }
 }

@@ -1,0 +1,141 @@
+//! Who is carrying out an operation on a workspace: this process (`in_flight`, so two clicks
+//! on Start run once) and, on the workspace's row, which replica (so two replicas never work
+//! on one workspace at once, and the leader can tell an operation whose replica died from one
+//! still under way). A row's claim names the replica and the claim
+//! (`<replica>#<n>`), lapses unless renewed, and is cleared when the operation ends.
+
+use super::*;
+use sea_orm::{sea_query::Expr, Condition};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A claim lapses this long after its last renewal.
+pub(super) const CLAIM_SECS: i64 = 10;
+/// How often a held claim is renewed.
+const RENEW: Duration = Duration::from_secs(3);
+
+static NEXT_CLAIM: AtomicU64 = AtomicU64::new(1);
+
+/// Holds a workspace's claim until dropped.
+pub(super) struct Claim {
+    set: Arc<Mutex<HashSet<i64>>>,
+    id: i64,
+    db: DatabaseConnection,
+    token: String,
+    renew: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        if let Some(renew) = self.renew.take() {
+            renew.abort();
+        }
+        // Only this claim's own mark is cleared: a later claim of this process carries
+        // another token.
+        let (db, id, token) = (self.db.clone(), self.id, std::mem::take(&mut self.token));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let cleared = workspace::Entity::update_many()
+                    .col_expr(workspace::Column::ClaimedBy, Expr::value(None::<String>))
+                    .col_expr(workspace::Column::ClaimExpires, Expr::value(None::<i64>))
+                    .filter(workspace::Column::Id.eq(id))
+                    .filter(workspace::Column::ClaimedBy.eq(token))
+                    .exec(&db)
+                    .await;
+                if let Err(e) = cleared {
+                    tracing::warn!(workspace = id, "cannot release the claim (it lapses): {e}");
+                }
+            });
+        }
+    }
+}
+
+impl WorkspaceService {
+    /// A new claim token of this replica.
+    pub(super) fn claim_token(&self) -> String {
+        let n = NEXT_CLAIM.fetch_add(1, Ordering::Relaxed);
+        format!("{}#{n}", self.replica)
+    }
+
+    /// Claims workspace `id`: refused while this process or another live replica works on
+    /// it. A claim of this replica that no operation here holds is left over from before a
+    /// restart, and is taken over.
+    pub(super) async fn claim(&self, id: i64) -> Result<Claim, WorkspaceError> {
+        let token = self.claim_token();
+        let claim = self.hold_locally(id, token.clone())?;
+        let now = now_unix();
+        let taken = workspace::Entity::update_many()
+            .col_expr(workspace::Column::ClaimedBy, Expr::value(token))
+            .col_expr(
+                workspace::Column::ClaimExpires,
+                Expr::value(now + CLAIM_SECS),
+            )
+            .filter(workspace::Column::Id.eq(id))
+            .filter(
+                Condition::any()
+                    .add(workspace::Column::ClaimedBy.is_null())
+                    .add(workspace::Column::ClaimExpires.lt(now))
+                    .add(workspace::Column::ClaimedBy.like(format!("{}#%", self.replica))),
+            )
+            .exec(&self.db)
+            .await?;
+        if taken.rows_affected == 0 {
+            workspace::Entity::find_by_id(id)
+                .one(&self.db)
+                .await?
+                .ok_or(WorkspaceError::NotFound)?;
+            return Err(WorkspaceError::Busy("being changed on another server"));
+        }
+        Ok(self.renewing(claim))
+    }
+
+    /// The in-process half of a claim; `token` is already on the row or about to be.
+    pub(super) fn hold_locally(&self, id: i64, token: String) -> Result<Claim, WorkspaceError> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if !set.insert(id) {
+            return Err(WorkspaceError::Busy("already changing state"));
+        }
+        Ok(Claim {
+            set: self.in_flight.clone(),
+            id,
+            db: self.db.clone(),
+            token,
+            renew: None,
+        })
+    }
+
+    /// Keeps the row's claim from lapsing while `claim` is held.
+    pub(super) fn renewing(&self, mut claim: Claim) -> Claim {
+        let (db, id, token) = (self.db.clone(), claim.id, claim.token.clone());
+        claim.renew = Some(tokio::spawn(async move {
+            let mut every = tokio::time::interval(RENEW);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let renewed = workspace::Entity::update_many()
+                    .col_expr(
+                        workspace::Column::ClaimExpires,
+                        Expr::value(now_unix() + CLAIM_SECS),
+                    )
+                    .filter(workspace::Column::Id.eq(id))
+                    .filter(workspace::Column::ClaimedBy.eq(token.as_str()))
+                    .exec(&db)
+                    .await;
+                if let Err(e) = renewed {
+                    tracing::warn!(workspace = id, "cannot renew the claim: {e}");
+                }
+            }
+        }));
+        claim
+    }
+
+    pub(super) fn is_claimed(&self, id: i64) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+    }
+}
