@@ -15,6 +15,8 @@ const dataDir = makeDataDir('qingting-e2e-');
 
 export default defineConfig({
   testDir: './tests',
+  // Run by playwright.replicas.config.ts, against two replicas.
+  testIgnore: 'replicas.spec.ts',
   timeout: 30_000,
   expect: { timeout: 10_000 },
   fullyParallel: true,
