@@ -35,6 +35,7 @@ qingting_core::on_every_backend!(
     two_replicas_never_work_on_one_workspace,
     the_leader_finishes_what_a_dead_replica_left,
     exactly_one_reaper_acts,
+    limits_hold_across_replicas,
 );
 
 const THREE: Limit = Limit {
@@ -421,4 +422,73 @@ async fn exactly_one_reaper_acts(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the idle workspaces were never stopped");
+}
+
+async fn limits_hold_across_replicas(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let (da, db) = two(&tdb).await;
+    let rt = Arc::new(FakeRuntime::default());
+    let limits = WorkspaceLimits {
+        max_per_user: 3,
+        max_running_per_user: 2,
+    };
+    let make = |db: &DatabaseConnection, id: &str| {
+        Arc::new(
+            WorkspaceService::new(db.clone(), rt.clone(), templates::builtin(), limits, None)
+                .with_replica(id.into(), None),
+        )
+    };
+    let (a, b) = (make(&da, "ra"), make(&db, "rb"));
+    let alice = register(&da, "alice").await;
+    // Eight creates at once, half through each replica: three workspaces, two running.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let svc = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let alice = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            svc.create(&alice, &format!("ws{i}"), "jupyter-python")
+                .await
+        }));
+    }
+    let mut made = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(v) => made.push(v),
+            Err(WorkspaceError::LimitReached(_)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let all = a.list(&alice).await.unwrap();
+    let running = all
+        .iter()
+        .filter(|w| w.state == WorkspaceState::Running)
+        .count();
+    assert!(all.len() <= 3, "{all:?}");
+    assert_eq!(running, 2, "{all:?}");
+    // Stop both; then two starts at once through the two replicas for the three: two run.
+    for w in &all {
+        if w.state == WorkspaceState::Running {
+            a.stop(&alice, w.id).await.unwrap();
+        }
+    }
+    let mut tasks = Vec::new();
+    for (i, w) in all.iter().enumerate() {
+        let svc = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (alice, id) = (alice.clone(), w.id);
+        tasks.push(tokio::spawn(async move { svc.start(&alice, id).await }));
+    }
+    for t in tasks {
+        let _ = t.await.unwrap();
+    }
+    let running = a
+        .list(&alice)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|w| w.state == WorkspaceState::Running)
+        .count();
+    assert_eq!(running, 2.min(all.len()));
+    tdb.drop_database().await;
 }

@@ -67,6 +67,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        // The row whose lock serializes host-wide workspace limit checks across replicas.
+        m.exec_stmt(
+            Query::insert()
+                .into_table(Leases::Table)
+                .columns([Leases::Name, Leases::Holder, Leases::ExpiresAt])
+                .values_panic(["workspace-limits".into(), "".into(), 0.into()])
+                .to_owned(),
+        )
+        .await?;
         // Two statements: SQLite adds one column per ALTER TABLE.
         m.alter_table(
             Table::alter()

@@ -38,13 +38,9 @@ impl WorkspaceService {
             return Err(WorkspaceError::EditorMissing(template.editor.label()));
         }
         let _limits = self.lock_user(owner.id).await;
-        let max = self.limits.max_per_user;
-        if self.count(owner.id, false).await? >= max {
-            return Err(WorkspaceError::LimitReached(format!(
-                "You can have at most {max} workspaces. Delete one first."
-            )));
-        }
-        let _host = self.check_running_limit(owner.id).await?;
+        let txn = self.limits_txn(owner.id).await?;
+        self.check_workspace_limit(&txn, owner.id).await?;
+        let host = self.check_running_limit(&txn, owner.id).await?;
         let now = now_unix();
         // Claimed as it is written: never a moment when it looks abandoned to the leader.
         let token = self.claim_token();
@@ -61,13 +57,16 @@ impl WorkspaceService {
             updated_at: Set(now),
             ..Default::default()
         };
-        let row = match row.insert(&self.db).await {
+        let row = match row.insert(&txn).await {
             Ok(r) => r,
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 return Err(WorkspaceError::NameTaken)
             }
             Err(e) => return Err(e.into()),
         };
+        txn.commit().await?;
+        // Let go at once: whoever waits for it may hold the connection a query below needs.
+        drop(host);
         let claim = self.renewing(self.hold_locally(row.id, token)?);
         self.owner_changed(owner.id);
         let spec = self.spec(&row).await?;
@@ -128,13 +127,21 @@ impl WorkspaceService {
             .await?
             .ok_or(WorkspaceError::NotFound)?;
         let st = state_of(&row);
-        // Starting counts against the running limit: check and write under the user's lock.
-        let _limits = if matches!(action, Action::Start | Action::Restart) {
+        // Before the limits transaction: a query on another connection while it is open
+        // could wait for the very connection it holds (SQLite has one).
+        let spec = self.spec(&row).await?;
+        // Starting counts against the running limit: check and write under the user's locks.
+        let starting = matches!(action, Action::Start | Action::Restart) && st.can_start();
+        let _limits = if starting {
             Some(self.lock_user(row.user_id).await)
         } else {
             None
         };
-        let mut _host = None;
+        let txn = match starting {
+            true => Some(self.limits_txn(row.user_id).await?),
+            false => None,
+        };
+        let mut host = None;
         let next = match action {
             Action::Start if st == WorkspaceState::Running => {
                 return Ok(Prepared::Done((&row).into()))
@@ -143,7 +150,8 @@ impl WorkspaceService {
                 return Ok(Prepared::Done((&row).into()))
             }
             Action::Start | Action::Restart if st.can_start() => {
-                _host = Some(self.check_running_limit(row.user_id).await?);
+                let txn = txn.as_ref().expect("begun for a start");
+                host = Some(self.check_running_limit(txn, row.user_id).await?);
                 WorkspaceState::Starting
             }
             Action::Stop | Action::Restart if st.can_stop() => WorkspaceState::Stopping,
@@ -152,8 +160,16 @@ impl WorkspaceService {
             Action::Delete => WorkspaceState::Deleting,
             _ => return Err(WorkspaceError::Busy(st.as_str())),
         };
-        let spec = self.spec(&row).await?;
-        let row = self.set_state(row.id, next, None).await?;
+        let row = match txn {
+            Some(txn) => {
+                let row = write_state(&txn, row.id, next, None).await?;
+                txn.commit().await?;
+                drop(host);
+                self.owner_changed(row.user_id);
+                row
+            }
+            None => self.set_state(row.id, next, None).await?,
+        };
         Ok(Prepared::Job(Box::new(Job {
             _claim: claim,
             action,

@@ -18,6 +18,7 @@ mod claims;
 mod hosts;
 mod idle;
 mod lifecycle;
+mod limits;
 mod port_shares;
 mod queries;
 mod recovery;
@@ -42,8 +43,8 @@ use crate::{
     templates::Template,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 use serde_json::Value;
 use std::{
@@ -212,53 +213,28 @@ impl WorkspaceService {
         state: WorkspaceState,
         reason: Option<String>,
     ) -> Result<workspace::Model, WorkspaceError> {
-        let row = workspace::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?
-            .ok_or(WorkspaceError::NotFound)?;
-        let mut row: workspace::ActiveModel = row.into();
-        row.state = Set(state.as_str().to_string());
-        row.reason = Set(reason);
-        row.updated_at = Set(now_unix());
-        let row = row.update(&self.db).await?;
+        let row = write_state(&self.db, id, state, reason).await?;
         self.owner_changed(row.user_id);
         Ok(row)
     }
+}
 
-    async fn count(&self, user_id: i64, active_only: bool) -> Result<u64, WorkspaceError> {
-        let mut q = workspace::Entity::find().filter(workspace::Column::UserId.eq(user_id));
-        if active_only {
-            q = q.filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)));
-        }
-        Ok(q.count(&self.db).await?)
-    }
-
-    /// Refuses a start beyond the user's or the host's running limit. Hold the returned
-    /// guard until the new state is written.
-    async fn check_running_limit(
-        &self,
-        user_id: i64,
-    ) -> Result<tokio::sync::OwnedMutexGuard<()>, WorkspaceError> {
-        let max = self.limits.max_running_per_user;
-        if self.count(user_id, true).await? >= max {
-            return Err(WorkspaceError::LimitReached(format!(
-                "You can run at most {max} workspaces at once. Stop one first."
-            )));
-        }
-        let host = self.host_lock.clone().lock_owned().await;
-        let running = workspace::Entity::find()
-            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)))
-            .count(&self.db)
-            .await?;
-        if running >= self.max_running {
-            let max = self.max_running;
-            return Err(WorkspaceError::LimitReached(format!(
-                "This server is at its limit of {max} running workspaces \
-                 (workspaces.max_running = {max}). Try again when one has stopped."
-            )));
-        }
-        Ok(host)
-    }
+/// Writes a workspace's state on `c` (a transaction, or the pool); the caller announces it.
+async fn write_state(
+    c: &impl ConnectionTrait,
+    id: i64,
+    state: WorkspaceState,
+    reason: Option<String>,
+) -> Result<workspace::Model, WorkspaceError> {
+    let row = workspace::Entity::find_by_id(id)
+        .one(c)
+        .await?
+        .ok_or(WorkspaceError::NotFound)?;
+    let mut row: workspace::ActiveModel = row.into();
+    row.state = Set(state.as_str().to_string());
+    row.reason = Set(reason);
+    row.updated_at = Set(now_unix());
+    Ok(row.update(c).await?)
 }
 
 pub(super) fn states(pred: impl Fn(WorkspaceState) -> bool) -> Vec<&'static str> {

@@ -1,0 +1,97 @@
+//! The workspace limits: how many a user may have, how many may run per user and on the host.
+//! A check and the write it allows happen in one transaction that first takes the user's row
+//! lock (and, for a host-wide cap, the `workspace-limits` row's), so two requests, on this
+//! replica or on two, cannot both pass a check only one of them should. In-process mutexes go
+//! first, so requests of one process queue there instead of holding connections.
+
+use super::*;
+use crate::store::entity::{lease, user};
+use sea_orm::{sea_query::Expr, DatabaseTransaction, DbErr, TransactionTrait};
+
+/// The row whose lock serializes host-wide checks across replicas (made by migration m0006).
+pub(super) const HOST_LOCK_ROW: &str = "workspace-limits";
+
+impl WorkspaceService {
+    /// A transaction holding `user_id`'s row lock: every replica's limit check for that user
+    /// waits until it ends. The lock is taken by a write, so that SQLite takes its write lock
+    /// at once too (a read first could not be upgraded if another connection wrote meanwhile).
+    pub(super) async fn limits_txn(&self, user_id: i64) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.db.begin().await?;
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::CreatedAt,
+                Expr::col(user::Column::CreatedAt).into(),
+            )
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
+        Ok(txn)
+    }
+
+    pub(super) async fn count(
+        &self,
+        c: &impl ConnectionTrait,
+        user_id: i64,
+        active_only: bool,
+    ) -> Result<u64, WorkspaceError> {
+        let mut q = workspace::Entity::find().filter(workspace::Column::UserId.eq(user_id));
+        if active_only {
+            q = q.filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)));
+        }
+        Ok(q.count(c).await?)
+    }
+
+    /// Refuses one more workspace beyond the user's limit.
+    pub(super) async fn check_workspace_limit(
+        &self,
+        txn: &DatabaseTransaction,
+        user_id: i64,
+    ) -> Result<(), WorkspaceError> {
+        let max = self.limits.max_per_user;
+        if self.count(txn, user_id, false).await? >= max {
+            return Err(WorkspaceError::LimitReached(format!(
+                "You can have at most {max} workspaces. Delete one first."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a start beyond the user's or the host's running limit. Hold the returned
+    /// guard, and write the new state in `txn`, before either is let go.
+    pub(super) async fn check_running_limit(
+        &self,
+        txn: &DatabaseTransaction,
+        user_id: i64,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, WorkspaceError> {
+        let max = self.limits.max_running_per_user;
+        if self.count(txn, user_id, true).await? >= max {
+            return Err(WorkspaceError::LimitReached(format!(
+                "You can run at most {max} workspaces at once. Stop one first."
+            )));
+        }
+        let host = self.host_lock.clone().lock_owned().await;
+        if self.max_running == u64::MAX {
+            return Ok(host);
+        }
+        lease::Entity::update_many()
+            .col_expr(
+                lease::Column::ExpiresAt,
+                Expr::col(lease::Column::ExpiresAt).into(),
+            )
+            .filter(lease::Column::Name.eq(HOST_LOCK_ROW))
+            .exec(txn)
+            .await?;
+        let running = workspace::Entity::find()
+            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)))
+            .count(txn)
+            .await?;
+        if running >= self.max_running {
+            let max = self.max_running;
+            return Err(WorkspaceError::LimitReached(format!(
+                "This server is at its limit of {max} running workspaces \
+                 (workspaces.max_running = {max}). Try again when one has stopped."
+            )));
+        }
+        Ok(host)
+    }
+}
