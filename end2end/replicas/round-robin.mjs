@@ -28,6 +28,8 @@ const server = http.createServer((req, res) => {
     res.end(`replica on ${port}: ${e.message}\n`);
   });
   req.pipe(upstream);
+  // A closed tab ends its stream on the replica too.
+  res.on('close', () => upstream.destroy());
 });
 
 server.on('upgrade', (req, socket, head) => {

@@ -227,12 +227,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await;
 
     let (tx, rx) = oneshot::channel::<()>();
+    let (db, replica) = (state.db.clone(), workspaces.replica().to_string());
     let task = tokio::spawn(async move {
         // Small request/response exchanges (an IDE's many little requests) go out at once.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
@@ -243,7 +244,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             }
             tracing::info!("shutting down: finishing in-flight requests");
         })
-        .await
+        .await;
+        // Another replica need not wait for the lease to lapse.
+        if let Err(e) = lease::release(&db, lease::BACKGROUND, &replica).await {
+            tracing::warn!("cannot give up the lease: {e}");
+        }
+        served
     });
     tracing::info!(%addr, %public_url, "QingTing Studio is listening");
     Ok(RunningServer {

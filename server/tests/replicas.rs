@@ -220,6 +220,10 @@ image_registry = "registry.example.com/qingting"
     }
     let seen_after = asked.elapsed();
     assert!(seen_after < Duration::from_secs(1), "{seen_after:?}");
+    eprintln!(
+        "{}: B's stream showed A's create after {seen_after:?}",
+        backend.name()
+    );
     let ws = on_b.wait_state("demo", "running").await;
     assert_eq!(ws["name"], "demo");
 

@@ -76,13 +76,12 @@ fn service(
         max_per_user: 5,
         max_running_per_user: 5,
     };
-    Arc::new(WorkspaceService::new(
-        db,
-        Arc::new(rt),
-        templates::builtin(),
-        limits,
-        None,
-    ))
+    // One replica name for every service here: the next server after a crash is the same
+    // replica (as with one data dir), so it takes the crashed one's claims back at once.
+    Arc::new(
+        WorkspaceService::new(db, Arc::new(rt), templates::builtin(), limits, None)
+            .with_replica("replica-1".into(), None),
+    )
 }
 
 async fn user(db: &store::DatabaseConnection) -> Account {

@@ -430,19 +430,30 @@ async fn limits_hold_across_replicas(backend: Backend) {
     };
     let (da, db) = two(&tdb).await;
     let rt = Arc::new(FakeRuntime::default());
-    let limits = WorkspaceLimits {
-        max_per_user: 3,
-        max_running_per_user: 2,
+    // Two replicas with the given limits (and host cap), on their own connections.
+    let pair = |per_user: u64, running: u64, host: u64| {
+        let limits = WorkspaceLimits {
+            max_per_user: per_user,
+            max_running_per_user: running,
+        };
+        let make = |db: &DatabaseConnection, id: &str| {
+            Arc::new(
+                WorkspaceService::new(db.clone(), rt.clone(), templates::builtin(), limits, None)
+                    .with_replica(id.into(), None)
+                    .with_max_running(host),
+            )
+        };
+        (make(&da, "ra"), make(&db, "rb"))
     };
-    let make = |db: &DatabaseConnection, id: &str| {
-        Arc::new(
-            WorkspaceService::new(db.clone(), rt.clone(), templates::builtin(), limits, None)
-                .with_replica(id.into(), None),
-        )
-    };
-    let (a, b) = (make(&da, "ra"), make(&db, "rb"));
     let alice = register(&da, "alice").await;
-    // Eight creates at once, half through each replica: three workspaces, two running.
+    let running = |list: &[qingting_core::workspaces::WorkspaceView]| {
+        list.iter()
+            .filter(|w| w.state == WorkspaceState::Running)
+            .count()
+    };
+
+    // Eight creates at once, half through each replica, three allowed.
+    let (a, b) = pair(3, 10, u64::MAX);
     let mut tasks = Vec::new();
     for i in 0..8 {
         let svc = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -452,43 +463,39 @@ async fn limits_hold_across_replicas(backend: Backend) {
                 .await
         }));
     }
-    let mut made = Vec::new();
     for t in tasks {
         match t.await.unwrap() {
-            Ok(v) => made.push(v),
-            Err(WorkspaceError::LimitReached(_)) => {}
+            Ok(_) | Err(WorkspaceError::LimitReached(_)) => {}
             Err(e) => panic!("{e:?}"),
         }
     }
     let all = a.list(&alice).await.unwrap();
-    let running = all
-        .iter()
-        .filter(|w| w.state == WorkspaceState::Running)
-        .count();
-    assert!(all.len() <= 3, "{all:?}");
-    assert_eq!(running, 2, "{all:?}");
-    // Stop both; then two starts at once through the two replicas for the three: two run.
+    assert_eq!(all.len(), 3, "{all:?}");
     for w in &all {
-        if w.state == WorkspaceState::Running {
+        a.stop(&alice, w.id).await.unwrap();
+    }
+
+    // Three starts at once through two replicas, two running allowed per user; then, with
+    // room per user but one running allowed on the host, one.
+    for (per_user_running, host, want) in [(2, u64::MAX, 2), (10, 1, 1)] {
+        let (a, b) = pair(3, per_user_running, host);
+        let mut tasks = Vec::new();
+        for (i, w) in all.iter().enumerate() {
+            let svc = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (alice, id) = (alice.clone(), w.id);
+            tasks.push(tokio::spawn(async move { svc.start(&alice, id).await }));
+        }
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) | Err(WorkspaceError::LimitReached(_)) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let list = a.list(&alice).await.unwrap();
+        assert_eq!(running(&list), want, "{list:?}");
+        for w in list.iter().filter(|w| w.state == WorkspaceState::Running) {
             a.stop(&alice, w.id).await.unwrap();
         }
     }
-    let mut tasks = Vec::new();
-    for (i, w) in all.iter().enumerate() {
-        let svc = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let (alice, id) = (alice.clone(), w.id);
-        tasks.push(tokio::spawn(async move { svc.start(&alice, id).await }));
-    }
-    for t in tasks {
-        let _ = t.await.unwrap();
-    }
-    let running = a
-        .list(&alice)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|w| w.state == WorkspaceState::Running)
-        .count();
-    assert_eq!(running, 2.min(all.len()));
     tdb.drop_database().await;
 }

@@ -32,6 +32,10 @@ const KEEP_SECS: i64 = 60;
 /// A gap in the table's ids may be a row whose transaction has not committed yet: it is read
 /// again for this long before it is taken for a rolled-back insert.
 const GAP_WAIT: Duration = Duration::from_secs(5);
+/// How long a Postgres listener hears nothing before it checks its connection with a ping
+/// (and as long again for the ping to come back).
+const HEARTBEAT: Duration = Duration::from_secs(30);
+const PING: &str = "ping";
 /// Rows read per query at most (the rest come with the next one).
 const BATCH: u64 = 1000;
 
@@ -82,15 +86,7 @@ impl ChangeFeed {
     /// Tells the other replicas that `user_id`'s workspaces changed.
     pub async fn publish(&self, user_id: i64) -> Result<(), DbErr> {
         match self.transport {
-            Transport::Notify => {
-                self.db
-                    .execute(Statement::from_sql_and_values(
-                        DatabaseBackend::Postgres,
-                        "SELECT pg_notify($1, $2)",
-                        [CHANNEL.into(), format!("{} {user_id}", self.origin).into()],
-                    ))
-                    .await?;
-            }
+            Transport::Notify => self.notify(&format!("{} {user_id}", self.origin)).await?,
             Transport::Table => {
                 let row = change::ActiveModel {
                     origin: Set(self.origin.clone()),
@@ -101,6 +97,17 @@ impl ChangeFeed {
                 change::Entity::insert(row).exec(&self.db).await?;
             }
         }
+        Ok(())
+    }
+
+    async fn notify(&self, payload: &str) -> Result<(), DbErr> {
+        self.db
+            .execute(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANNEL.into(), payload.into()],
+            ))
+            .await?;
         Ok(())
     }
 
@@ -133,24 +140,42 @@ impl ChangeFeed {
             if !deliver(Changed::Everything) {
                 return;
             }
+            // A connection can die without telling (a load balancer or failover dropping it
+            // silently): when nothing came for a while, this replica pings itself, and a ping
+            // that does not come back means listen again.
+            let mut ping_sent = false;
             loop {
-                match listener.try_recv().await {
-                    Ok(Some(n)) => {
-                        if let Some(heard) = parse(n.payload(), &self.origin) {
-                            if !deliver(heard) {
+                match tokio::time::timeout(HEARTBEAT, listener.try_recv()).await {
+                    Ok(Ok(Some(n))) => match parse(n.payload(), &self.origin) {
+                        Some(Heard::Change(change)) => {
+                            if !deliver(change) {
                                 return;
                             }
                         }
-                    }
+                        Some(Heard::OwnPing) => ping_sent = false,
+                        None => {}
+                    },
                     // The connection broke; the listener reconnects on the next call.
-                    Ok(None) => {
+                    Ok(Ok(None)) => {
                         if !deliver(Changed::Everything) {
                             return;
                         }
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::warn!("change feed: listening failed: {e}");
                         break;
+                    }
+                    Err(_) if ping_sent => {
+                        tracing::warn!(
+                            "change feed: the listening connection went quiet; listening again"
+                        );
+                        break;
+                    }
+                    Err(_) => {
+                        ping_sent = true;
+                        if let Err(e) = self.notify(&format!("{} {PING}", self.origin)).await {
+                            tracing::warn!("change feed: cannot ping: {e}");
+                        }
                     }
                 }
             }
@@ -160,6 +185,7 @@ impl ChangeFeed {
 
     async fn listen_table(self, mut deliver: impl FnMut(Changed) -> bool + Send) {
         let mut cursor: Option<Cursor> = None;
+        let mut failing = false;
         let mut last_trim = Instant::now();
         let mut every = tokio::time::interval(POLL);
         loop {
@@ -174,6 +200,10 @@ impl ChangeFeed {
             };
             match self.read_after(c.low).await {
                 Ok(rows) => {
+                    // After a spell of failed reads, rows may have been trimmed unread.
+                    if std::mem::take(&mut failing) && !deliver(Changed::Everything) {
+                        return;
+                    }
                     for (id, origin, user) in rows {
                         if c.take(id) && origin != self.origin && !deliver(Changed::User(user)) {
                             return;
@@ -182,10 +212,10 @@ impl ChangeFeed {
                     c.settle(Instant::now());
                 }
                 Err(e) => {
-                    tracing::warn!("change feed: cannot read the changes table: {e}");
-                    if !deliver(Changed::Everything) {
-                        return;
+                    if !failing {
+                        tracing::warn!("change feed: cannot read the changes table: {e}");
                     }
+                    failing = true;
                 }
             }
             if last_trim.elapsed() > Duration::from_secs(KEEP_SECS as u64 / 2) {
@@ -229,13 +259,23 @@ impl ChangeFeed {
     }
 }
 
-/// `"<origin> <user id>"` from another replica; `None` for our own or a malformed one.
-fn parse(payload: &str, own: &str) -> Option<Changed> {
-    let (origin, user) = payload.rsplit_once(' ')?;
-    if origin == own {
-        return None;
+/// What a notification says to its listener.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    Change(Changed),
+    /// This replica's own heartbeat came back.
+    OwnPing,
+}
+
+/// `"<origin> <user id>"` from another replica, or `"<origin> ping"` from this one; `None` for
+/// this replica's own changes, others' pings and anything malformed.
+fn parse(payload: &str, own: &str) -> Option<Heard> {
+    let (origin, what) = payload.rsplit_once(' ')?;
+    match (origin == own, what) {
+        (true, PING) => Some(Heard::OwnPing),
+        (false, PING) | (true, _) => None,
+        (false, user) => user.parse().ok().map(|u| Heard::Change(Changed::User(u))),
     }
-    user.parse().ok().map(Changed::User)
 }
 
 /// Where a reader of the `changes` table stands: everything up to `low` is settled; above it,
@@ -299,10 +339,13 @@ mod tests {
 
     #[test]
     fn own_and_malformed_payloads_are_skipped() {
-        assert_eq!(parse("replica-b 42", "replica-a"), Some(Changed::User(42)));
+        let change = |u| Some(Heard::Change(Changed::User(u)));
+        assert_eq!(parse("replica-b 42", "replica-a"), change(42));
         assert_eq!(parse("replica-a 42", "replica-a"), None);
         assert_eq!(parse("replica-b forty-two", "replica-a"), None);
         assert_eq!(parse("", "replica-a"), None);
+        assert_eq!(parse("replica-a ping", "replica-a"), Some(Heard::OwnPing));
+        assert_eq!(parse("replica-b ping", "replica-a"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// How long a lease holds without renewal.
 pub const TTL: Duration = Duration::from_secs(6);
@@ -74,15 +75,18 @@ pub type Leadership = watch::Receiver<bool>;
 /// receiver (or a clone) lives. The first attempt is made before returning, so a lone
 /// replica leads from its first moment.
 pub async fn hold(db: DatabaseConnection, name: &'static str, holder: String) -> Leadership {
+    let asked = Instant::now();
     let first = try_acquire(&db, name, &holder, TTL).await.unwrap_or(false);
     let (tx, rx) = watch::channel(first);
     if first {
         tracing::info!(replica = %holder, lease = name, "this replica leads");
     }
     tokio::spawn(async move {
-        // When this replica last knew it held the lease; it steps down before the lease can
-        // have lapsed, so two replicas never lead at once even when renewals fail.
-        let mut held_since_renewal = first.then(tokio::time::Instant::now);
+        // Until when this replica may act as leader: a little less than the lease it last
+        // wrote (its expiry is counted in whole seconds from when it was asked for). Past it,
+        // it steps down even while a renewal is still under way, so two replicas never lead
+        // at once when renewals fail or hang.
+        let mut valid_until = first.then(|| asked + TTL - Duration::from_secs(1));
         let mut every = tokio::time::interval(RENEW);
         every.tick().await;
         loop {
@@ -93,18 +97,30 @@ pub async fn hold(db: DatabaseConnection, name: &'static str, holder: String) ->
                     return;
                 }
             }
-            let leads = match try_acquire(&db, name, &holder, TTL).await {
-                Ok(true) => {
-                    held_since_renewal = Some(tokio::time::Instant::now());
+            let asked = Instant::now();
+            let wait = valid_until.map_or(TTL, |v| v.saturating_duration_since(asked));
+            let leads = match tokio::time::timeout(wait, try_acquire(&db, name, &holder, TTL)).await
+            {
+                Ok(Ok(true)) => {
+                    valid_until = Some(asked + TTL - Duration::from_secs(1));
                     true
                 }
-                Ok(false) => {
-                    held_since_renewal = None;
+                Ok(Ok(false)) => {
+                    valid_until = None;
                     false
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(lease = name, "cannot renew the lease: {e}");
-                    held_since_renewal.is_some_and(|t| t.elapsed() < TTL - RENEW)
+                    valid_until = valid_until.filter(|v| Instant::now() < *v);
+                    valid_until.is_some()
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        lease = name,
+                        "renewing the lease takes too long: stepping down"
+                    );
+                    valid_until = None;
+                    false
                 }
             };
             if *tx.borrow() != leads {

@@ -124,8 +124,18 @@ impl WorkspaceService {
                     .filter(workspace::Column::ClaimedBy.eq(token.as_str()))
                     .exec(&db)
                     .await;
-                if let Err(e) = renewed {
-                    tracing::warn!(workspace = id, "cannot renew the claim: {e}");
+                match renewed {
+                    Ok(r) if r.rows_affected == 0 => {
+                        // Only after it lapsed (a database outage longer than the claim) can
+                        // the leader have taken it over.
+                        tracing::error!(
+                            workspace = id,
+                            "this replica's claim was taken over while its operation ran"
+                        );
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(workspace = id, "cannot renew the claim: {e}"),
                 }
             }
         }));

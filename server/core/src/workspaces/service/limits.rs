@@ -6,7 +6,9 @@
 
 use super::*;
 use crate::store::entity::{lease, user};
-use sea_orm::{sea_query::Expr, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{
+    sea_query::Expr, DatabaseBackend, DatabaseTransaction, DbErr, IsolationLevel, TransactionTrait,
+};
 
 /// The row whose lock serializes host-wide checks across replicas (made by migration m0006).
 pub(super) const HOST_LOCK_ROW: &str = "workspace-limits";
@@ -16,7 +18,13 @@ impl WorkspaceService {
     /// waits until it ends. The lock is taken by a write, so that SQLite takes its write lock
     /// at once too (a read first could not be upgraded if another connection wrote meanwhile).
     pub(super) async fn limits_txn(&self, user_id: i64) -> Result<DatabaseTransaction, DbErr> {
-        let txn = self.db.begin().await?;
+        // Each count must see what committed while this waited for a lock: MySQL's default
+        // (repeatable read) would answer from the snapshot of the transaction's first read.
+        let isolation = match self.db.get_database_backend() {
+            DatabaseBackend::Sqlite => None,
+            _ => Some(IsolationLevel::ReadCommitted),
+        };
+        let txn = self.db.begin_with_config(isolation, None).await?;
         user::Entity::update_many()
             .col_expr(
                 user::Column::CreatedAt,

@@ -100,6 +100,12 @@ impl WorkspaceService {
             Err(WorkspaceError::Busy(_) | WorkspaceError::NotFound) => return Ok(false),
             Err(e) => return Err(e),
         };
+        // Read again under the claim: while this replica looked at others, the operation may
+        // have finished and the user moved on.
+        match workspace::Entity::find_by_id(row.id).one(&self.db).await? {
+            Some(now) if now.state == row.state => {}
+            _ => return Ok(false),
+        }
         // Let `prepare` accept the interrupted state as its starting point.
         let from = match action {
             Action::Start => WorkspaceState::Failed,
@@ -120,7 +126,12 @@ impl WorkspaceService {
             }
             Ok(Prepared::Done(_)) => Ok(false),
             Err(e) => {
+                // Failed, with the reason, rather than transitional and picked up again and
+                // again.
                 tracing::warn!(workspace = id, "cannot resume: {e}");
+                let reason = format!("could not be finished: {e}");
+                self.set_state(id, WorkspaceState::Failed, Some(reason))
+                    .await?;
                 Ok(false)
             }
         }
