@@ -147,13 +147,10 @@ impl ChangeFeed {
             loop {
                 match tokio::time::timeout(HEARTBEAT, listener.try_recv()).await {
                     Ok(Ok(Some(n))) => match parse(n.payload(), &self.origin) {
-                        Some(Heard::Change(change)) => {
-                            if !deliver(change) {
-                                return;
-                            }
-                        }
+                        // `deliver` says false once nobody listens any more.
+                        Some(Heard::Change(change)) if !deliver(change) => return,
                         Some(Heard::OwnPing) => ping_sent = false,
-                        None => {}
+                        _ => {}
                     },
                     // The connection broke; the listener reconnects on the next call.
                     Ok(Ok(None)) => {
