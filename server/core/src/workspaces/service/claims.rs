@@ -5,7 +5,7 @@
 //! (`<replica>#<n>`), lapses unless renewed, and is cleared when the operation ends.
 
 use super::*;
-use sea_orm::{sea_query::Expr, Condition};
+use sea_orm::{sea_query::Expr, Condition, DbErr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A claim lapses this long after its last renewal.
@@ -24,8 +24,20 @@ pub(super) struct Claim {
     renew: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Drop for Claim {
-    fn drop(&mut self) {
+impl Claim {
+    /// Gives the claim up now (the row's mark is cleared before this returns).
+    pub(super) async fn release(mut self) {
+        self.let_go();
+        let token = std::mem::take(&mut self.token);
+        if let Err(e) = clear(&self.db, self.id, token).await {
+            tracing::warn!(
+                workspace = self.id,
+                "cannot release the claim (it lapses): {e}"
+            );
+        }
+    }
+
+    fn let_go(&mut self) {
         self.set
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -33,19 +45,32 @@ impl Drop for Claim {
         if let Some(renew) = self.renew.take() {
             renew.abort();
         }
-        // Only this claim's own mark is cleared: a later claim of this process carries
-        // another token.
+    }
+}
+
+/// Clears the row's mark if it is still `token`'s: a later claim carries another token.
+async fn clear(db: &DatabaseConnection, id: i64, token: String) -> Result<(), DbErr> {
+    workspace::Entity::update_many()
+        .col_expr(workspace::Column::ClaimedBy, Expr::value(None::<String>))
+        .col_expr(workspace::Column::ClaimExpires, Expr::value(None::<i64>))
+        .filter(workspace::Column::Id.eq(id))
+        .filter(workspace::Column::ClaimedBy.eq(token))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A claim dropped without `release` (an error path) is released in the background.
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.let_go();
+        if self.token.is_empty() {
+            return;
+        }
         let (db, id, token) = (self.db.clone(), self.id, std::mem::take(&mut self.token));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let cleared = workspace::Entity::update_many()
-                    .col_expr(workspace::Column::ClaimedBy, Expr::value(None::<String>))
-                    .col_expr(workspace::Column::ClaimExpires, Expr::value(None::<i64>))
-                    .filter(workspace::Column::Id.eq(id))
-                    .filter(workspace::Column::ClaimedBy.eq(token))
-                    .exec(&db)
-                    .await;
-                if let Err(e) = cleared {
+                if let Err(e) = clear(&db, id, token).await {
                     tracing::warn!(workspace = id, "cannot release the claim (it lapses): {e}");
                 }
             });

@@ -6,7 +6,7 @@ use super::*;
 
 /// A prepared operation: claimed, checked, transitional state persisted.
 pub(super) struct Job {
-    _claim: Claim,
+    claim: Claim,
     action: Action,
     row: workspace::Model,
     spec: WorkspaceSpec,
@@ -71,7 +71,7 @@ impl WorkspaceService {
         self.owner_changed(owner.id);
         let spec = self.spec(&row).await?;
         Ok(Job {
-            _claim: claim,
+            claim,
             action: Action::Start,
             row,
             spec,
@@ -171,7 +171,7 @@ impl WorkspaceService {
             None => self.set_state(row.id, next, None).await?,
         };
         Ok(Prepared::Job(Box::new(Job {
-            _claim: claim,
+            claim,
             action,
             row,
             spec,
@@ -179,21 +179,29 @@ impl WorkspaceService {
         })))
     }
 
-    /// Runs the runtime calls of a prepared operation and persists the outcome.
+    /// Runs the runtime calls of a prepared operation and persists the outcome; the claim
+    /// is given up before this returns, so the next action, through any replica, may follow
+    /// at once.
     pub(super) async fn finish(&self, job: Job) -> Result<WorkspaceView, WorkspaceError> {
+        let result = self.carry_out(&job).await;
+        job.claim.release().await;
+        result
+    }
+
+    async fn carry_out(&self, job: &Job) -> Result<WorkspaceView, WorkspaceError> {
         let id = job.row.id;
         let state = runtime_state(&job.row);
         match job.action {
-            Action::Start => self.bring_up(&job).await,
-            Action::Stop => self.take_down(&job, &state, job.reason.clone()).await,
+            Action::Start => self.bring_up(job).await,
+            Action::Stop => self.take_down(job, &state, job.reason.clone()).await,
             Action::Restart => {
                 if state_of(&job.row) == WorkspaceState::Stopping {
-                    let v = self.take_down(&job, &state, None).await?;
+                    let v = self.take_down(job, &state, None).await?;
                     if v.state != WorkspaceState::Stopped {
                         return Ok(v);
                     }
                 }
-                self.bring_up(&job).await
+                self.bring_up(job).await
             }
             Action::Delete => {
                 if let Err(e) = self.runtime.destroy(&job.spec, &state).await {
