@@ -16,6 +16,10 @@ pub struct WorkspaceRow {
     pub state: String,
     /// Why it failed or stopped.
     pub reason: Option<String>,
+    /// When its state last changed (Unix seconds): lets the page tell an answer to a click
+    /// from a newer snapshot of the events stream that overtook it.
+    #[serde(default)]
+    pub updated_at: i64,
     /// The dashboard path that opens it (`/open/<user>/<name>`).
     pub open_path: String,
     /// What the state allows, decided by the server's state machine (the page never
@@ -242,6 +246,7 @@ pub mod server {
             template_name,
             state: v.state.as_str().to_string(),
             reason: v.reason.clone(),
+            updated_at: v.updated_at,
             open_path: format!("/open/{}/{}", owner.username, v.name),
             controls: Controls {
                 can_open: v.state.can_stop(),

@@ -63,9 +63,13 @@ fn Dashboard(page: PageData) -> impl IntoView {
     });
     // Answers update the list at once; the events stream brings the rest.
     Effect::new(move |_| {
-        let answer = create.value().get().or_else(|| act.value().get());
-        if let Some(Ok(row)) = answer {
-            rows.update(|list| upsert(list, row));
+        if let Some(Ok(row)) = create.value().get() {
+            rows.update(|list| apply_answer(list, row, true));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(row)) = act.value().get() {
+            rows.update(|list| apply_answer(list, row, false));
         }
     });
     Effect::new(move |_| {
@@ -128,6 +132,18 @@ fn WorkspaceList(
         </section>
     }
     .into_any()
+}
+
+/// An answer to a create or an action, unless the events stream already brought something as
+/// new: a stop's "stopping" must not overwrite the "stopped" that overtook it (through another
+/// replica, say), and a delete's answer must not bring back a card the stream removed. The
+/// stream always follows a change with a snapshot, so an answer left out is never missed.
+fn apply_answer(list: &mut Vec<WorkspaceRow>, row: WorkspaceRow, may_add: bool) {
+    match list.iter().find(|r| r.id == row.id) {
+        Some(have) if have.updated_at >= row.updated_at && have.state != row.state => {}
+        None if !may_add => {}
+        _ => upsert(list, row),
+    }
 }
 
 fn upsert(list: &mut Vec<WorkspaceRow>, row: WorkspaceRow) {
@@ -433,4 +449,47 @@ fn follow_server_events(rows: RwSignal<Vec<WorkspaceRow>>) {
     });
     #[cfg(not(feature = "hydrate"))]
     let _ = rows;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, state: &str, updated_at: i64) -> WorkspaceRow {
+        WorkspaceRow {
+            id,
+            name: format!("ws{id}"),
+            template_id: "t".into(),
+            template_name: "T".into(),
+            state: state.into(),
+            reason: None,
+            updated_at,
+            open_path: String::new(),
+            controls: Default::default(),
+            ports: Vec::new(),
+            usage: None,
+            idle_stop_in_minutes: None,
+        }
+    }
+
+    #[test]
+    fn an_answer_overtaken_by_the_events_stream_is_left_out() {
+        // The stream already said "stopped": the stop's own answer comes late.
+        let mut list = vec![row(1, "stopped", 100)];
+        apply_answer(&mut list, row(1, "stopping", 100), false);
+        assert_eq!(list[0].state, "stopped");
+        // A newer answer is shown at once.
+        apply_answer(&mut list, row(1, "starting", 101), false);
+        assert_eq!(list[0].state, "starting");
+        // A delete's answer does not bring back a card the stream removed; a create's adds.
+        let mut list = Vec::new();
+        apply_answer(&mut list, row(2, "deleting", 100), false);
+        assert!(list.is_empty());
+        apply_answer(&mut list, row(3, "creating", 100), true);
+        assert_eq!(list.len(), 1);
+        // Nor does a create's answer undo the "running" the stream brought in the same second.
+        list[0] = row(3, "running", 100);
+        apply_answer(&mut list, row(3, "creating", 100), true);
+        assert_eq!(list[0].state, "running");
+    }
 }
