@@ -1,15 +1,13 @@
-import { defineConfig, devices } from '@playwright/test';
-import { binary, dataDir as makeDataDir, launchOptions } from './common';
+import { defineConfig } from '@playwright/test';
+import { binary, dataDir as makeDataDir, fakeGithubServer, fcCredentials, fcSimServer, projects } from './common';
 
 // The server under test: a freshly started binary with a throw-away data dir and SQLite.
 const port = Number(process.env.QINGTING_E2E_PORT ?? 3100);
 // The in-repo stand-in for GitHub OAuth (`qingting fake-github`).
 const githubPort = port + 1;
-const github = `http://127.0.0.1:${githubPort}`;
 // The FC simulator (`qingting fc-sim`) and a second server with the `fc` runtime against it.
 const fcSimPort = port + 2;
 const fcPort = port + 3;
-const fcCredentials = { ALIBABA_CLOUD_ACCESS_KEY_ID: 'e2e-fc', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'e2e-fc-secret' };
 const bin = binary('debug');
 const dataDir = makeDataDir('qingting-e2e-');
 
@@ -29,17 +27,9 @@ export default defineConfig({
     trace: 'retain-on-failure',
     screenshot: 'only-on-failure',
   },
-  projects: [
-    { name: 'desktop', use: { ...devices['Desktop Chrome'], launchOptions } },
-    { name: 'phone', use: { ...devices['Pixel 5'], launchOptions } },
-  ],
+  projects,
   webServer: [
-    {
-      command: `exec "${bin}" fake-github --listen 127.0.0.1:${githubPort} --client-id e2e-client --client-secret e2e-secret > "${dataDir}/fake-github.log" 2>&1`,
-      url: `${github}/`,
-      reuseExistingServer: false,
-      timeout: 30_000,
-    },
+    fakeGithubServer(bin, githubPort, dataDir),
     {
       // Server logs go to the data dir (printed by scripts/test when a test fails).
       command: `exec "${bin}" --config qingting.e2e.toml --listen 127.0.0.1:${port} --public-url http://localhost:${port} --data-dir "${dataDir}" > "${dataDir}/server.log" 2>&1`,
@@ -53,13 +43,7 @@ export default defineConfig({
         QINGTING_EDITORS_DIR: process.env.QINGTING_EDITORS_DIR ?? `${dataDir}/editors`,
       },
     },
-    {
-      command: `exec "${bin}" fc-sim --listen 127.0.0.1:${fcSimPort} > "${dataDir}/fc-sim.log" 2>&1`,
-      port: fcSimPort,
-      reuseExistingServer: false,
-      timeout: 30_000,
-      env: fcCredentials,
-    },
+    fcSimServer(bin, fcSimPort, dataDir),
     {
       command: `exec "${bin}" --config qingting.e2e-fc.toml --listen 127.0.0.1:${fcPort} --public-url http://localhost:${fcPort} --data-dir "${dataDir}/fc" > "${dataDir}/server-fc.log" 2>&1`,
       url: `http://127.0.0.1:${fcPort}/healthz`,

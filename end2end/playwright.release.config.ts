@@ -1,5 +1,5 @@
-import { defineConfig, devices } from '@playwright/test';
-import { binary, dataDir as makeDataDir, launchOptions } from './common';
+import { defineConfig } from '@playwright/test';
+import { binary, dataDir as makeDataDir, projects } from './common';
 
 // The release smoke run: the binary `scripts/run` builds, copied alone to an empty directory
 // (it must carry its own site files), started with a throw-away data dir. With
@@ -23,10 +23,7 @@ export default defineConfig({
     trace: 'retain-on-failure',
     screenshot: 'only-on-failure',
   },
-  projects: [
-    { name: 'desktop', use: { ...devices['Desktop Chrome'], launchOptions } },
-    { name: 'phone', use: { ...devices['Pixel 5'], launchOptions } },
-  ],
+  projects,
   webServer: external
     ? undefined
     : {

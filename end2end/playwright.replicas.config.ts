@@ -1,7 +1,7 @@
-import { defineConfig, devices } from '@playwright/test';
+import { defineConfig } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { binary, dataDir as makeDataDir, launchOptions } from './common';
+import { binary, dataDir as makeDataDir, fakeGithubServer, fcCredentials, fcSimServer, projects } from './common';
 
 // The dashboard suite against two replicas on one Postgres database, behind a round-robin
 // proxy (replicas/round-robin.mjs): every request may land on either replica. The replicas
@@ -17,7 +17,6 @@ const proxyPort = port + 3;
 const s3Port = port + 4;
 const motoServer = process.env.QINGTING_TEST_MOTO_SERVER ?? `${process.env.HOME}/.cache/qingting/moto/bin/moto_server`;
 const replicas = [port + 10, port + 11];
-const fcCredentials = { ALIBABA_CLOUD_ACCESS_KEY_ID: 'e2e-fc', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'e2e-fc-secret' };
 const bin = binary('debug');
 const dataDir = makeDataDir('qingting-replicas-');
 
@@ -78,24 +77,10 @@ export default defineConfig({
     trace: 'retain-on-failure',
     screenshot: 'only-on-failure',
   },
-  projects: [
-    { name: 'desktop', use: { ...devices['Desktop Chrome'], launchOptions } },
-    { name: 'phone', use: { ...devices['Pixel 5'], launchOptions } },
-  ],
+  projects,
   webServer: [
-    {
-      command: `exec "${bin}" fake-github --listen 127.0.0.1:${githubPort} --client-id e2e-client --client-secret e2e-secret > "${dataDir}/fake-github.log" 2>&1`,
-      url: `http://127.0.0.1:${githubPort}/`,
-      reuseExistingServer: false,
-      timeout: 30_000,
-    },
-    {
-      command: `exec "${bin}" fc-sim --listen 127.0.0.1:${fcSimPort} > "${dataDir}/fc-sim.log" 2>&1`,
-      port: fcSimPort,
-      reuseExistingServer: false,
-      timeout: 30_000,
-      env: fcCredentials,
-    },
+    fakeGithubServer(bin, githubPort, dataDir),
+    fcSimServer(bin, fcSimPort, dataDir),
     {
       command: `exec "${motoServer}" -H 127.0.0.1 -p ${s3Port} > "${dataDir}/s3.log" 2>&1`,
       port: s3Port,

@@ -85,7 +85,8 @@ test('upload an avatar; bad files are refused and keep the old one', async ({ pa
   await expect(img).toBeVisible();
   const src = await img.getAttribute('src');
   expect(src).toMatch(/^\/avatars\/[0-9a-f]{32}\.png$/);
-  expect(await img.evaluate((el: HTMLImageElement) => el.naturalWidth)).toBe(256);
+  // Once loaded (from S3 through another replica it takes a moment).
+  await expect.poll(() => img.evaluate((el: HTMLImageElement) => (el.complete ? el.naturalWidth : -1))).toBe(256);
 
   const refusals: Array<[string | { name: string; mimeType: string; buffer: Buffer }, string]> = [
     [fixture('notes.txt'), 'Choose a PNG, JPEG, WebP or GIF image.'],
