@@ -8,7 +8,11 @@
    <health path> through the gateway (TCP, Host routing, cookie check, proxy to the Unix
    socket) and straight on the IDE's Unix socket, with the same load generator.
 
-usage: bench/workspaces.py [--runs 10] [--seconds 10] [--connections 16]
+   With --pool N, each template is measured twice in the same run: as above (cold), and with
+   a warm pool of N IDEs per template (the server restarted with `workspaces.pool`), each run
+   waiting until the pool has an IDE ready, as it would between a class's students.
+
+usage: bench/workspaces.py [--runs 10] [--seconds 10] [--connections 16] [--pool 0]
        [--templates vscode-python,vscode-node,jupyter-python]
 Needs: a built `qingting` (release preferred: QINGTING_BIN, else target/release, else debug),
 the editors (`qingting editors install`, QINGTING_EDITORS_DIR), qingting-loadgen (built here).
@@ -71,11 +75,48 @@ def pct(values, p):
     return v[min(len(v) - 1, int(round((len(v) - 1) * p)))]
 
 
+def start_server(binary, data, port, editors, pool):
+    with open(f"{data}/config.toml", "w") as f:
+        f.write("[workspaces]\nmax_per_user = 100\nmax_running_per_user = 10\n")
+        f.write(f"pool = {json.dumps(pool)}\n")
+    env = dict(os.environ, QINGTING_DATA_DIR=data, QINGTING_LISTEN=f"127.0.0.1:{port}",
+               QINGTING_PUBLIC_URL=f"http://localhost:{port}", QINGTING_EDITORS_DIR=editors,
+               QINGTING_CONFIG=f"{data}/config.toml", RUST_LOG="warn")
+    server = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(f"{data}/server.log", "a"))
+    c = Client(port)
+    for _ in range(600):
+        try:
+            if c.request("GET", "localhost", "/healthz")[0] == 200:
+                return server
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("the server did not start; see its log")
+
+
+def stop_server(server):
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def wait_pooled(c, tid, timeout=120):
+    """Until the pool has an IDE of `tid` ready to take."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, _, body = c.request("GET", "localhost", "/healthz")
+        pool = {p["template"]: p for p in json.loads(body)["pool"]}
+        if pool[tid]["ready"] >= 1:
+            return
+        time.sleep(0.05)
+    sys.exit(f"the pool of {tid} never had an IDE ready")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--pool", type=int, default=0)
     ap.add_argument("--templates", default="vscode-python,vscode-node,jupyter-python")
     a = ap.parse_args()
 
@@ -85,54 +126,52 @@ def main():
     data = tempfile.mkdtemp(prefix="qingting-bench-")
     port = free_port()
     editors = os.environ.get("QINGTING_EDITORS_DIR", os.path.expanduser("~/.cache/qingting/editors"))
-    with open(f"{data}/config.toml", "w") as f:
-        f.write("[workspaces]\nmax_per_user = 100\nmax_running_per_user = 10\n")
-    env = dict(os.environ, QINGTING_DATA_DIR=data, QINGTING_LISTEN=f"127.0.0.1:{port}",
-               QINGTING_PUBLIC_URL=f"http://localhost:{port}", QINGTING_EDITORS_DIR=editors,
-               QINGTING_CONFIG=f"{data}/config.toml", RUST_LOG="warn")
-    server = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=open(f"{data}/server.log", "w"))
+    server = start_server(binary, data, port, editors, [])
     try:
         c = Client(port)
-        for _ in range(200):
-            try:
-                if c.request("GET", "localhost", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
         c.api("/api/register", {"username": "bench", "password": "correct horse battery"})
         _, page = c.api("/api/workspaces/list")
         health = {"vscode-python": "/healthz", "vscode-node": "/healthz", "jupyter-python": "/api/status"}
         ready = {t["id"] for t in page["templates"] if t["ready"]}
+        wanted = [t for t in a.templates.split(",") if t in ready]
         print(f"binary: {binary}\nmachine: {os.cpu_count()} cores; runs per template: {a.runs}\n")
         print("create -> first 200 through the gateway (seconds)")
-        print(f"{'template':<16} {'p50':>7} {'p95':>7} {'min':>7} {'max':>7}")
-        for tid in a.templates.split(","):
-            if tid not in ready:
-                print(f"{tid:<16} skipped: editor not installed")
-                continue
-            times = []
-            for i in range(a.runs):
-                name = f"{tid.split('-')[0][:2]}{i}"
-                host = f"bench-{name}.localhost"
-                t0 = time.monotonic()
-                s, row = c.api("/api/workspaces/create", {"name": name, "template": tid})
-                assert s == 200, (s, row)
-                # The workspace cookie (the token exchange works while it is still starting).
-                s, h, _ = c.request("GET", "localhost", f"/open/bench/{name}")
-                loc = urllib.parse.urlparse(h["location"])
-                c.request("GET", host, f"{loc.path}?{loc.query}", headers={"Referer": f"http://localhost:{port}/"})
-                while True:
-                    s, _, _ = c.request("GET", host, health[tid])
-                    if s == 200:
-                        break
-                    time.sleep(0.02)
-                times.append(time.monotonic() - t0)
-                c.api("/api/workspaces/action", {"id": row["id"], "action": "delete"})
-                time.sleep(0.3)
-            print(f"{tid:<16} {statistics.median(times):7.2f} {pct(times, 0.95):7.2f} {min(times):7.2f} {max(times):7.2f}")
+        print(f"{'template':<16} {'start':<8} {'p50':>7} {'p95':>7} {'min':>7} {'max':>7}")
+        for t in a.templates.split(","):
+            if t not in ready:
+                print(f"{t:<16} skipped: editor not installed")
+        modes = ["cold"] + (["pool"] if a.pool > 0 else [])
+        for mode in modes:
+            if mode == "pool":
+                stop_server(server)
+                server = start_server(binary, data, port, editors, [f"{t}={a.pool}" for t in wanted])
+            for tid in wanted:
+                times = []
+                for i in range(a.runs):
+                    name = f"{tid.split('-')[0][:2]}{mode[0]}{i}"
+                    host = f"bench-{name}.localhost"
+                    if mode == "pool":
+                        wait_pooled(c, tid)
+                    t0 = time.monotonic()
+                    s, row = c.api("/api/workspaces/create", {"name": name, "template": tid})
+                    assert s == 200, (s, row)
+                    # The workspace cookie (the token exchange works while it is still starting).
+                    s, h, _ = c.request("GET", "localhost", f"/open/bench/{name}")
+                    loc = urllib.parse.urlparse(h["location"])
+                    c.request("GET", host, f"{loc.path}?{loc.query}", headers={"Referer": f"http://localhost:{port}/"})
+                    while True:
+                        s, _, _ = c.request("GET", host, health[tid])
+                        if s == 200:
+                            break
+                        time.sleep(0.002 if mode == "pool" else 0.02)
+                    times.append(time.monotonic() - t0)
+                    c.api("/api/workspaces/action", {"id": row["id"], "action": "delete"})
+                    time.sleep(0.3)
+                print(f"{tid:<16} {mode:<8} {statistics.median(times):7.3f} {pct(times, 0.95):7.3f} "
+                      f"{min(times):7.3f} {max(times):7.3f}")
 
         # Gateway vs direct, on one running workspace of the first ready template.
-        tid = next(t for t in a.templates.split(",") if t in ready)
+        tid = wanted[0]
         s, row = c.api("/api/workspaces/create", {"name": "load", "template": tid})
         host = "bench-load.localhost"
         s, h, _ = c.request("GET", "localhost", "/open/bench/load")
@@ -151,9 +190,16 @@ def main():
             print(f"{label:<26} {r['rps']:>8} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>7}")
         c.api("/api/workspaces/action", {"id": row["id"], "action": "delete"})
         time.sleep(1)
+        if a.pool > 0:
+            # Pooled IDEs outlive the server like any workspace's: a server without a pool
+            # removes them.
+            stop_server(server)
+            server = start_server(binary, data, port, editors, [])
+            deadline = time.monotonic() + 60
+            while any(f.endswith(".pid") for f in os.listdir(f"{data}/run")) and time.monotonic() < deadline:
+                time.sleep(0.2)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_server(server)
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -14,22 +14,26 @@ pub async fn healthz(
     let version = env!("CARGO_PKG_VERSION");
     let ws = &state.workspaces;
     match qingting_core::store::ping(&state.db).await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({
-                "status": "ok",
-                "version": version,
-                "database": "ok",
-                "runtime": state.workspaces.runtime().name(),
-                "isolation": state.workspaces.runtime().isolation(),
-                "site": site.source().kind(),
-                "replica": {
-                    "id": ws.replica(),
-                    "leads": ws.leads(),
-                    "change_feed": ws.feed().map_or("in-process", |f| f.describe()),
-                },
-            })),
-        ),
+        Ok(()) => {
+            let pool = ws.pool_status().await.unwrap_or_default();
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "status": "ok",
+                    "version": version,
+                    "database": "ok",
+                    "runtime": state.workspaces.runtime().name(),
+                    "isolation": state.workspaces.runtime().isolation(),
+                    "site": site.source().kind(),
+                    "replica": {
+                        "id": ws.replica(),
+                        "leads": ws.leads(),
+                        "change_feed": ws.feed().map_or("in-process", |f| f.describe()),
+                    },
+                    "pool": pool,
+                })),
+            )
+        }
         Err(e) => {
             tracing::error!("health check: database unreachable: {e}");
             (

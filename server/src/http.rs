@@ -81,7 +81,10 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
 
     let context = {
         let state = state.clone();
-        move || provide_context(state.clone())
+        move || {
+            provide_context(state.clone());
+            provide_context(app::api::server_ctx::RequestUser::default());
+        }
     };
     let sessions = SessionManagerLayer::new(store::DbSessionStore::new(state.db.clone()))
         .with_name(if config.is_https() {

@@ -120,7 +120,9 @@ fn workspace_service(
     Ok(Arc::new(
         WorkspaceService::new(db.clone(), runtime, templates, limits, local_editors)
             .with_max_running(max_running)
-            .with_replica(replica, feed),
+            .with_replica(replica, feed)
+            .with_pool(config.pool_sizes().map_err(anyhow::Error::msg)?)
+            .map_err(anyhow::Error::msg)?,
     ))
 }
 

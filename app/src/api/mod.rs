@@ -4,7 +4,7 @@
 pub mod auth;
 mod error;
 #[cfg(feature = "ssr")]
-pub(crate) mod server_ctx;
+pub mod server_ctx;
 pub mod settings;
 pub mod workspaces;
 

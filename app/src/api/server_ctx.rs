@@ -6,7 +6,7 @@ use axum::http::{header, request::Parts, HeaderValue, StatusCode};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 use qingting_core::{
-    accounts::{self, Account, AccountError},
+    accounts::{self, Account, AccountError, Profile},
     auth_session,
     client_ip::ClientIp,
     config::Limit,
@@ -104,21 +104,50 @@ pub fn redirect_for_forms(to: &str) {
     }
 }
 
+/// The signed-in user's row, read at most once per request: rendering a page asks for it
+/// from the nav, the page's guard and the page's own data. Provided per request by the
+/// server (`provide_context(RequestUser::default())`); without it every ask reads the row.
+#[derive(Clone, Default)]
+pub struct RequestUser(std::sync::Arc<tokio::sync::Mutex<Option<SeenUser>>>);
+
+/// A session's user id, and that user's row (`None`: deleted).
+type SeenUser = (i64, Option<Profile>);
+
+/// The signed-in user's profile, if the session has a user that still exists.
+pub async fn signed_in(state: &AppState, session: &Session) -> Result<Option<Profile>, ApiError> {
+    let uid = auth_session::user_id(session).await.map_err(internal)?;
+    let Some(uid) = uid else { return Ok(None) };
+    let memo = use_context::<RequestUser>();
+    // Held across the read: the page's resources ask at once, and only the first reads.
+    let mut seen = match &memo {
+        Some(m) => Some(m.0.lock().await),
+        None => None,
+    };
+    if let Some(Some((id, profile))) = seen.as_deref() {
+        if *id == uid {
+            return Ok(profile.clone());
+        }
+    }
+    let profile = accounts::profile(&state.db, uid).await.map_err(internal)?;
+    if profile.is_none() {
+        // The user was deleted: the session is worthless.
+        auth_session::sign_out(session).await.map_err(internal)?;
+    }
+    if let Some(seen) = seen.as_deref_mut() {
+        *seen = Some((uid, profile.clone()));
+    }
+    Ok(profile)
+}
+
 /// The signed-in account, if the session has one that still exists.
 pub async fn current_account(
     state: &AppState,
     session: &Session,
 ) -> Result<Option<Account>, ApiError> {
-    let uid = auth_session::user_id(session).await.map_err(internal)?;
-    let Some(uid) = uid else { return Ok(None) };
-    let account = accounts::find_by_id(&state.db, uid)
-        .await
-        .map_err(internal)?;
-    if account.is_none() {
-        // The user was deleted: the session is worthless.
-        auth_session::sign_out(session).await.map_err(internal)?;
-    }
-    Ok(account)
+    Ok(signed_in(state, session).await?.map(|p| Account {
+        id: p.id,
+        username: p.username,
+    }))
 }
 
 /// Makes `account` the session's user, with a fresh session id (no fixation).

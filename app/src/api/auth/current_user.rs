@@ -22,15 +22,9 @@ impl UserView {
 /// The signed-in user, or `None`.
 #[server(prefix = "/api", endpoint = "me")]
 pub async fn current_user() -> Result<Option<UserView>, ApiError> {
-    use crate::api::server_ctx::{current_account, internal, session, state};
+    use crate::api::server_ctx::{session, signed_in, state};
     let (state, session) = (state()?, session().await?);
-    let Some(account) = current_account(&state, &session).await? else {
-        return Ok(None);
-    };
-    let p = qingting_core::accounts::profile(&state.db, account.id)
-        .await
-        .map_err(internal)?;
-    Ok(p.map(|p| UserView {
+    Ok(signed_in(&state, &session).await?.map(|p| UserView {
         id: p.id,
         username: p.username,
         display_name: p.display_name,

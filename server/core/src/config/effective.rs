@@ -74,6 +74,7 @@ impl Config {
         if w.cookie_hours < 1 {
             return Err("workspaces.cookie_hours must be at least 1".into());
         }
+        self.pool_sizes()?;
         if w.local.log_max_bytes < 4096 {
             return Err("workspaces.local.log_max_bytes must be at least 4096".into());
         }
@@ -116,6 +117,32 @@ impl Config {
             (0, RuntimeKind::Fc) => u64::MAX,
             (n, _) => n,
         }
+    }
+
+    /// `workspaces.pool` as (template, count) pairs, counts above 0 only, each template once.
+    pub fn pool_sizes(&self) -> Result<Vec<(String, u32)>, String> {
+        let mut sizes: Vec<(String, u32)> = Vec::new();
+        for entry in &self.workspaces.pool {
+            let bad = || {
+                format!("workspaces.pool: {entry:?} is not `<template>=<count>` (e.g. `jupyter-python=2`)")
+            };
+            let (template, count) = entry.split_once('=').ok_or_else(bad)?;
+            let (template, count) = (template.trim(), count.trim());
+            let count: u32 = count.parse().map_err(|_| bad())?;
+            if template.is_empty() || count > 1000 {
+                return Err(bad());
+            }
+            if sizes.iter().any(|(t, _)| t == template) {
+                return Err(format!("workspaces.pool: {template} is named twice"));
+            }
+            if count > 0 {
+                sizes.push((template.to_string(), count));
+            }
+        }
+        if !sizes.is_empty() && self.workspaces.runtime != RuntimeKind::Local {
+            return Err("workspaces.pool works with the local runtime only".into());
+        }
+        Ok(sizes)
     }
 
     /// Where IDEs are installed.
@@ -264,5 +291,24 @@ mod tests {
         c = Config::default();
         c.rate_limits.login_per_ip.max = 0;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn pool_sizes_are_read_and_bad_entries_refused() {
+        let mut c = Config::default();
+        c.workspaces.pool = vec!["jupyter-python=2".into(), " vscode-node = 0 ".into()];
+        assert_eq!(c.pool_sizes().unwrap(), vec![("jupyter-python".into(), 2)]);
+        for bad in ["jupyter-python", "=2", "x=-1", "x=two", "x=1001"] {
+            c.workspaces.pool = vec![bad.into()];
+            let e = c.validate().unwrap_err();
+            assert!(e.contains("<template>=<count>"), "{bad}: {e}");
+        }
+        c.workspaces.pool = vec!["a=1".into(), "a=2".into()];
+        assert!(c.validate().unwrap_err().contains("named twice"));
+        c.workspaces.pool = vec!["a=1".into()];
+        c.workspaces.runtime = RuntimeKind::Fc;
+        c.workspaces.fc.endpoint = Some("http://127.0.0.1:1".into());
+        c.workspaces.fc.protocol = FcProtocol::Http;
+        assert!(c.validate().unwrap_err().contains("local runtime only"));
     }
 }

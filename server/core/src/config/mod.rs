@@ -42,6 +42,8 @@ pub struct WorkspacesConfig {
     /// 0: never.
     pub idle_stop_secs: u64,
     pub cookie_hours: i64,
+    /// `<template>=<count>` entries: IDEs kept started ahead per template (see `pool_sizes`).
+    pub pool: Vec<String>,
     /// Hex seed of the key that signs workspace tokens (generated into the data dir if unset).
     pub token_secret: Option<String>,
     /// Hex key of the workspace cookies (generated into the data dir if unset).
@@ -150,6 +152,7 @@ impl Default for WorkspacesConfig {
             max_running: 0,
             idle_stop_secs: 30 * 60,
             cookie_hours: 12,
+            pool: Vec::new(),
             token_secret: None,
             cookie_secret: None,
             runtime: RuntimeKind::Local,

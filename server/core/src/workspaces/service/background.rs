@@ -17,7 +17,8 @@ impl WorkspaceService {
         let now_unix = now_unix();
         let mut stopped = 0;
         self.note_cpu_use(rows.iter().map(|r| r.id));
-        for row in rows {
+        // Pooled IDEs wait for a user by design; the pool's size bounds them.
+        for row in rows.into_iter().filter(|r| r.user_id != POOL_OWNER) {
             // Never idle for less than the time since it became running.
             let running_for = Duration::from_secs((now_unix - row.updated_at).max(0) as u64);
             let since = now.checked_sub(running_for).unwrap_or(now);
@@ -57,6 +58,7 @@ impl WorkspaceService {
             self.recover_logged().await;
             recovered = true;
         }
+        self.run_pool(leads.clone());
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut leads = leads;

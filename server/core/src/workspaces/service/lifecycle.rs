@@ -6,12 +6,12 @@ use super::*;
 
 /// A prepared operation: claimed, checked, transitional state persisted.
 pub(super) struct Job {
-    claim: Claim,
-    action: Action,
-    row: workspace::Model,
-    spec: WorkspaceSpec,
+    pub(super) claim: Claim,
+    pub(super) action: Action,
+    pub(super) row: workspace::Model,
+    pub(super) spec: WorkspaceSpec,
     /// Why it stops (idle), shown in the list.
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
 }
 
 pub(super) enum Prepared {
@@ -21,13 +21,14 @@ pub(super) enum Prepared {
 }
 
 impl WorkspaceService {
-    /// Validates and records a new workspace (`creating`), claimed for its bring-up.
+    /// Validates and records a new workspace: one taken over from the pool (running at
+    /// once), else a new one (`creating`), claimed for its bring-up.
     pub(super) async fn prepare_create(
         &self,
         owner: &Account,
         name: &str,
         template_id: &str,
-    ) -> Result<Job, WorkspaceError> {
+    ) -> Result<Prepared, WorkspaceError> {
         validate_name(name)?;
         let template = self
             .templates
@@ -40,7 +41,21 @@ impl WorkspaceService {
         let _limits = self.lock_user(owner.id).await;
         let txn = self.limits_txn(owner.id).await?;
         self.check_workspace_limit(&txn, owner.id).await?;
-        let host = self.check_running_limit(&txn, owner.id).await?;
+        self.check_user_running_limit(&txn, owner.id).await?;
+        // A pooled IDE already counts on the host: taking it needs no host slot.
+        if let Some(row) = self.take_pooled(&txn, owner, name, template_id).await? {
+            txn.commit().await?;
+            self.activity.touch(row.id);
+            self.owner_changed(owner.id);
+            self.pooled_taken();
+            tracing::info!(
+                workspace = row.id,
+                template = template_id,
+                "created from the pool"
+            );
+            return Ok(Prepared::Done((&row).into()));
+        }
+        let host = self.take_host_slot(&txn, true).await?;
         let now = now_unix();
         // Claimed as it is written: never a moment when it looks abandoned to the leader.
         let token = self.claim_token();
@@ -70,13 +85,13 @@ impl WorkspaceService {
         let claim = self.renewing(self.hold_locally(row.id, token)?);
         self.owner_changed(owner.id);
         let spec = self.spec(&row).await?;
-        Ok(Job {
+        Ok(Prepared::Job(Box::new(Job {
             claim,
             action: Action::Start,
             row,
             spec,
             reason: None,
-        })
+        })))
     }
 
     /// Creates a workspace and waits until it runs (or failed, with the reason).
@@ -86,21 +101,28 @@ impl WorkspaceService {
         name: &str,
         template_id: &str,
     ) -> Result<WorkspaceView, WorkspaceError> {
-        let job = self.prepare_create(owner, name, template_id).await?;
-        self.finish(job).await
+        match self.prepare_create(owner, name, template_id).await? {
+            Prepared::Done(v) => Ok(v),
+            Prepared::Job(job) => self.finish(*job).await,
+        }
     }
 
-    /// Creates a workspace and brings it up in the background; returns it `creating`.
+    /// Creates a workspace and brings it up in the background; returns it `creating` (or
+    /// `running`, when it came from the pool).
     pub async fn create_in_background(
         self: &Arc<Self>,
         owner: &Account,
         name: &str,
         template_id: &str,
     ) -> Result<WorkspaceView, WorkspaceError> {
-        let job = self.prepare_create(owner, name, template_id).await?;
-        let view = (&job.row).into();
-        self.spawn_finish(job);
-        Ok(view)
+        match self.prepare_create(owner, name, template_id).await? {
+            Prepared::Done(v) => Ok(v),
+            Prepared::Job(job) => {
+                let view = (&job.row).into();
+                self.spawn_finish(*job);
+                Ok(view)
+            }
+        }
     }
 
     pub(super) async fn prepare(

@@ -71,12 +71,37 @@ impl WorkspaceService {
         txn: &DatabaseTransaction,
         user_id: i64,
     ) -> Result<tokio::sync::OwnedMutexGuard<()>, WorkspaceError> {
+        self.check_user_running_limit(txn, user_id).await?;
+        // Users may push pooled IDEs out; the pool never pushes out its own.
+        self.take_host_slot(txn, user_id != POOL_OWNER).await
+    }
+
+    /// Refuses one more running workspace beyond the user's own limit.
+    pub(super) async fn check_user_running_limit(
+        &self,
+        txn: &DatabaseTransaction,
+        user_id: i64,
+    ) -> Result<(), WorkspaceError> {
+        // The pool's size is its limit (`tend_pool`).
+        if user_id == POOL_OWNER {
+            return Ok(());
+        }
         let max = self.limits.max_running_per_user;
         if self.count(txn, user_id, true).await? >= max {
             return Err(WorkspaceError::LimitReached(format!(
                 "You can run at most {max} workspaces at once. Stop one first."
             )));
         }
+        Ok(())
+    }
+
+    /// Refuses one more running workspace on a full host, unless `may_evict` and a pooled
+    /// IDE can be retired to make room. Hold the returned guard until `txn` ends.
+    pub(super) async fn take_host_slot(
+        &self,
+        txn: &DatabaseTransaction,
+        may_evict: bool,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, WorkspaceError> {
         let host = self.host_lock.clone().lock_owned().await;
         if self.max_running == u64::MAX {
             return Ok(host);
@@ -89,10 +114,13 @@ impl WorkspaceService {
             .filter(lease::Column::Name.eq(HOST_LOCK_ROW))
             .exec(txn)
             .await?;
-        let running = workspace::Entity::find()
+        let mut running = workspace::Entity::find()
             .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)))
             .count(txn)
             .await?;
+        if running == self.max_running && may_evict && self.evict_pooled(txn).await? {
+            running -= 1;
+        }
         if running >= self.max_running {
             let max = self.max_running;
             return Err(WorkspaceError::LimitReached(format!(

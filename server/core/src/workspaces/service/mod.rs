@@ -19,6 +19,7 @@ mod hosts;
 mod idle;
 mod lifecycle;
 mod limits;
+mod pool;
 mod port_shares;
 mod queries;
 mod recovery;
@@ -26,6 +27,7 @@ mod view;
 
 use claims::Claim;
 use lifecycle::Prepared;
+pub use pool::{PoolStatus, PoolStep, POOL_OWNER};
 pub use port_shares::{sharing_of, PortShares, PortSharing};
 use view::state_of;
 pub use view::{Action, GatewayTarget, WorkspaceLimits, WorkspaceView};
@@ -87,6 +89,8 @@ pub struct WorkspaceService {
     idle_stop: std::sync::OnceLock<Duration>,
     /// Each running workspace's CPU time when the reaper last looked, and when.
     cpu_seen: Mutex<HashMap<i64, (f64, Instant)>>,
+    /// IDEs started ahead (`pool`).
+    pool: pool::Pool,
 }
 
 impl WorkspaceService {
@@ -115,6 +119,7 @@ impl WorkspaceService {
             leads: std::sync::OnceLock::new(),
             idle_stop: std::sync::OnceLock::new(),
             cpu_seen: Mutex::new(HashMap::new()),
+            pool: pool::Pool::default(),
         }
     }
 
@@ -181,9 +186,16 @@ impl WorkspaceService {
     }
 
     async fn spec(&self, row: &workspace::Model) -> Result<WorkspaceSpec, WorkspaceError> {
-        let owner = accounts::find_by_id(&self.db, row.user_id)
-            .await?
-            .ok_or(WorkspaceError::NotFound)?;
+        // A pooled IDE has no owner, and runs with no user's name in it.
+        let owner = match row.user_id {
+            POOL_OWNER => String::new(),
+            id => {
+                accounts::find_by_id(&self.db, id)
+                    .await?
+                    .ok_or(WorkspaceError::NotFound)?
+                    .username
+            }
+        };
         let template = self
             .templates
             .iter()
@@ -193,7 +205,7 @@ impl WorkspaceService {
         Ok(WorkspaceSpec {
             id: row.id,
             owner_id: row.user_id,
-            owner: owner.username,
+            owner,
             name: row.name.clone(),
             template,
         })

@@ -1,0 +1,408 @@
+//! The warm pool: IDEs started ahead, per template, so that creating a workspace can hand
+//! over one that already answers instead of starting one (`workspaces.pool`).
+//!
+//! A pooled IDE is an ordinary workspace row owned by nobody ([`POOL_OWNER`], a user id no
+//! account has) with a generated name: it is provisioned, started, supervised, adopted after
+//! a restart and cleaned up like any other, is invisible to every user and to the gateway
+//! (no user name leads to it), and carries no user identity. A create takes one over in the
+//! transaction that checks the user's limits, by moving the row to the user (`take_pooled`).
+//!
+//! Pooled IDEs count against the host-wide cap (`max_running`) and give way to users: a start
+//! that finds the host full retires one (`evict_pooled`), and the pool is refilled by the
+//! leading replica one IDE at a time, never while a user's workspace is starting.
+
+use super::lifecycle::Job;
+use super::*;
+use rand::Rng;
+use sea_orm::{sea_query::Expr, Condition, DatabaseTransaction};
+
+/// The owner of pooled IDEs: no account has this id (ids start at 1).
+pub const POOL_OWNER: i64 = 0;
+
+/// How often the pool is looked at when nothing wakes it.
+const TICK: Duration = Duration::from_secs(2);
+/// The pause after each refill, so that a whole pool coming up never hogs the host.
+const PACE: Duration = Duration::from_millis(300);
+/// The first wait after a pooled IDE failed to start; doubled up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The pool's targets and what the refill loop remembers.
+#[derive(Debug, Default)]
+pub(super) struct Pool {
+    /// (template, IDEs to keep ready), as configured.
+    sizes: Vec<(String, u32)>,
+    wake: Arc<tokio::sync::Notify>,
+    /// Per template, after a failed start: not before this, and the next wait.
+    backoff: Mutex<HashMap<String, (Instant, Duration)>>,
+}
+
+/// How one template's pool stands (for `/healthz` and the logs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStatus {
+    pub template: String,
+    pub target: u32,
+    /// Running and free to take.
+    pub ready: u32,
+    /// Being created or started.
+    pub starting: u32,
+}
+
+/// What one look at the pool did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolStep {
+    /// A pooled IDE was started (or failed to), or a broken one removed.
+    Worked,
+    /// Every template's pool is full, or cannot be filled now (host full, users starting,
+    /// backing off after failures).
+    Idle,
+}
+
+impl WorkspaceService {
+    /// Keeps `sizes` IDEs started ahead per template (`Config::pool_sizes`). Refuses a
+    /// template it does not know.
+    pub fn with_pool(mut self, sizes: Vec<(String, u32)>) -> Result<Self, String> {
+        if let Some((t, _)) = sizes
+            .iter()
+            .find(|(t, _)| !self.templates.iter().any(|x| &x.id == t))
+        {
+            return Err(format!(
+                "workspaces.pool names {t:?}, which is not a template"
+            ));
+        }
+        self.pool.sizes = sizes;
+        Ok(self)
+    }
+
+    fn pool_target(&self, template_id: &str) -> u32 {
+        self.pool
+            .sizes
+            .iter()
+            .find(|(t, _)| t == template_id)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Moves a ready pooled IDE of `template_id` to `owner` as `name`, in `txn` (which holds
+    /// the owner's limits lock). None when the template has no pool or none is ready.
+    pub(super) async fn take_pooled(
+        &self,
+        txn: &DatabaseTransaction,
+        owner: &Account,
+        name: &str,
+        template_id: &str,
+    ) -> Result<Option<workspace::Model>, WorkspaceError> {
+        if self.pool_target(template_id) == 0 {
+            return Ok(None);
+        }
+        let now = now_unix();
+        // Another replica may take the same row between the read and the write: the write is
+        // conditional, and the next candidate is tried.
+        for _ in 0..3 {
+            let Some(row) = ready_pooled(template_id, now).one(txn).await? else {
+                return Ok(None);
+            };
+            if self.is_claimed(row.id) {
+                return Ok(None);
+            }
+            let taken = workspace::Entity::update_many()
+                .col_expr(workspace::Column::UserId, Expr::value(owner.id))
+                .col_expr(workspace::Column::Name, Expr::value(name))
+                .col_expr(workspace::Column::Reason, Expr::value(None::<String>))
+                .col_expr(workspace::Column::UpdatedAt, Expr::value(now))
+                .filter(workspace::Column::Id.eq(row.id))
+                .filter(workspace::Column::UserId.eq(POOL_OWNER))
+                .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
+                .filter(unclaimed(now))
+                .exec(txn)
+                .await;
+            match taken {
+                Ok(r) if r.rows_affected == 1 => {
+                    let row = workspace::Entity::find_by_id(row.id)
+                        .one(txn)
+                        .await?
+                        .ok_or(WorkspaceError::NotFound)?;
+                    return Ok(Some(row));
+                }
+                Ok(_) => continue,
+                Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    return Err(WorkspaceError::NameTaken)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Retires one ready pooled IDE to make room on a full host, in `txn`: its row turns
+    /// `deleting`, unclaimed, so it no longer counts, and the pool's loop (or, on another
+    /// replica, the leader's sweep of abandoned operations) removes it. False when there is
+    /// none to retire.
+    pub(super) async fn evict_pooled(
+        &self,
+        txn: &DatabaseTransaction,
+    ) -> Result<bool, WorkspaceError> {
+        if self.pool.sizes.is_empty() {
+            return Ok(false);
+        }
+        let now = now_unix();
+        let Some(row) = workspace::Entity::find()
+            .filter(workspace::Column::UserId.eq(POOL_OWNER))
+            .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
+            .filter(unclaimed(now))
+            .order_by_desc(workspace::Column::Id)
+            .one(txn)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let evicted = workspace::Entity::update_many()
+            .col_expr(
+                workspace::Column::State,
+                Expr::value(WorkspaceState::Deleting.as_str()),
+            )
+            .col_expr(
+                workspace::Column::Reason,
+                Expr::value(Some("retired to make room for a user's workspace")),
+            )
+            .col_expr(workspace::Column::ClaimedBy, Expr::value(None::<String>))
+            .col_expr(workspace::Column::ClaimExpires, Expr::value(None::<i64>))
+            .col_expr(workspace::Column::UpdatedAt, Expr::value(now))
+            .filter(workspace::Column::Id.eq(row.id))
+            .filter(workspace::Column::UserId.eq(POOL_OWNER))
+            .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
+            .exec(txn)
+            .await?;
+        if evicted.rows_affected == 1 {
+            tracing::info!(
+                workspace = row.id,
+                "retiring a pooled IDE: the host is full"
+            );
+            self.pool.wake.notify_one();
+        }
+        Ok(evicted.rows_affected == 1)
+    }
+
+    /// Called after a create took a pooled IDE: the pool refills.
+    pub(super) fn pooled_taken(&self) {
+        self.pool.wake.notify_one();
+    }
+
+    /// How each template's pool stands.
+    pub async fn pool_status(&self) -> Result<Vec<PoolStatus>, WorkspaceError> {
+        let rows = self.pool_rows().await?;
+        Ok(self
+            .pool
+            .sizes
+            .iter()
+            .map(|(template, target)| {
+                let of = |pred: &dyn Fn(WorkspaceState) -> bool| {
+                    rows.iter()
+                        .filter(|r| &r.template_id == template && pred(state_of(r)))
+                        .count() as u32
+                };
+                PoolStatus {
+                    template: template.clone(),
+                    target: *target,
+                    ready: of(&|s| s == WorkspaceState::Running),
+                    starting: of(&|s| {
+                        matches!(s, WorkspaceState::Creating | WorkspaceState::Starting)
+                    }),
+                }
+            })
+            .collect())
+    }
+
+    async fn pool_rows(&self) -> Result<Vec<workspace::Model>, WorkspaceError> {
+        Ok(workspace::Entity::find()
+            .filter(workspace::Column::UserId.eq(POOL_OWNER))
+            .order_by_asc(workspace::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// One look at the pool: removes one broken pooled IDE, or starts one where a template
+    /// has fewer than its target (and waits for it), or does nothing. The refill loop calls
+    /// this; tests call it directly.
+    pub async fn tend_pool(&self) -> Result<PoolStep, WorkspaceError> {
+        let rows = self.pool_rows().await?;
+        let now = now_unix();
+        // Failed or stopped ones are of no use; retired ones (`deleting`, unclaimed) are
+        // waiting for this; a template no longer pooled keeps none.
+        if let Some(row) = rows.iter().find(|r| {
+            let st = state_of(r);
+            let lapsed = r.claim_expires.is_none_or(|t| t < now);
+            matches!(st, WorkspaceState::Failed | WorkspaceState::Stopped)
+                || (st == WorkspaceState::Deleting && lapsed)
+                || (self.pool_target(&r.template_id) == 0 && st == WorkspaceState::Running)
+        }) {
+            if let Ok(Prepared::Job(job)) = self.prepare(row.clone(), Action::Delete, None).await {
+                self.finish(*job).await?;
+                return Ok(PoolStep::Worked);
+            }
+        }
+        if self.users_starting().await? {
+            return Ok(PoolStep::Idle);
+        }
+        for (template, target) in &self.pool.sizes {
+            let kept = rows
+                .iter()
+                .filter(|r| &r.template_id == template && state_of(r).is_active())
+                .count() as u32;
+            if kept >= *target || self.backing_off(template) {
+                continue;
+            }
+            let job = match self.prepare_pooled(template).await {
+                Ok(job) => job,
+                // The host is full: users come first.
+                Err(WorkspaceError::LimitReached(_)) => return Ok(PoolStep::Idle),
+                Err(WorkspaceError::EditorMissing(_)) => {
+                    self.back_off(template, "its editor is not installed");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let view = self.finish(job).await?;
+            match view.state {
+                WorkspaceState::Running => {
+                    self.pool
+                        .backoff
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(template);
+                }
+                _ => self.back_off(
+                    template,
+                    view.reason.as_deref().unwrap_or("it did not start"),
+                ),
+            }
+            return Ok(PoolStep::Worked);
+        }
+        Ok(PoolStep::Idle)
+    }
+
+    /// Tends the pool until there is nothing left to do (tests, and the bench's warm-up).
+    pub async fn fill_pool(&self) -> Result<(), WorkspaceError> {
+        while self.tend_pool().await? == PoolStep::Worked {}
+        Ok(())
+    }
+
+    /// Whether a user's workspace is being created or started (on any replica).
+    async fn users_starting(&self) -> Result<bool, WorkspaceError> {
+        let n = workspace::Entity::find()
+            .filter(workspace::Column::UserId.ne(POOL_OWNER))
+            .filter(workspace::Column::State.is_in([
+                WorkspaceState::Creating.as_str(),
+                WorkspaceState::Starting.as_str(),
+            ]))
+            .count(&self.db)
+            .await?;
+        Ok(n > 0)
+    }
+
+    fn backing_off(&self, template: &str) -> bool {
+        let backoff = self.pool.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        backoff
+            .get(template)
+            .is_some_and(|(until, _)| Instant::now() < *until)
+    }
+
+    fn back_off(&self, template: &str, why: &str) {
+        let mut backoff = self.pool.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = backoff
+            .get(template)
+            .map_or(FIRST_BACKOFF, |(_, w)| (*w * 2).min(MAX_BACKOFF));
+        backoff.insert(template.to_string(), (Instant::now() + wait, wait));
+        tracing::warn!(
+            template,
+            retry_in_secs = wait.as_secs(),
+            "a pooled IDE could not be started: {why}"
+        );
+    }
+
+    /// Records a new pooled IDE (`creating`), claimed for its bring-up, if the host has room.
+    async fn prepare_pooled(&self, template_id: &str) -> Result<Job, WorkspaceError> {
+        let template = self
+            .templates
+            .iter()
+            .find(|t| t.id == template_id)
+            .ok_or_else(|| WorkspaceError::UnknownTemplate(template_id.to_string()))?;
+        if !self.template_ready(template) {
+            return Err(WorkspaceError::EditorMissing(template.editor.label()));
+        }
+        let txn = self.limits_txn(POOL_OWNER).await?;
+        let host = self.take_host_slot(&txn, false).await?;
+        let now = now_unix();
+        let token = self.claim_token();
+        let name = format!("pool-{:08x}", rand::thread_rng().gen::<u32>());
+        let row = workspace::ActiveModel {
+            claimed_by: Set(Some(token.clone())),
+            claim_expires: Set(Some(now + claims::CLAIM_SECS)),
+            user_id: Set(POOL_OWNER),
+            name: Set(name),
+            template_id: Set(template_id.to_string()),
+            state: Set(WorkspaceState::Creating.as_str().into()),
+            reason: Set(None),
+            runtime_state: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        drop(host);
+        let claim = self.renewing(self.hold_locally(row.id, token)?);
+        let spec = self.spec(&row).await?;
+        Ok(Job {
+            claim,
+            action: Action::Start,
+            row,
+            spec,
+            reason: None,
+        })
+    }
+
+    /// On the leading replica, keeps the pool filled until the service is dropped (and,
+    /// without a pool, removes what an earlier configuration's pool left).
+    pub(super) fn run_pool(self: &Arc<Self>, leads: crate::replicas::lease::Leadership) {
+        if !self.pool.sizes.is_empty() {
+            tracing::info!(pool = ?self.pool.sizes, "keeping IDEs started ahead");
+        }
+        let wake = self.pool.wake.clone();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let step = match weak.upgrade() {
+                    None => return,
+                    Some(_) if !*leads.borrow() => PoolStep::Idle,
+                    Some(this) => this.tend_pool().await.unwrap_or_else(|e| {
+                        tracing::warn!("tending the pool failed: {e}");
+                        PoolStep::Idle
+                    }),
+                };
+                match step {
+                    PoolStep::Worked => tokio::time::sleep(PACE).await,
+                    PoolStep::Idle => {
+                        let _ = tokio::time::timeout(TICK, wake.notified()).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The oldest ready pooled IDE of a template.
+fn ready_pooled(template_id: &str, now: i64) -> sea_orm::Select<workspace::Entity> {
+    workspace::Entity::find()
+        .filter(workspace::Column::UserId.eq(POOL_OWNER))
+        .filter(workspace::Column::TemplateId.eq(template_id))
+        .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
+        .filter(unclaimed(now))
+        .order_by_asc(workspace::Column::Id)
+}
+
+fn unclaimed(now: i64) -> Condition {
+    Condition::any()
+        .add(workspace::Column::ClaimedBy.is_null())
+        .add(workspace::Column::ClaimExpires.lt(now))
+}

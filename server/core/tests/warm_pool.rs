@@ -1,0 +1,334 @@
+//! The warm pool against a fake runtime, on SQLite, Postgres and MariaDB: a create takes a
+//! running IDE over instead of starting one, the pool refills, yields to users (their starts
+//! and the host's cap), is never idle-stopped, survives a restart and backs off from a
+//! template that cannot start.
+
+use qingting_core::{
+    accounts::{self, Account},
+    store::DatabaseConnection,
+    templates,
+    testing::{Backend, TestDatabase},
+    workspaces::{
+        runtime::fake::FakeRuntime, PoolStatus, PoolStep, WorkspaceError, WorkspaceLimits,
+        WorkspaceService, WorkspaceState,
+    },
+};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+qingting_core::on_every_backend!(
+    a_create_takes_a_running_ide_from_the_pool_and_the_pool_refills,
+    pooled_ides_belong_to_nobody_and_are_never_idle_stopped,
+    refusals_leave_the_pool_as_it_was,
+    a_full_host_retires_a_pooled_ide_for_a_user,
+    pooled_ides_are_adopted_after_a_restart,
+    a_template_that_cannot_start_backs_off_and_leaves_no_rows,
+    the_pool_waits_while_a_user_starts,
+);
+
+const POOLED: &str = "jupyter-python";
+
+fn service(
+    db: &DatabaseConnection,
+    rt: &Arc<FakeRuntime>,
+    pool: u32,
+    max_running: u64,
+) -> Arc<WorkspaceService> {
+    let limits = WorkspaceLimits {
+        max_per_user: 2,
+        max_running_per_user: 2,
+    };
+    let svc = WorkspaceService::new(db.clone(), rt.clone(), templates::builtin(), limits, None)
+        .with_max_running(max_running)
+        .with_pool(vec![(POOLED.to_string(), pool)])
+        .unwrap();
+    Arc::new(svc)
+}
+
+async fn register(db: &DatabaseConnection, name: &str) -> Account {
+    accounts::register(db, name, "correct horse").await.unwrap()
+}
+
+async fn status(svc: &WorkspaceService) -> (u32, u32) {
+    let s: Vec<PoolStatus> = svc.pool_status().await.unwrap();
+    (s[0].ready, s[0].starting)
+}
+
+async fn a_create_takes_a_running_ide_from_the_pool_and_the_pool_refills(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let rt = Arc::new(FakeRuntime::default());
+    let svc = service(&db, &rt, 2, u64::MAX);
+
+    svc.fill_pool().await.unwrap();
+    assert_eq!((rt.count("provision"), rt.count("start")), (2, 2));
+    assert_eq!(status(&svc).await, (2, 0));
+    let pooled_ids: Vec<String> = rt.calls.lock().unwrap().clone();
+
+    let ws = svc.create(&alice, "demo", POOLED).await.unwrap();
+    assert_eq!(ws.state, WorkspaceState::Running);
+    assert_eq!(rt.count("start"), 2, "no IDE was started for the create");
+    assert!(pooled_ids.contains(&format!("start {}", ws.id)));
+    let list = svc.list(&alice).await.unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|w| (w.name.as_str(), w.state))
+            .collect::<Vec<_>>(),
+        [("demo", WorkspaceState::Running)]
+    );
+    assert_eq!(status(&svc).await, (1, 0));
+
+    svc.fill_pool().await.unwrap();
+    assert_eq!(rt.count("start"), 3);
+    assert_eq!(status(&svc).await, (2, 0));
+
+    // A template without a pool starts its IDE as before.
+    let other = svc.create(&alice, "web", "vscode-node").await.unwrap();
+    assert_eq!(other.state, WorkspaceState::Running);
+    assert_eq!(rt.count("start"), 4);
+
+    // The taken workspace is an ordinary one: it stops, starts and is deleted as such.
+    svc.stop(&alice, ws.id).await.unwrap();
+    assert_eq!(
+        svc.start(&alice, ws.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+    svc.delete(&alice, ws.id).await.unwrap();
+    assert_eq!(status(&svc).await, (2, 0));
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn pooled_ides_belong_to_nobody_and_are_never_idle_stopped(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let rt = Arc::new(FakeRuntime::default());
+    let svc = service(&db, &rt, 3, u64::MAX);
+    svc.fill_pool().await.unwrap();
+
+    assert!(svc.list(&alice).await.unwrap().is_empty());
+    assert_eq!(svc.stop_idle(Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(status(&svc).await, (3, 0));
+    assert_eq!(rt.count("stop"), 0);
+    // Three pooled IDEs, more than a user may run: they count against no user's limits.
+    svc.create(&alice, "one", POOLED).await.unwrap();
+    svc.create(&alice, "two", POOLED).await.unwrap();
+    assert_eq!(rt.count("start"), 3);
+    // A workspace taken from the pool is idle-stopped like any other.
+    assert_eq!(svc.stop_idle(Duration::ZERO).await.unwrap(), 2);
+
+    assert!(WorkspaceService::new(
+        db.clone(),
+        rt.clone(),
+        templates::builtin(),
+        WorkspaceLimits {
+            max_per_user: 1,
+            max_running_per_user: 1
+        },
+        None
+    )
+    .with_pool(vec![("no-such-template".into(), 1)])
+    .unwrap_err()
+    .contains("no-such-template"));
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn refusals_leave_the_pool_as_it_was(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let rt = Arc::new(FakeRuntime::default());
+    let svc = service(&db, &rt, 2, u64::MAX);
+    svc.fill_pool().await.unwrap();
+
+    svc.create(&alice, "demo", POOLED).await.unwrap();
+    svc.fill_pool().await.unwrap();
+    assert!(matches!(
+        svc.create(&alice, "demo", POOLED).await,
+        Err(WorkspaceError::NameTaken)
+    ));
+    assert!(matches!(
+        svc.create(&alice, "Bad Name", POOLED).await,
+        Err(WorkspaceError::InvalidName)
+    ));
+    svc.create(&alice, "two", POOLED).await.unwrap();
+    svc.fill_pool().await.unwrap();
+    // Two is alice's limit: the third is refused before the pool is touched.
+    assert!(matches!(
+        svc.create(&alice, "three", POOLED).await,
+        Err(WorkspaceError::LimitReached(_))
+    ));
+    assert_eq!(status(&svc).await, (2, 0));
+    assert_eq!(svc.list(&alice).await.unwrap().len(), 2);
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn a_full_host_retires_a_pooled_ide_for_a_user(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let rt = Arc::new(FakeRuntime::default());
+    // The pool would keep three, the host takes two.
+    let svc = service(&db, &rt, 3, 2);
+    svc.fill_pool().await.unwrap();
+    assert_eq!(status(&svc).await, (2, 0));
+
+    // A template without a pool: the host is full, so a pooled IDE makes room.
+    let web = svc.create(&alice, "web", "vscode-node").await.unwrap();
+    assert_eq!(web.state, WorkspaceState::Running);
+    assert_eq!(status(&svc).await, (1, 0));
+    // The retired one is removed; none replaces it while the host is full.
+    svc.fill_pool().await.unwrap();
+    assert_eq!(rt.count("destroy"), 1);
+    assert_eq!(status(&svc).await, (1, 0));
+    // Taking the last pooled IDE needs no room; after that the host is full for everyone.
+    svc.create(&alice, "demo", POOLED).await.unwrap();
+    assert_eq!(status(&svc).await, (0, 0));
+    svc.fill_pool().await.unwrap();
+    assert_eq!(status(&svc).await, (0, 0));
+    let bob = register(&db, "bob").await;
+    match svc.create(&bob, "late", "vscode-node").await {
+        Err(WorkspaceError::LimitReached(m)) => assert!(m.contains("max_running = 2"), "{m}"),
+        other => panic!("expected the host's limit, got {other:?}"),
+    }
+    // Room again: the pool refills up to the host's cap.
+    svc.stop(&alice, web.id).await.unwrap();
+    svc.fill_pool().await.unwrap();
+    assert_eq!(status(&svc).await, (1, 0));
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn pooled_ides_are_adopted_after_a_restart(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    // The fake runtime outlives the service, as IDEs outlive the server.
+    let rt = Arc::new(FakeRuntime::default());
+    let before = service(&db, &rt, 2, u64::MAX);
+    before.fill_pool().await.unwrap();
+    drop(before);
+
+    let after = service(&db, &rt, 2, u64::MAX);
+    after.recover().await.unwrap();
+    after.fill_pool().await.unwrap();
+    assert_eq!(rt.count("start"), 2, "adopted, not started again");
+    assert_eq!(status(&after).await, (2, 0));
+    let ws = after.create(&alice, "demo", POOLED).await.unwrap();
+    assert_eq!(ws.state, WorkspaceState::Running);
+    assert_eq!(rt.count("start"), 2);
+
+    // A pooled IDE that died with the server is started again, still owned by nobody.
+    let dead = after.pool_status().await.unwrap();
+    assert_eq!(dead[0].ready, 1);
+    rt.running
+        .lock()
+        .unwrap()
+        .iter_mut()
+        .for_each(|(_, up)| *up = false);
+    let again = service(&db, &rt, 2, u64::MAX);
+    again.recover().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    again.fill_pool().await.unwrap();
+    assert_eq!(status(&again).await, (2, 0));
+    assert_eq!(again.list(&alice).await.unwrap().len(), 1);
+
+    // Restarted without a pool: what the old one left is removed, users' workspaces stay.
+    let without = service(&db, &rt, 0, u64::MAX);
+    without.fill_pool().await.unwrap();
+    assert_eq!(status(&without).await, (0, 0));
+    assert_eq!(rt.running.lock().unwrap().len(), 1);
+    assert_eq!(without.list(&alice).await.unwrap().len(), 1);
+
+    drop((after, again, without));
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn a_template_that_cannot_start_backs_off_and_leaves_no_rows(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let rt = Arc::new(FakeRuntime::default());
+    rt.fail_start.store(true, Ordering::SeqCst);
+    let svc = service(&db, &rt, 2, u64::MAX);
+
+    assert_eq!(svc.tend_pool().await.unwrap(), PoolStep::Worked);
+    assert_eq!(
+        svc.tend_pool().await.unwrap(),
+        PoolStep::Worked,
+        "the failed one is removed"
+    );
+    assert_eq!(
+        svc.tend_pool().await.unwrap(),
+        PoolStep::Idle,
+        "and no other tried yet"
+    );
+    assert_eq!((rt.count("start"), rt.count("destroy")), (1, 1));
+    assert_eq!(status(&svc).await, (0, 0));
+
+    // A create finds no pooled IDE and starts its own, with the reason if it fails.
+    let ws = svc.create(&alice, "demo", POOLED).await.unwrap();
+    assert_eq!(ws.state, WorkspaceState::Failed);
+    rt.fail_start.store(false, Ordering::SeqCst);
+    assert_eq!(
+        svc.start(&alice, ws.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn the_pool_waits_while_a_user_starts(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let rt = Arc::new(FakeRuntime::default());
+    let svc = service(&db, &rt, 1, u64::MAX);
+    rt.start_delay_ms.store(400, Ordering::SeqCst);
+
+    let ws = svc
+        .create_in_background(&alice, "web", "vscode-node")
+        .await
+        .unwrap();
+    assert_eq!(ws.state, WorkspaceState::Creating);
+    assert_eq!(svc.tend_pool().await.unwrap(), PoolStep::Idle);
+    assert_eq!(status(&svc).await, (0, 0));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    svc.fill_pool().await.unwrap();
+    assert_eq!(status(&svc).await, (1, 0));
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
