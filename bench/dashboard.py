@@ -58,25 +58,31 @@ def main():
         shown = page.count("ws-")
         assert status == 200 and f"ws-{a.rows - 1:02}" in page, (status, page[:500])
 
-        paths = {"/workspaces": "GET /workspaces (signed in)", "/healthz": "GET /healthz (floor)"}
+        # What Chromium sends, and no compression at all (to tell rendering from compressing).
+        browser = "Accept-Encoding: gzip, deflate, br, zstd"
+        paths = {
+            ("/workspaces", browser): "GET /workspaces (signed in)",
+            ("/workspaces", "Accept-Encoding: identity"): "  the same, uncompressed",
+            ("/healthz", browser): "GET /healthz (floor)",
+        }
         results = {p: {"1": [], "p50": [], "16": []} for p in paths}
         for r in range(a.rounds):
-            for path in paths:
+            for (path, encoding) in paths:
                 url = f"http://127.0.0.1:{port}{path}"
-                hdrs = [f"Host: localhost:{port}", cookie, "Accept-Encoding: br"]
+                hdrs = [f"Host: localhost:{port}", cookie, encoding]
                 rps1, p50 = wrk(url, 1, a.seconds, hdrs)
                 rps16, _ = wrk(url, 16, a.seconds, hdrs)
-                results[path]["1"].append(rps1)
-                results[path]["p50"].append(p50)
-                results[path]["16"].append(rps16)
+                results[(path, encoding)]["1"].append(rps1)
+                results[(path, encoding)]["p50"].append(p50)
+                results[(path, encoding)]["16"].append(rps16)
             print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
 
         print(f"binary: {binary}\nmachine: {os.cpu_count()} cores; {a.rounds} rounds of {a.seconds} s per cell; "
               f"ranges are min–max over rounds; the page: {len(body)} bytes of HTML, "
               f"{a.rows} workspaces ({shown} mentions)\n")
         print(f"{'request':<30} {'req/s @1':>15} {'p50 @1 (ms)':>13} {'req/s @16':>15}")
-        for path, label in paths.items():
-            res = results[path]
+        for key, label in paths.items():
+            res = results[key]
             print(f"{label:<30} {span(res['1'], lambda v: f'{v:.0f}'):>15} "
                   f"{span(res['p50'], lambda v: f'{v / 1000:.2f}'):>13} {span(res['16'], lambda v: f'{v:.0f}'):>15}")
     finally:

@@ -37,7 +37,7 @@ def stand_in_editors(work, loadgen):
         os.chmod(d, 0o755)
     with open(f"{work}/templates.toml", "w") as f:
         f.write('[[template]]\nid = "stand-in"\nname = "Static upstream"\neditor = "vscode"\n'
-                'language = "none"\nmemory_mb = 64\nmax_processes = 16\nhealth_path = "/healthz"\n'
+                'language = "none"\nmemory_mb = 128\nmax_processes = 16\nhealth_path = "/healthz"\n'
                 'network = "none"\n'
                 'command = ["{editors}/bench-upstream/qingting-loadgen", "upstream", "--unix", "{socket}"]\n')
     return editors, f"{work}/templates.toml"
@@ -93,6 +93,8 @@ def main():
                 if admin.request("GET", "localhost", "/healthz")[0] == 200:
                     break
             except OSError:
+                if server.poll() is not None:
+                    sys.exit("the server did not start:\n" + open(f"{work}/server.log").read()[-2000:])
                 time.sleep(0.05)
         for u in users:
             s, body = Client(port).api("/api/register", {"username": u, "password": "correct horse battery"})

@@ -2,6 +2,9 @@ use clap::Parser;
 use qingting_server::{cli::Cli, telemetry};
 use std::io::Write;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -1,26 +1,80 @@
 //! Idle HTTP/1.1 connections to IDEs, kept per upstream for the next request: a request to a
 //! busy workspace reuses a connection instead of a new connect and handshake.
 //!
-//! Connections enter only through `proxy`'s no-symlink connect, so a pooled one always leads
-//! to the socket that was there when it was opened. When an IDE stops or restarts, its end of
-//! every connection closes and `take` drops them; the gateway also forgets a workspace's
-//! connections when it sees the workspace is not running.
+//! A kept connection has no task of its own: whoever sends a request on it drives it, the
+//! request's task while the response head comes and the response body while it streams (see
+//! `proxy::Proxied`). A request then never hands its bytes to another task and back, which on
+//! a small host costs more than the gateway's own work.
+//!
+//! Connections enter only through `proxy`'s no-symlink connect, so a kept one always leads to
+//! the socket that was there when it was opened. When an IDE stops or restarts, its end of
+//! every connection closes; the next request on one notices before sending and opens a new
+//! one. The gateway also forgets a workspace's connections when it sees it is not running.
 
 use crate::proxy::Upstream;
 use hyper::client::conn::http1::SendRequest;
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::Context,
+};
 
 /// Idle connections kept per upstream; more concurrent requests than this open their own.
 const MAX_PER_UPSTREAM: usize = 32;
 
+/// A connection's I/O, run by polling it (hyper's `Connection`).
+pub(crate) type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// One HTTP/1.1 connection to an IDE, driven by its user.
+pub(crate) struct Conn<B> {
+    pub(crate) upstream: Upstream,
+    pub(crate) sender: SendRequest<B>,
+    /// `None` once the connection ended.
+    driver: Option<Driver>,
+}
+
+impl<B> Conn<B> {
+    pub(crate) fn new(upstream: Upstream, sender: SendRequest<B>, driver: Driver) -> Self {
+        Self {
+            upstream,
+            sender,
+            driver: Some(driver),
+        }
+    }
+
+    /// Moves the connection's I/O on; false once it has ended.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(d) = self.driver.as_mut() {
+            if d.as_mut().poll(cx).is_ready() {
+                self.driver = None;
+            }
+        }
+        self.driver.is_some()
+    }
+
+    fn alive(&self) -> bool {
+        self.driver.is_some() && !self.sender.is_closed()
+    }
+}
+
 pub struct UpstreamPool<B> {
-    idle: Mutex<HashMap<Upstream, Vec<SendRequest<B>>>>,
+    idle: Arc<Mutex<HashMap<Upstream, Vec<Conn<B>>>>>,
+}
+
+impl<B> Clone for UpstreamPool<B> {
+    fn clone(&self) -> Self {
+        Self {
+            idle: self.idle.clone(),
+        }
+    }
 }
 
 impl<B> Default for UpstreamPool<B> {
     fn default() -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Arc::default(),
         }
     }
 }
@@ -32,26 +86,32 @@ impl<B> std::fmt::Debug for UpstreamPool<B> {
 }
 
 impl<B> UpstreamPool<B> {
-    /// A connection to `upstream` that can take a request now, if one is kept. Closed ones
-    /// are dropped on the way; busy ones (a response still streaming) stay for later.
-    pub(crate) fn take(&self, upstream: &Upstream) -> Option<SendRequest<B>> {
+    /// The connection to `upstream` used last, if one is kept (ended ones are dropped on the
+    /// way).
+    pub(crate) fn take(&self, upstream: &Upstream) -> Option<Conn<B>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(upstream)?;
-        list.retain(|s| !s.is_closed());
-        let ready = list.iter().position(|s| s.is_ready())?;
-        Some(list.swap_remove(ready))
+        while let Some(conn) = list.pop() {
+            if conn.alive() {
+                return Some(conn);
+            }
+        }
+        None
     }
 
-    /// Keeps `sender` (which may still be finishing its response) for a later request.
-    pub(crate) fn put(&self, upstream: &Upstream, sender: SendRequest<B>) {
+    /// Keeps `conn`, whose last response is complete, for a later request.
+    pub(crate) fn put(&self, conn: Conn<B>) {
+        if !conn.alive() {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = idle.get_mut(upstream) {
+        if let Some(list) = idle.get_mut(&conn.upstream) {
             if list.len() < MAX_PER_UPSTREAM {
-                list.push(sender);
+                list.push(conn);
             }
             return;
         }
-        idle.insert(upstream.clone(), vec![sender]);
+        idle.insert(conn.upstream.clone(), vec![conn]);
     }
 
     /// Drops every kept connection to `upstream`.

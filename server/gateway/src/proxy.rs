@@ -1,14 +1,21 @@
 //! Forwarding one request to a workspace's IDE, HTTP and WebSocket alike, streaming in both
 //! directions. The gateway's and the dashboard's cookies never reach the IDE.
 
-use crate::{cookie, pool::UpstreamPool};
+use crate::{
+    cookie,
+    pool::{Conn, UpstreamPool},
+};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::{Frame, SizeHint};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use std::{
     error::Error as StdError,
+    future::Future,
     path::{Path, PathBuf},
+    pin::Pin,
+    task::{Context, Poll},
     time::Duration,
 };
 use tokio::net::{TcpStream, UnixStream};
@@ -69,7 +76,7 @@ pub async fn forward<B, K, R>(
     fwd: &Forwarded,
     keep_alive: K,
     revoked: R,
-) -> Result<Response<Incoming>, ProxyError>
+) -> Result<Response<Proxied<B>>, ProxyError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
@@ -87,19 +94,46 @@ where
         .parse()
         .map_err(|_| ProxyError::Unreachable("bad request target".into()))?;
 
-    // An upgraded connection becomes the WebSocket's own: never pooled.
-    let pooled = if upgrade { None } else { pool.take(upstream) };
-    let mut sender = match pooled {
-        Some(s) => s,
-        None => connect(upstream).await?,
+    let mut res = if upgrade {
+        // An upgraded connection becomes the WebSocket's own: never kept, and run by a task
+        // of its own, which splices it after the upgrade.
+        connect_spawned(upstream)
+            .await?
+            .send_request(req)
+            .await
+            .map_err(|e| ProxyError::Broken(e.to_string()))?
+            .map(|body| Proxied {
+                body,
+                conn: None,
+                pool: pool.clone(),
+                ended: false,
+            })
+    } else {
+        let (conn, res) = match pool.take(upstream) {
+            Some(mut kept) => match send(&mut kept, req).await {
+                Ok(res) => (kept, res),
+                // The IDE had closed it (a restart, its idle timeout): a new one.
+                Err(Failure::Unsent(req)) => {
+                    let mut fresh = connect_driven(upstream).await?;
+                    let res = send(&mut fresh, req).await.map_err(Failure::into_error)?;
+                    (fresh, res)
+                }
+                Err(Failure::Failed(e)) => return Err(ProxyError::Broken(e)),
+            },
+            None => {
+                let mut fresh = connect_driven(upstream).await?;
+                let res = send(&mut fresh, req).await.map_err(Failure::into_error)?;
+                (fresh, res)
+            }
+        };
+        let pool = pool.clone();
+        res.map(|body| Proxied {
+            body,
+            conn: Some(conn),
+            pool,
+            ended: false,
+        })
     };
-    let mut res = sender
-        .send_request(req)
-        .await
-        .map_err(|e| ProxyError::Broken(e.to_string()))?;
-    if !upgrade {
-        pool.put(upstream, sender);
-    }
 
     if let Some(client_upgrade) = client_upgrade {
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -152,7 +186,7 @@ pub async fn probe(upstream: &Upstream, path: &str) -> Result<u16, ProxyError> {
         .header(header::HOST, "localhost")
         .body(http_body_util::Empty::<Bytes>::new())
         .map_err(|e| ProxyError::Unreachable(e.to_string()))?;
-    let mut sender = connect(upstream).await?;
+    let mut sender = connect_spawned(upstream).await?;
     let res = sender
         .send_request(req)
         .await
@@ -169,44 +203,167 @@ pub async fn healthy(upstream: &Upstream, path: &str) -> bool {
     )
 }
 
-/// Opens a fresh HTTP/1.1 connection to the IDE (`forward` keeps it in its pool afterwards).
-async fn connect<B>(
+/// The response body of a proxied request. It drives its connection while it streams, and
+/// hands the connection back to the pool once the response is complete (when dropped after
+/// its end); a body dropped before its end takes the connection with it (hyper cannot tell
+/// where the next response would start).
+pub struct Proxied<B> {
+    body: Incoming,
+    conn: Option<Conn<B>>,
+    pool: UpstreamPool<B>,
+    /// The body said it has no more frames (a chunked body's length is never known).
+    ended: bool,
+}
+
+impl<B: Unpin> Body for Proxied<B> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(conn) = this.conn.as_mut() {
+            conn.drive(cx);
+        }
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.ended = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B> Drop for Proxied<B> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.ended || self.body.is_end_stream() {
+                self.pool.put(conn);
+            }
+        }
+    }
+}
+
+/// Why a request on a kept connection did not get a response.
+enum Failure<B> {
+    /// The connection had ended before the request went out: here it is back, to send on
+    /// another.
+    Unsent(Request<B>),
+    Failed(String),
+}
+
+impl<B> Failure<B> {
+    fn into_error(self) -> ProxyError {
+        match self {
+            Failure::Unsent(_) => ProxyError::Broken("the IDE closed a new connection".into()),
+            Failure::Failed(e) => ProxyError::Broken(e),
+        }
+    }
+}
+
+/// Sends `req` on `conn`, driving the connection in this task until the response head is in.
+async fn send<B>(conn: &mut Conn<B>, req: Request<B>) -> Result<Response<Incoming>, Failure<B>>
+where
+    B: Body + Send + 'static,
+{
+    // The end of the last response may still have to pass through the connection before it
+    // takes another request; an ended connection never becomes ready.
+    let ready = std::future::poll_fn(|cx| match conn.sender.poll_ready(cx) {
+        Poll::Ready(r) => Poll::Ready(r.is_ok()),
+        Poll::Pending if conn.drive(cx) => Poll::Pending,
+        Poll::Pending => Poll::Ready(false),
+    })
+    .await;
+    if !ready {
+        return Err(Failure::Unsent(req));
+    }
+    let mut response = std::pin::pin!(conn.sender.try_send_request(req));
+    let outcome = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = response.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        if conn.drive(cx) {
+            return Poll::Pending;
+        }
+        // The connection ended; its dispatcher has answered the request on the way out.
+        match response.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => Poll::Ready(None),
+        }
+    })
+    .await;
+    match outcome {
+        Some(Ok(res)) => Ok(res),
+        Some(Err(mut e)) => match e.take_message() {
+            Some(req) => Err(Failure::Unsent(req)),
+            None => Err(Failure::Failed(e.into_error().to_string())),
+        },
+        None => Err(Failure::Failed("the IDE closed the connection".into())),
+    }
+}
+
+/// What an IDE connection runs over.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// Opens a fresh HTTP/1.1 connection to the IDE, driven by whoever uses it (`Conn`).
+async fn connect_driven<B>(upstream: &Upstream) -> Result<Conn<B>, ProxyError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(open(upstream).await?))
+        .await
+        .map_err(|e| ProxyError::Unreachable(e.to_string()))?;
+    Ok(Conn::new(upstream.clone(), sender, Box::pin(conn)))
+}
+
+/// Opens a fresh HTTP/1.1 connection to the IDE, run by a task of its own (upgrades, probes).
+async fn connect_spawned<B>(
     upstream: &Upstream,
 ) -> Result<hyper::client::conn::http1::SendRequest<B>, ProxyError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(open(upstream).await?))
+        .await
+        .map_err(|e| ProxyError::Unreachable(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!("IDE connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// Connects to the IDE's socket (never through a symlink) or port.
+async fn open(upstream: &Upstream) -> Result<Box<dyn Io>, ProxyError> {
     let unreachable = |e: std::io::Error| ProxyError::Unreachable(e.to_string());
     let timed_out = |_| ProxyError::Unreachable("connect timed out".into());
-    macro_rules! handshake {
-        ($stream:expr) => {{
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream))
-                .await
-                .map_err(|e| ProxyError::Unreachable(e.to_string()))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!("IDE connection ended: {e}");
-                }
-            });
-            sender
-        }};
-    }
     Ok(match upstream {
-        Upstream::Unix(path) => {
-            let s = tokio::time::timeout(CONNECT_TIMEOUT, connect_unix_nofollow(path))
+        Upstream::Unix(path) => Box::new(
+            tokio::time::timeout(CONNECT_TIMEOUT, connect_unix_nofollow(path))
                 .await
                 .map_err(timed_out)?
-                .map_err(unreachable)?;
-            handshake!(s)
-        }
+                .map_err(unreachable)?,
+        ),
         Upstream::Tcp(addr) => {
             let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
                 .await
                 .map_err(timed_out)?
                 .map_err(unreachable)?;
             s.set_nodelay(true).ok();
-            handshake!(s)
+            Box::new(s)
         }
         Upstream::Namespaced { holder, port, .. } => {
             let s = tokio::time::timeout(CONNECT_TIMEOUT, crate::netns::connect(*holder, *port))
@@ -214,7 +371,7 @@ where
                 .map_err(timed_out)?
                 .map_err(unreachable)?;
             s.set_nodelay(true).ok();
-            handshake!(s)
+            Box::new(s)
         }
     })
 }
