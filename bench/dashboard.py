@@ -4,7 +4,7 @@
 A signed-in user with 50 workspaces (rows written straight into the server's SQLite database,
 stopped, so no IDE runs), and wrk with keep-alive connections on the page as a browser first
 loads it (server-rendered HTML with the user, the nav and every row), at 1 and 16 connections.
-`/healthz` (one database ping) on the same server is the floor: the cost of a request that does
+`/healthz` (a database ping) on the same server is the floor: the cost of a request that does
 almost nothing.
 
 usage: bench/dashboard.py [--rounds 3] [--seconds 5] [--rows 50]

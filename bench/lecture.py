@@ -188,6 +188,11 @@ def main():
                         c.api("/api/workspaces/action", {"id": w["id"], "action": "delete"})
             except Exception:  # noqa: BLE001
                 pass
+        # Deletes finish in the background: wait for the IDEs to be gone.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and os.path.isdir(f"{data}/run") and \
+                len([f for f in os.listdir(f"{data}/run") if f.endswith(".pid")]) > a.pool:
+            time.sleep(0.2)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
         if a.pool:

@@ -90,7 +90,8 @@ def start_server(binary, data, port, editors, pool):
             if c.request("GET", "localhost", "/healthz")[0] == 200:
                 return server
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     sys.exit("the server did not start; see its log")
 
 

@@ -186,16 +186,19 @@ async fn a_full_host_retires_a_pooled_ide_for_a_user(backend: Backend) {
         return;
     };
     let db = tdb.connect().await;
-    let alice = register(&db, "alice").await;
+    let (alice, bob) = (register(&db, "alice").await, register(&db, "bob").await);
     let rt = Arc::new(FakeRuntime::default());
-    // The pool would keep three, the host takes two.
-    let svc = service(&db, &rt, 3, 2);
+    // The pool would keep three, the host takes three: the pool leaves one slot for users.
+    let svc = service(&db, &rt, 3, 3);
     svc.fill_pool().await.unwrap();
     assert_eq!(status(&svc).await, (2, 0));
 
-    // A template without a pool: the host is full, so a pooled IDE makes room.
+    // Templates without a pool: the free slot first, then a pooled IDE makes room.
     let web = svc.create(&alice, "web", "vscode-node").await.unwrap();
     assert_eq!(web.state, WorkspaceState::Running);
+    assert_eq!(status(&svc).await, (2, 0));
+    let bobs = svc.create(&bob, "web", "vscode-node").await.unwrap();
+    assert_eq!(bobs.state, WorkspaceState::Running);
     assert_eq!(status(&svc).await, (1, 0));
     // The retired one is removed; none replaces it while the host is full.
     svc.fill_pool().await.unwrap();
@@ -206,17 +209,36 @@ async fn a_full_host_retires_a_pooled_ide_for_a_user(backend: Backend) {
     assert_eq!(status(&svc).await, (0, 0));
     svc.fill_pool().await.unwrap();
     assert_eq!(status(&svc).await, (0, 0));
-    let bob = register(&db, "bob").await;
-    match svc.create(&bob, "late", "vscode-node").await {
-        Err(WorkspaceError::LimitReached(m)) => assert!(m.contains("max_running = 2"), "{m}"),
+    let carol = register(&db, "carol").await;
+    match svc.create(&carol, "late", "vscode-node").await {
+        Err(WorkspaceError::LimitReached(m)) => assert!(m.contains("max_running = 3"), "{m}"),
         other => panic!("expected the host's limit, got {other:?}"),
     }
-    // Room again: the pool refills up to the host's cap.
+    // Room again: the pool refills, up to one slot short of the cap.
     svc.stop(&alice, web.id).await.unwrap();
+    svc.fill_pool().await.unwrap();
+    assert_eq!(status(&svc).await, (0, 0));
+    svc.stop(&bob, bobs.id).await.unwrap();
     svc.fill_pool().await.unwrap();
     assert_eq!(status(&svc).await, (1, 0));
 
-    drop(svc);
+    // The cap lowered under a full pool (a restart with another setting): pooled IDEs go
+    // first, and users still get in.
+    let roomy = service(&db, &rt, 3, 10);
+    roomy.fill_pool().await.unwrap();
+    assert_eq!(status(&roomy).await, (3, 0));
+    let tight = service(&db, &rt, 3, 2);
+    tight.fill_pool().await.unwrap();
+    assert_eq!(
+        status(&tight).await,
+        (1, 0),
+        "alice's demo and one pooled IDE"
+    );
+    let again = tight.create(&carol, "late", "vscode-node").await.unwrap();
+    assert_eq!(again.state, WorkspaceState::Running);
+    assert_eq!(status(&tight).await, (0, 0));
+
+    drop((svc, roomy, tight));
     drop(db);
     tdb.drop_database().await;
 }

@@ -57,10 +57,34 @@ impl<B> Conn<B> {
     fn alive(&self) -> bool {
         self.driver.is_some() && !self.sender.is_closed()
     }
+
+    /// Moves the connection on with nobody to wake (it is idle, or about to be kept), so an
+    /// IDE's close is noticed and a finished exchange settles; false once it has ended.
+    fn settle(&mut self) -> bool {
+        self.drive(&mut Context::from_waker(std::task::Waker::noop())) && self.alive()
+    }
 }
 
+/// Every this many connections kept, all upstreams' kept connections are looked at, so those
+/// of upstreams nobody asks for any more (a restarted workspace's port previews) are closed.
+const SWEEP_EVERY: u32 = 64;
+
 pub struct UpstreamPool<B> {
-    idle: Arc<Mutex<HashMap<Upstream, Vec<Conn<B>>>>>,
+    idle: Arc<Mutex<Kept<B>>>,
+}
+
+struct Kept<B> {
+    by_upstream: HashMap<Upstream, Vec<Conn<B>>>,
+    puts: u32,
+}
+
+impl<B> Default for Kept<B> {
+    fn default() -> Self {
+        Self {
+            by_upstream: HashMap::new(),
+            puts: 0,
+        }
+    }
 }
 
 impl<B> Clone for UpstreamPool<B> {
@@ -89,8 +113,8 @@ impl<B> UpstreamPool<B> {
     /// The connection to `upstream` used last, if one is kept (ended ones are dropped on the
     /// way).
     pub(crate) fn take(&self, upstream: &Upstream) -> Option<Conn<B>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(upstream)?;
+        let mut kept = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = kept.by_upstream.get_mut(upstream)?;
         while let Some(conn) = list.pop() {
             if conn.alive() {
                 return Some(conn);
@@ -99,19 +123,32 @@ impl<B> UpstreamPool<B> {
         None
     }
 
-    /// Keeps `conn`, whose last response is complete, for a later request.
-    pub(crate) fn put(&self, conn: Conn<B>) {
-        if !conn.alive() {
+    /// Keeps `conn`, whose response is complete, for a later request, if it can take one: a
+    /// connection still sending a request body the IDE answered early is dropped instead.
+    /// Kept connections of the same upstream that the IDE closed meanwhile are let go.
+    pub(crate) fn put(&self, mut conn: Conn<B>) {
+        if !conn.settle() || !conn.sender.is_ready() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = idle.get_mut(&conn.upstream) {
-            if list.len() < MAX_PER_UPSTREAM {
-                list.push(conn);
+        let mut kept = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        kept.puts = kept.puts.wrapping_add(1);
+        if kept.puts.is_multiple_of(SWEEP_EVERY) {
+            kept.by_upstream.retain(|_, list| {
+                list.retain_mut(Conn::settle);
+                !list.is_empty()
+            });
+        }
+        match kept.by_upstream.get_mut(&conn.upstream) {
+            Some(list) => {
+                list.retain_mut(Conn::settle);
+                if list.len() < MAX_PER_UPSTREAM {
+                    list.push(conn);
+                }
             }
-            return;
+            None => {
+                kept.by_upstream.insert(conn.upstream.clone(), vec![conn]);
+            }
         }
-        idle.insert(conn.upstream.clone(), vec![conn]);
     }
 
     /// Drops every kept connection to `upstream`.
@@ -119,6 +156,7 @@ impl<B> UpstreamPool<B> {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .by_upstream
             .remove(upstream);
     }
 
@@ -127,6 +165,7 @@ impl<B> UpstreamPool<B> {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .by_upstream
             .get(upstream)
             .map_or(0, Vec::len)
     }

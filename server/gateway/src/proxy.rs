@@ -610,6 +610,57 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A request body that sends one chunk and then never ends (an upload the IDE answers
+    /// before reading it all).
+    struct EndlessUpload(bool);
+
+    impl Body for EndlessUpload {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.0 {
+                return Poll::Pending;
+            }
+            self.0 = true;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"part")))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_upload_was_answered_early_is_not_kept() {
+        use http_body_util::BodyExt;
+        let dir = std::env::temp_dir().join(format!("qt-upload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ide.sock");
+        let upstream = Upstream::Unix(path.clone());
+        let pool = UpstreamPool::default();
+        let (accepted, _task) = counting_upstream(&path).await;
+        let fwd = Forwarded {
+            client_ip: String::new(),
+            proto: "http",
+        };
+        let req = Request::post("/upload")
+            .header(header::TRANSFER_ENCODING, "chunked")
+            .body(EndlessUpload(false))
+            .unwrap();
+        let res = forward(req, &upstream, &pool, &fwd, (), std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.into_body().collect().await.unwrap();
+        assert_eq!(
+            pool.kept(&upstream),
+            0,
+            "its request never finished going out"
+        );
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn upgrades_keep_their_headers() {
         let mut req = Request::builder()

@@ -55,7 +55,7 @@ impl WorkspaceService {
             );
             return Ok(Prepared::Done((&row).into()));
         }
-        let host = self.take_host_slot(&txn, true).await?;
+        let host = self.take_host_slot(&txn, true, 0).await?;
         let now = now_unix();
         // Claimed as it is written: never a moment when it looks abandoned to the leader.
         let token = self.claim_token();

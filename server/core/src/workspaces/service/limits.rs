@@ -73,7 +73,7 @@ impl WorkspaceService {
     ) -> Result<tokio::sync::OwnedMutexGuard<()>, WorkspaceError> {
         self.check_user_running_limit(txn, user_id).await?;
         // Users may push pooled IDEs out; the pool never pushes out its own.
-        self.take_host_slot(txn, user_id != POOL_OWNER).await
+        self.take_host_slot(txn, user_id != POOL_OWNER, 0).await
     }
 
     /// Refuses one more running workspace beyond the user's own limit.
@@ -95,12 +95,15 @@ impl WorkspaceService {
         Ok(())
     }
 
-    /// Refuses one more running workspace on a full host, unless `may_evict` and a pooled
-    /// IDE can be retired to make room. Hold the returned guard until `txn` ends.
+    /// Refuses one more running workspace unless the host then still has `spare` slots free
+    /// (the pool keeps one for users); with `may_evict`, pooled IDEs are retired to make the
+    /// room (more than one when the cap was lowered under a full pool). Hold the returned
+    /// guard until `txn` ends.
     pub(super) async fn take_host_slot(
         &self,
         txn: &DatabaseTransaction,
         may_evict: bool,
+        spare: u64,
     ) -> Result<tokio::sync::OwnedMutexGuard<()>, WorkspaceError> {
         let host = self.host_lock.clone().lock_owned().await;
         if self.max_running == u64::MAX {
@@ -118,10 +121,10 @@ impl WorkspaceService {
             .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)))
             .count(txn)
             .await?;
-        if running == self.max_running && may_evict && self.evict_pooled(txn).await? {
+        while may_evict && running + spare >= self.max_running && self.evict_pooled(txn).await? {
             running -= 1;
         }
-        if running >= self.max_running {
+        if running + spare >= self.max_running {
             let max = self.max_running;
             return Err(WorkspaceError::LimitReached(format!(
                 "This server is at its limit of {max} running workspaces \

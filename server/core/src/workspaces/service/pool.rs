@@ -26,6 +26,8 @@ const PACE: Duration = Duration::from_millis(300);
 /// The first wait after a pooled IDE failed to start; doubled up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long a pooled IDE whose removal failed is left before the next try.
+const REMOVAL_RETRY: Duration = Duration::from_secs(60);
 
 /// The pool's targets and what the refill loop remembers.
 #[derive(Debug, Default)]
@@ -35,6 +37,8 @@ pub(super) struct Pool {
     wake: Arc<tokio::sync::Notify>,
     /// Per template, after a failed start: not before this, and the next wait.
     backoff: Mutex<HashMap<String, (Instant, Duration)>>,
+    /// Pooled IDEs whose removal failed, and when.
+    removal_failed: Mutex<HashMap<i64, Instant>>,
 }
 
 /// How one template's pool stands (for `/healthz` and the logs).
@@ -135,8 +139,8 @@ impl WorkspaceService {
 
     /// Retires one ready pooled IDE to make room on a full host, in `txn`: its row turns
     /// `deleting`, unclaimed, so it no longer counts, and the pool's loop (or, on another
-    /// replica, the leader's sweep of abandoned operations) removes it. False when there is
-    /// none to retire.
+    /// replica, the leader's sweep of abandoned operations) removes it within seconds. False
+    /// when there is none to retire.
     pub(super) async fn evict_pooled(
         &self,
         txn: &DatabaseTransaction,
@@ -145,41 +149,45 @@ impl WorkspaceService {
             return Ok(false);
         }
         let now = now_unix();
-        let Some(row) = workspace::Entity::find()
+        // A create on another replica may take a candidate first (it needs no host lock):
+        // the write is conditional, and the next candidate is tried.
+        let candidates = workspace::Entity::find()
             .filter(workspace::Column::UserId.eq(POOL_OWNER))
             .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
             .filter(unclaimed(now))
             .order_by_desc(workspace::Column::Id)
-            .one(txn)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let evicted = workspace::Entity::update_many()
-            .col_expr(
-                workspace::Column::State,
-                Expr::value(WorkspaceState::Deleting.as_str()),
-            )
-            .col_expr(
-                workspace::Column::Reason,
-                Expr::value(Some("retired to make room for a user's workspace")),
-            )
-            .col_expr(workspace::Column::ClaimedBy, Expr::value(None::<String>))
-            .col_expr(workspace::Column::ClaimExpires, Expr::value(None::<i64>))
-            .col_expr(workspace::Column::UpdatedAt, Expr::value(now))
-            .filter(workspace::Column::Id.eq(row.id))
-            .filter(workspace::Column::UserId.eq(POOL_OWNER))
-            .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
-            .exec(txn)
+            .limit(8)
+            .all(txn)
             .await?;
-        if evicted.rows_affected == 1 {
-            tracing::info!(
-                workspace = row.id,
-                "retiring a pooled IDE: the host is full"
-            );
-            self.pool.wake.notify_one();
+        for row in candidates {
+            let evicted = workspace::Entity::update_many()
+                .col_expr(
+                    workspace::Column::State,
+                    Expr::value(WorkspaceState::Deleting.as_str()),
+                )
+                .col_expr(
+                    workspace::Column::Reason,
+                    Expr::value(Some("retired to make room for a user's workspace")),
+                )
+                .col_expr(workspace::Column::ClaimedBy, Expr::value(None::<String>))
+                .col_expr(workspace::Column::ClaimExpires, Expr::value(None::<i64>))
+                .col_expr(workspace::Column::UpdatedAt, Expr::value(now))
+                .filter(workspace::Column::Id.eq(row.id))
+                .filter(workspace::Column::UserId.eq(POOL_OWNER))
+                .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
+                .filter(unclaimed(now))
+                .exec(txn)
+                .await?;
+            if evicted.rows_affected == 1 {
+                tracing::info!(
+                    workspace = row.id,
+                    "retiring a pooled IDE: the host is full"
+                );
+                self.pool.wake.notify_one();
+                return Ok(true);
+            }
         }
-        Ok(evicted.rows_affected == 1)
+        Ok(false)
     }
 
     /// Called after a create took a pooled IDE: the pool refills.
@@ -189,6 +197,9 @@ impl WorkspaceService {
 
     /// How each template's pool stands.
     pub async fn pool_status(&self) -> Result<Vec<PoolStatus>, WorkspaceError> {
+        if self.pool.sizes.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows = self.pool_rows().await?;
         Ok(self
             .pool
@@ -226,19 +237,28 @@ impl WorkspaceService {
     pub async fn tend_pool(&self) -> Result<PoolStep, WorkspaceError> {
         let rows = self.pool_rows().await?;
         let now = now_unix();
+        // More running than the cap allows (it was lowered under a full pool): pooled IDEs go
+        // first.
+        let over_cap = self.max_running != u64::MAX
+            && workspace::Entity::find()
+                .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)))
+                .count(&self.db)
+                .await?
+                > self.max_running;
         // Failed or stopped ones are of no use; retired ones (`deleting`, unclaimed) are
         // waiting for this; a template no longer pooled keeps none.
-        if let Some(row) = rows.iter().find(|r| {
+        let retire = rows.iter().find(|r| {
             let st = state_of(r);
             let lapsed = r.claim_expires.is_none_or(|t| t < now);
-            matches!(st, WorkspaceState::Failed | WorkspaceState::Stopped)
-                || (st == WorkspaceState::Deleting && lapsed)
-                || (self.pool_target(&r.template_id) == 0 && st == WorkspaceState::Running)
-        }) {
-            if let Ok(Prepared::Job(job)) = self.prepare(row.clone(), Action::Delete, None).await {
-                self.finish(*job).await?;
-                return Ok(PoolStep::Worked);
-            }
+            !self.removal_failed_lately(r.id)
+                && (matches!(st, WorkspaceState::Failed | WorkspaceState::Stopped)
+                    || (st == WorkspaceState::Deleting && lapsed)
+                    || (st == WorkspaceState::Running
+                        && (over_cap || self.pool_target(&r.template_id) == 0)))
+        });
+        if let Some(row) = retire {
+            self.remove_pooled(row.clone()).await;
+            return Ok(PoolStep::Worked);
         }
         if self.users_starting().await? {
             return Ok(PoolStep::Idle);
@@ -278,6 +298,54 @@ impl WorkspaceService {
             return Ok(PoolStep::Worked);
         }
         Ok(PoolStep::Idle)
+    }
+
+    /// Removes a pooled IDE, if it is still the pool's once claimed (a create may have taken
+    /// it since the caller looked). A removal that fails is logged and not tried again for a
+    /// minute, so one broken IDE never holds up the rest of the pool.
+    async fn remove_pooled(&self, row: workspace::Model) {
+        let id = row.id;
+        let failed = |why: &dyn std::fmt::Display| {
+            tracing::warn!(workspace = id, "cannot remove a pooled IDE: {why}");
+            self.pool
+                .removal_failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, Instant::now());
+        };
+        let claim = match self.claim(id).await {
+            Ok(c) => c,
+            Err(e) => return failed(&e),
+        };
+        let still_pooled = workspace::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|now| now.user_id == POOL_OWNER);
+        if !still_pooled {
+            claim.release().await;
+            return;
+        }
+        let outcome = match self.prepare_claimed(claim, row, Action::Delete, None).await {
+            Ok(Prepared::Job(job)) => self.finish(*job).await.map(|_| ()),
+            Ok(Prepared::Done(_)) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            failed(&e);
+        }
+    }
+
+    fn removal_failed_lately(&self, id: i64) -> bool {
+        let failed = self
+            .pool
+            .removal_failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        failed
+            .get(&id)
+            .is_some_and(|at| at.elapsed() < REMOVAL_RETRY)
     }
 
     /// Tends the pool until there is nothing left to do (tests, and the bench's warm-up).
@@ -330,7 +398,8 @@ impl WorkspaceService {
             return Err(WorkspaceError::EditorMissing(template.editor.label()));
         }
         let txn = self.limits_txn(POOL_OWNER).await?;
-        let host = self.take_host_slot(&txn, false).await?;
+        // One slot stays free for users: a pooled IDE still starting cannot make way for them.
+        let host = self.take_host_slot(&txn, false, 1).await?;
         let now = now_unix();
         let token = self.claim_token();
         let name = format!("pool-{:08x}", rand::thread_rng().gen::<u32>());
