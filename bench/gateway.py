@@ -27,6 +27,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workspaces import ROOT, TARGET, Client, find_bin, free_port  # noqa: E402
+from lecture import stand_in_editors  # noqa: E402
 
 CHP_VERSION = "4.6.3"
 NODE_DIR = os.path.expanduser("~/.cache/qingting/bench-node")
@@ -114,24 +115,15 @@ def main():
                "--log-level", "error"], "chp.log")
 
         # The same program as a workspace: a template whose "IDE" is the static upstream.
-        editors = f"{work}/editors"
-        os.makedirs(f"{editors}/bench-upstream")
-        os.makedirs(f"{editors}/code-server")
-        open(f"{editors}/code-server/.installed", "w").write("bench")
-        shutil.copy(loadgen, f"{editors}/bench-upstream/qingting-loadgen")
-        for d in [work, editors, f"{editors}/bench-upstream", f"{editors}/code-server"]:
-            os.chmod(d, 0o755)
-        with open(f"{work}/templates.toml", "w") as f:
-            f.write('[[template]]\nid = "static"\nname = "Static upstream"\neditor = "vscode"\n'
-                    'language = "none"\nmemory_mb = 256\nmax_processes = 64\nhealth_path = "/healthz"\n'
-                    'network = "none"\n'
-                    # The same program on a port inside the workspace too, for the preview row.
-                    'command = ["/bin/sh", "-c", "{editors}/bench-upstream/qingting-loadgen upstream --tcp '
-                    '127.0.0.1:8000 & exec {editors}/bench-upstream/qingting-loadgen upstream --unix {socket}"]\n')
+        editors, templates = stand_in_editors(
+            work, loadgen, "static",
+            # The same program on a port inside the workspace too, for the preview row.
+            '["/bin/sh", "-c", "{editors}/bench-upstream/qingting-loadgen upstream --tcp '
+            '127.0.0.1:8000 & exec {editors}/bench-upstream/qingting-loadgen upstream --unix {socket}"]')
         data = f"{work}/data"
         env = dict(os.environ, QINGTING_DATA_DIR=data, QINGTING_LISTEN=f"127.0.0.1:{qt_port}",
                    QINGTING_PUBLIC_URL=f"http://localhost:{qt_port}", QINGTING_EDITORS_DIR=editors,
-                   QINGTING_TEMPLATES_FILE=f"{work}/templates.toml")
+                   QINGTING_TEMPLATES_FILE=templates)
         env.pop("RUST_LOG", None)  # the default a user runs with
         server = spawn([binary, "serve"], "server.log", env)
         for port in (up_port, chp_port):

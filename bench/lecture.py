@@ -26,8 +26,12 @@ HEALTH = {"stand-in": "/healthz", "vscode-python": "/healthz", "vscode-node": "/
           "jupyter-python": "/api/status"}
 
 
-def stand_in_editors(work, loadgen):
-    """An editors dir whose "IDE" is qingting-loadgen's static upstream, and its template."""
+STAND_IN_COMMAND = '["{editors}/bench-upstream/qingting-loadgen", "upstream", "--unix", "{socket}"]'
+
+
+def stand_in_editors(work, loadgen, template_id="stand-in", command=STAND_IN_COMMAND):
+    """An editors dir whose "IDE" is qingting-loadgen's static upstream, and its template
+    (`command` as TOML; placeholders as in docs/runtimes.md). Returns both paths."""
     editors = f"{work}/editors"
     os.makedirs(f"{editors}/bench-upstream")
     os.makedirs(f"{editors}/code-server")
@@ -36,10 +40,9 @@ def stand_in_editors(work, loadgen):
     for d in [work, editors, f"{editors}/bench-upstream", f"{editors}/code-server"]:
         os.chmod(d, 0o755)
     with open(f"{work}/templates.toml", "w") as f:
-        f.write('[[template]]\nid = "stand-in"\nname = "Static upstream"\neditor = "vscode"\n'
-                'language = "none"\nmemory_mb = 128\nmax_processes = 16\nhealth_path = "/healthz"\n'
-                'network = "none"\n'
-                'command = ["{editors}/bench-upstream/qingting-loadgen", "upstream", "--unix", "{socket}"]\n')
+        f.write(f'[[template]]\nid = "{template_id}"\nname = "Static upstream"\neditor = "vscode"\n'
+                'language = "none"\nmemory_mb = 256\nmax_processes = 64\nhealth_path = "/healthz"\n'
+                f'network = "none"\ncommand = {command}\n')
     return editors, f"{work}/templates.toml"
 
 

@@ -30,14 +30,7 @@ impl WorkspaceService {
         template_id: &str,
     ) -> Result<Prepared, WorkspaceError> {
         validate_name(name)?;
-        let template = self
-            .templates
-            .iter()
-            .find(|t| t.id == template_id)
-            .ok_or_else(|| WorkspaceError::UnknownTemplate(template_id.to_string()))?;
-        if !self.template_ready(template) {
-            return Err(WorkspaceError::EditorMissing(template.editor.label()));
-        }
+        self.check_template(template_id)?;
         let _limits = self.lock_user(owner.id).await;
         let txn = self.limits_txn(owner.id).await?;
         self.check_workspace_limit(&txn, owner.id).await?;
@@ -56,13 +49,43 @@ impl WorkspaceService {
             return Ok(Prepared::Done((&row).into()));
         }
         let host = self.take_host_slot(&txn, true, 0).await?;
+        let job = self
+            .insert_creating(txn, host, owner.id, name, template_id)
+            .await?;
+        self.owner_changed(owner.id);
+        Ok(Prepared::Job(Box::new(job)))
+    }
+
+    /// A template new workspaces can be made from here.
+    pub(super) fn check_template(&self, template_id: &str) -> Result<(), WorkspaceError> {
+        let template = self
+            .templates
+            .iter()
+            .find(|t| t.id == template_id)
+            .ok_or_else(|| WorkspaceError::UnknownTemplate(template_id.to_string()))?;
+        if !self.template_ready(template) {
+            return Err(WorkspaceError::EditorMissing(template.editor.label()));
+        }
+        Ok(())
+    }
+
+    /// Writes a new workspace row (`creating`) in `txn`, commits, lets the host slot go and
+    /// returns its bring-up, claimed.
+    pub(super) async fn insert_creating(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        host: tokio::sync::OwnedMutexGuard<()>,
+        user_id: i64,
+        name: &str,
+        template_id: &str,
+    ) -> Result<Job, WorkspaceError> {
         let now = now_unix();
         // Claimed as it is written: never a moment when it looks abandoned to the leader.
         let token = self.claim_token();
         let row = workspace::ActiveModel {
             claimed_by: Set(Some(token.clone())),
             claim_expires: Set(Some(now + claims::CLAIM_SECS)),
-            user_id: Set(owner.id),
+            user_id: Set(user_id),
             name: Set(name.to_string()),
             template_id: Set(template_id.to_string()),
             state: Set(WorkspaceState::Creating.as_str().into()),
@@ -83,15 +106,14 @@ impl WorkspaceService {
         // Let go at once: whoever waits for it may hold the connection a query below needs.
         drop(host);
         let claim = self.renewing(self.hold_locally(row.id, token)?);
-        self.owner_changed(owner.id);
         let spec = self.spec(&row).await?;
-        Ok(Prepared::Job(Box::new(Job {
+        Ok(Job {
             claim,
             action: Action::Start,
             row,
             spec,
             reason: None,
-        })))
+        })
     }
 
     /// Creates a workspace and waits until it runs (or failed, with the reason).

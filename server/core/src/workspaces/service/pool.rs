@@ -389,46 +389,13 @@ impl WorkspaceService {
 
     /// Records a new pooled IDE (`creating`), claimed for its bring-up, if the host has room.
     async fn prepare_pooled(&self, template_id: &str) -> Result<Job, WorkspaceError> {
-        let template = self
-            .templates
-            .iter()
-            .find(|t| t.id == template_id)
-            .ok_or_else(|| WorkspaceError::UnknownTemplate(template_id.to_string()))?;
-        if !self.template_ready(template) {
-            return Err(WorkspaceError::EditorMissing(template.editor.label()));
-        }
+        self.check_template(template_id)?;
         let txn = self.limits_txn(POOL_OWNER).await?;
         // One slot stays free for users: a pooled IDE still starting cannot make way for them.
         let host = self.take_host_slot(&txn, false, 1).await?;
-        let now = now_unix();
-        let token = self.claim_token();
         let name = format!("pool-{:08x}", rand::thread_rng().gen::<u32>());
-        let row = workspace::ActiveModel {
-            claimed_by: Set(Some(token.clone())),
-            claim_expires: Set(Some(now + claims::CLAIM_SECS)),
-            user_id: Set(POOL_OWNER),
-            name: Set(name),
-            template_id: Set(template_id.to_string()),
-            state: Set(WorkspaceState::Creating.as_str().into()),
-            reason: Set(None),
-            runtime_state: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        txn.commit().await?;
-        drop(host);
-        let claim = self.renewing(self.hold_locally(row.id, token)?);
-        let spec = self.spec(&row).await?;
-        Ok(Job {
-            claim,
-            action: Action::Start,
-            row,
-            spec,
-            reason: None,
-        })
+        self.insert_creating(txn, host, POOL_OWNER, &name, template_id)
+            .await
     }
 
     /// On the leading replica, keeps the pool filled until the service is dropped (and,
