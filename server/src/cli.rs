@@ -56,9 +56,13 @@ pub enum Command {
         /// Milliseconds added to every answer.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
-        /// Milliseconds a new or updated function stays Pending.
+        /// Milliseconds a new function stays Pending (its image cached), and an update that
+        /// changes the image InProgress.
         #[arg(long, default_value_t = 300)]
         pending_ms: u64,
+        /// Milliseconds any other update stays InProgress (its configuration rolling out).
+        #[arg(long, default_value_t = 100)]
+        pending_update_ms: u64,
     },
     /// Run the in-repo stand-in for GitHub OAuth (for tests and local trials).
     FakeGithub {
@@ -116,6 +120,7 @@ impl Cli {
             listen,
             latency_ms,
             pending_ms,
+            pending_update_ms,
         }) = self.command
         {
             let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -138,6 +143,7 @@ impl Cli {
                 access_key_id: id,
                 access_key_secret: secret,
                 pending: std::time::Duration::from_millis(pending_ms),
+                pending_update: std::time::Duration::from_millis(pending_update_ms),
                 ..Default::default()
             };
             return Ok(qingting_fc::sim::serve(listener, cfg, control).await?);

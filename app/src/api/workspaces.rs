@@ -341,3 +341,28 @@ pub mod server {
         fail(err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn bytes_read_as_people_write_them() {
+        for (n, want) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1 KiB"),
+            (1536, "1.5 KiB"),
+            (1024 * 1024 * 3 / 2 * 1024, "1.5 GiB"),
+            // Within a twentieth of a whole number: shown whole.
+            (2 * 1024 * 1024 + 40 * 1024, "2 MiB"),
+            (2 * 1024 * 1024 + 60 * 1024, "2.1 MiB"),
+            // From 100 of a unit on, no decimals.
+            (150 * 1024 * 1024 + 700 * 1024, "151 MiB"),
+            (512 * 1024 * 1024, "512 MiB"),
+            (u64::MAX, "16777216 TiB"),
+        ] {
+            assert_eq!(human_bytes(n), want, "{n}");
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The `fc` runtime through the workspace service, against the FC simulator: create, stop,
 //! start and delete; FC's calls in the right order (two serial round trips before waiting);
 //! throttling retried; a create interrupted by a crash finished by the next server's
-//! recovery; a failed step recovered by Start.
+//! recovery; a failed step recovered by Start; the pool of functions created ahead, handed
+//! over to their owner when a create takes one (SQLite, Postgres, MariaDB).
 
 use qingting_core::{
     accounts::{self, Account},
@@ -13,6 +14,7 @@ use qingting_core::{
         WorkspaceLimits, WorkspaceService, WorkspaceState,
     },
 };
+use qingting_fc::model::Function;
 use qingting_fc::{
     sim::{self, SimConfig, SimControl},
     Credentials, FcClient, RetryPolicy,
@@ -34,11 +36,7 @@ async fn start_sim() -> (String, Arc<SimControl>, SimConfig) {
     (format!("http://{addr}"), control, cfg)
 }
 
-fn service(
-    db: store::DatabaseConnection,
-    endpoint: &str,
-    sim: &SimConfig,
-) -> Arc<WorkspaceService> {
+fn client(endpoint: &str, sim: &SimConfig) -> FcClient {
     let mut client = FcClient::new(
         endpoint,
         Credentials {
@@ -51,6 +49,34 @@ fn service(
         first_backoff: Duration::from_millis(20),
         ..RetryPolicy::default()
     };
+    client
+}
+
+fn service(
+    db: store::DatabaseConnection,
+    endpoint: &str,
+    sim: &SimConfig,
+) -> Arc<WorkspaceService> {
+    service_with_pool(db, endpoint, sim, Vec::new())
+}
+
+fn service_with_pool(
+    db: store::DatabaseConnection,
+    endpoint: &str,
+    sim: &SimConfig,
+    pool: Vec<(String, u32)>,
+) -> Arc<WorkspaceService> {
+    service_with(db, endpoint, sim, pool, u64::MAX)
+}
+
+fn service_with(
+    db: store::DatabaseConnection,
+    endpoint: &str,
+    sim: &SimConfig,
+    pool: Vec<(String, u32)>,
+    max_running: u64,
+) -> Arc<WorkspaceService> {
+    let client = client(endpoint, sim);
     let cfg = FcRuntimeConfig {
         endpoint: Some(endpoint.into()),
         image_registry: Some("registry-vpc.cn-hangzhou.aliyuncs.com/qingting".into()),
@@ -80,7 +106,10 @@ fn service(
     // replica (as with one data dir), so it takes the crashed one's claims back at once.
     Arc::new(
         WorkspaceService::new(db, Arc::new(rt), templates::builtin(), limits, None)
-            .with_replica("replica-1".into(), None),
+            .with_replica("replica-1".into(), None)
+            .with_max_running(max_running)
+            .with_pool(pool)
+            .unwrap(),
     )
 }
 
@@ -254,4 +283,262 @@ async fn svc_state(
         .await
         .unwrap()
         .state
+}
+
+qingting_core::on_every_backend!(
+    a_create_hands_a_function_created_ahead_over_to_its_owner,
+    functions_created_ahead_take_no_room_on_the_host,
+);
+
+async fn function(endpoint: &str, sim: &SimConfig, id: i64) -> Function {
+    client(endpoint, sim)
+        .get_function(&format!("qingting-ws-{id}"))
+        .await
+        .unwrap()
+}
+
+async fn a_create_hands_a_function_created_ahead_over_to_its_owner(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let (endpoint, control, simcfg) = start_sim().await;
+    let pool = vec![("jupyter-python".to_string(), 2)];
+    let svc = service_with_pool(db.clone(), &endpoint, &simcfg, pool);
+    let alice = user(&db).await;
+
+    // Created ahead: no owner in it, no files, no address, nothing can call it, not started.
+    svc.fill_pool().await.unwrap();
+    let status = svc.pool_status().await.unwrap();
+    assert_eq!((status[0].ready, status[0].starting), (2, 0), "{status:?}");
+    assert_eq!(control.count("CreateFunction"), 2);
+    assert_eq!(control.count("DisableFunctionInvocation"), 2);
+    for c in ["CreateCustomDomain", "PutProvisionConfig", "ListInstances"] {
+        assert_eq!(control.count(c), 0, "{c} for a function created ahead");
+    }
+
+    // Taken: handed over (UpdateFunction and CreateCustomDomain together), then started.
+    let before = control.calls().len();
+    let ws = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    assert_eq!(ws.state, WorkspaceState::Running, "{:?}", ws.reason);
+    let calls = control.calls()[before..].to_vec();
+    assert!(!calls.iter().any(|c| c == "CreateFunction"), "{calls:?}");
+    let mut first_two: Vec<&str> = calls.iter().take(2).map(String::as_str).collect();
+    first_two.sort();
+    assert_eq!(
+        first_two,
+        ["CreateCustomDomain", "UpdateFunction"],
+        "{calls:?}"
+    );
+    let f = function(&endpoint, &simcfg, ws.id).await;
+    let env = &f.environment_variables;
+    assert_eq!(env.get("QINGTING_OWNER").map(String::as_str), Some("alice"));
+    assert_eq!(
+        env.get("QINGTING_WORKSPACE").map(String::as_str),
+        Some("demo")
+    );
+    assert_eq!(env["QINGTING_OWNER_ID"], alice.id.to_string());
+    assert_eq!(env["QINGTING_WORKSPACE_ID"], ws.id.to_string());
+    assert_eq!(env["QINGTING_IDE_UID"], (100_000 + alice.id).to_string());
+    let nas = f
+        .nas_config
+        .as_ref()
+        .expect("the owner's files are mounted");
+    assert_eq!(nas.user_id, 100_000 + alice.id);
+    assert_eq!(
+        nas.mount_points[0].server_addr,
+        format!(
+            "nas-1.cn-hangzhou.nas.aliyuncs.com:/qingting/alice/{}/files",
+            ws.id
+        )
+    );
+    assert!(f.description.contains("alice-demo"), "{}", f.description);
+    client(&endpoint, &simcfg)
+        .get_custom_domain("alice-demo.ws.example.com")
+        .await
+        .unwrap();
+
+    // The pool refills; the other function still has no owner.
+    svc.fill_pool().await.unwrap();
+    let rows = svc.pool_status().await.unwrap();
+    assert_eq!(rows[0].ready, 2);
+    assert_eq!(control.count("CreateFunction"), 3);
+
+    // A hand-over that fails leaves the workspace failed with the reason; Start does it again.
+    control.fail("UpdateFunction", 400, "InvalidArgument");
+    let two = svc.create(&alice, "two", "jupyter-python").await.unwrap();
+    assert_eq!(two.state, WorkspaceState::Failed);
+    assert!(
+        two.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("hand the workspace over"),
+        "{two:?}"
+    );
+    assert!(!function(&endpoint, &simcfg, two.id)
+        .await
+        .environment_variables
+        .contains_key("QINGTING_OWNER"));
+    assert_eq!(
+        svc.start(&alice, two.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+    assert_eq!(
+        function(&endpoint, &simcfg, two.id)
+            .await
+            .environment_variables["QINGTING_OWNER"],
+        "alice"
+    );
+
+    // A create in the background answers `starting` and comes up.
+    svc.fill_pool().await.unwrap();
+    svc.delete(&alice, ws.id).await.unwrap();
+    let three = svc
+        .create_in_background(&alice, "three", "jupyter-python")
+        .await
+        .unwrap();
+    assert_eq!(three.state, WorkspaceState::Starting);
+    let mut state = three.state;
+    for _ in 0..200 {
+        state = svc.get(&alice, three.id).await.unwrap().state;
+        if state == WorkspaceState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state, WorkspaceState::Running);
+
+    // Without a pool, the function left in it goes (it had no domain); users' stay.
+    drop(svc);
+    let svc = service_with_pool(
+        db.clone(),
+        &endpoint,
+        &simcfg,
+        vec![("jupyter-python".into(), 0)],
+    );
+    let (domains, functions) = (
+        control.count("DeleteCustomDomain"),
+        control.count("DeleteFunction"),
+    );
+    svc.fill_pool().await.unwrap();
+    let status = svc.pool_status().await.unwrap();
+    assert_eq!((status[0].ready, status[0].starting), (0, 0));
+    assert_eq!(control.count("DeleteFunction"), functions + 1);
+    assert_eq!(control.count("DeleteCustomDomain"), domains);
+    assert_eq!(svc.list(&alice).await.unwrap().len(), 2);
+    assert!(
+        control.refused.lock().unwrap().is_empty(),
+        "every request passed the simulator's checks: {:?}",
+        control.refused.lock().unwrap()
+    );
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+#[test]
+fn a_hand_over_interrupted_by_a_crash_is_done_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (endpoint, control, simcfg) = main.block_on(start_sim());
+    let pool = || vec![("jupyter-python".to_string(), 1)];
+
+    // The first server fills the pool, then crashes as a create's hand-over goes out.
+    let crashed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = crashed.block_on(async {
+        let db = store::connect(&url).await.unwrap();
+        store::migrate(&db).await.unwrap();
+        let alice = user(&db).await;
+        let svc = service_with_pool(db.clone(), &endpoint, &simcfg, pool());
+        svc.fill_pool().await.unwrap();
+        control.latency_ms.store(50, Ordering::SeqCst);
+        let ws = svc
+            .create_in_background(&alice, "demo", "jupyter-python")
+            .await
+            .unwrap();
+        assert_eq!(ws.state, WorkspaceState::Starting);
+        while control.count("UpdateFunction") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        ws.id
+    });
+    drop(crashed);
+    assert_eq!(
+        control.count("PutProvisionConfig"),
+        0,
+        "crashed before the start"
+    );
+
+    // The next server finds it `starting`, hands it over again and starts it.
+    main.block_on(async {
+        let db = store::connect(&url).await.unwrap();
+        let alice = accounts::find_by_username(&db, "alice")
+            .await
+            .unwrap()
+            .unwrap();
+        let svc = service_with_pool(db.clone(), &endpoint, &simcfg, pool());
+        svc.recover().await.unwrap();
+        let mut v = svc.get(&alice, id).await.unwrap();
+        for _ in 0..200 {
+            if v.state == WorkspaceState::Running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            v = svc.get(&alice, id).await.unwrap();
+        }
+        assert_eq!(v.state, WorkspaceState::Running, "{v:?}");
+        assert_eq!(control.count("UpdateFunction"), 2, "handed over again");
+        assert_eq!(
+            function(&endpoint, &simcfg, id).await.environment_variables["QINGTING_OWNER"],
+            "alice"
+        );
+    });
+}
+
+async fn functions_created_ahead_take_no_room_on_the_host(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let (endpoint, control, simcfg) = start_sim().await;
+    let pool = vec![("jupyter-python".to_string(), 2)];
+    // Room for one running workspace: the two functions waiting in the pool take none of it.
+    let svc = service_with(db.clone(), &endpoint, &simcfg, pool, 1);
+    let alice = user(&db).await;
+    svc.fill_pool().await.unwrap();
+    assert_eq!(svc.pool_status().await.unwrap()[0].ready, 2);
+
+    // The one slot goes to the create that takes a function (not to the function itself).
+    let ws = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
+    assert_eq!(ws.state, WorkspaceState::Running, "{:?}", ws.reason);
+    // The pool refills while the host is full: functions created ahead run nowhere.
+    svc.fill_pool().await.unwrap();
+    assert_eq!(svc.pool_status().await.unwrap()[0].ready, 2);
+
+    // A second create is refused with the host's limit, and leaves the pool as it was.
+    let updates = control.count("UpdateFunction");
+    let err = svc
+        .create(&alice, "two", "jupyter-python")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("workspaces.max_running = 1"),
+        "{err}"
+    );
+    assert_eq!(control.count("UpdateFunction"), updates);
+    let status = svc.pool_status().await.unwrap();
+    assert_eq!((status[0].ready, status[0].starting), (2, 0));
+    assert_eq!(svc.list(&alice).await.unwrap().len(), 1);
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
 }

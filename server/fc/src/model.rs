@@ -44,6 +44,8 @@ pub struct CreateFunctionInput {
 #[serde(rename_all = "camelCase")]
 pub struct UpdateFunctionInput {
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_container_config: Option<CustomContainerConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<f64>,
@@ -53,6 +55,8 @@ pub struct UpdateFunctionInput {
     pub environment_variables: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nas_config: Option<NasConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -145,6 +149,8 @@ pub struct Function {
     pub timeout: u32,
     pub custom_container_config: Option<CustomContainerConfig>,
     pub environment_variables: BTreeMap<String, String>,
+    pub description: String,
+    pub nas_config: Option<NasConfig>,
 }
 
 impl Function {

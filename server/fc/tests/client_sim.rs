@@ -69,6 +69,35 @@ async fn operations_errors_and_retries() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(c.get_function("qt-ws-1").await.unwrap().settled());
 
+    // An update rolls out (`InProgress`) while the function stays `Active`; NAS without the
+    // VPC it needs is refused.
+    let update = UpdateFunctionInput {
+        environment_variables: Some([("A".to_string(), "1".to_string())].into()),
+        ..Default::default()
+    };
+    let f = c.update_function("qt-ws-1", &update).await.unwrap();
+    assert_eq!(
+        (f.state.as_str(), f.last_update_status.as_str()),
+        ("Active", "InProgress")
+    );
+    assert_eq!(f.environment_variables["A"], "1");
+    let nas = UpdateFunctionInput {
+        nas_config: Some(NasConfig {
+            user_id: 1,
+            group_id: 1,
+            mount_points: vec![NasMountConfig {
+                server_addr: "nas:/x".into(),
+                mount_dir: "/x".into(),
+                enable_tls: false,
+            }],
+        }),
+        ..Default::default()
+    };
+    let err = c.update_function("qt-ws-1", &nas).await.unwrap_err();
+    assert!(err.to_string().contains("vpcConfig"), "{err}");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(c.get_function("qt-ws-1").await.unwrap().settled());
+
     let t = c
         .create_trigger(
             "qt-ws-1",

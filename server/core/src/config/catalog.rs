@@ -209,7 +209,7 @@ pub static SETTINGS: &[Setting] = &[
     s("workspaces.max_running", "Workspaces running (or starting) at once on this server, whoever owns them; a create or start beyond it is refused with a message naming this limit. 0: one per GiB of the host's memory with the local runtime, no cap with `fc`.")
         .short("max-running"),
     s("workspaces.idle_stop_secs", "Stop a workspace after this many seconds without requests or open WebSockets; 0: never."),
-    s("workspaces.pool", "IDEs started ahead, per template, so a new workspace is running the moment it is created: comma-separated `<template>=<count>` (e.g. `jupyter-python=4, vscode-python=2`); 0 or absent: none. They count against `max_running` and give way to users' starts. Local runtime only.")
+    s("workspaces.pool", "Workspaces prepared ahead, per template, so a new one is up at once: comma-separated `<template>=<count>` (e.g. `jupyter-python=4, vscode-python=2`); 0 or absent: none. Local runtime: started ahead, counted against `max_running`, giving way to users' starts. Function Compute: functions created ahead and started when taken (docs/deploy-fc.md).")
         .default_is("no pool"),
     s("workspaces.cookie_hours", "Lifetime of a workspace cookie (it also ends with the dashboard session)."),
     s("workspaces.token_secret", "Hex, 32 bytes: the seed of the key that signs workspace tokens. Set the same value on every replica.")

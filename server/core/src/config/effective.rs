@@ -139,9 +139,6 @@ impl Config {
                 sizes.push((template.to_string(), count));
             }
         }
-        if !sizes.is_empty() && self.workspaces.runtime != RuntimeKind::Local {
-            return Err("workspaces.pool works with the local runtime only".into());
-        }
         Ok(sizes)
     }
 
@@ -305,10 +302,11 @@ mod tests {
         }
         c.workspaces.pool = vec!["a=1".into(), "a=2".into()];
         assert!(c.validate().unwrap_err().contains("named twice"));
+        // Function Compute pools functions created ahead (started when taken).
         c.workspaces.pool = vec!["a=1".into()];
         c.workspaces.runtime = RuntimeKind::Fc;
         c.workspaces.fc.endpoint = Some("http://127.0.0.1:1".into());
         c.workspaces.fc.protocol = FcProtocol::Http;
-        assert!(c.validate().unwrap_err().contains("local runtime only"));
+        assert_eq!(c.pool_sizes().unwrap(), vec![("a".into(), 1)]);
     }
 }

@@ -6,8 +6,17 @@
 //! CreateTrigger and CreateCustomDomain concurrently. Every step treats "already exists" as
 //! done (adopting what an interrupted attempt left), and destroy treats "not found" as done,
 //! so the reconciler can finish or undo any half-done create after a crash.
+//!
+//! A pooled workspace (`workspaces.pool`) is a function created ahead with no owner: no
+//! identity in its environment (its shell refuses to start without one), no NAS, no custom
+//! domain, invocation disabled. A create that takes it hands it over (`hand_over`):
+//! UpdateFunction with the owner's environment and NAS, and CreateCustomDomain, concurrently,
+//! then the usual start.
 
-use super::runtime::{Endpoint, Observed, Runtime, RuntimeError, WorkspaceSpec};
+use super::{
+    runtime::{Endpoint, Observed, Runtime, RuntimeError, WorkspaceSpec},
+    POOL_OWNER,
+};
 use crate::config::{FcProtocol, FcRuntimeConfig};
 use async_trait::async_trait;
 use qingting_fc::{model::*, FcClient, FcError, FcErrorKind};
@@ -85,16 +94,30 @@ impl FcRuntime {
         }
     }
 
-    /// The CreateFunction body for a workspace.
-    pub fn function_input(&self, ws: &WorkspaceSpec) -> CreateFunctionInput {
-        // FC wants a multiple of 64 MB, and 1 vCPU for every 1–4 GB.
-        let memory = (ws.template.memory_mb.max(128).div_ceil(64) * 64) as u32;
-        let cpu = ((memory as f64 / 2048.0).clamp(0.25, 16.0) * 20.0).round() / 20.0;
-        let env: BTreeMap<String, String> = [
+    fn description(ws: &WorkspaceSpec) -> String {
+        match Self::pooled(ws) {
+            true => "QingTing Studio workspace created ahead (pool)".into(),
+            false => format!("QingTing Studio workspace {}-{}", ws.owner, ws.name),
+        }
+    }
+
+    /// A workspace of the pool, with no owner yet.
+    fn pooled(ws: &WorkspaceSpec) -> bool {
+        ws.owner_id == POOL_OWNER
+    }
+
+    /// The function's environment: what the shell needs, with the owner's identity only
+    /// when there is an owner.
+    fn environment(&self, ws: &WorkspaceSpec) -> BTreeMap<String, String> {
+        let identity = [
             ("QINGTING_WORKSPACE_ID", ws.id.to_string()),
             ("QINGTING_OWNER_ID", ws.owner_id.to_string()),
             ("QINGTING_OWNER", ws.owner.clone()),
             ("QINGTING_WORKSPACE", ws.name.clone()),
+            // The IDE runs as its owner's own uid, the one owning their files on the NAS.
+            ("QINGTING_IDE_UID", self.tenant_uid(ws).to_string()),
+        ];
+        let site = [
             (
                 "QINGTING_TOKEN_PUBLIC_KEY",
                 self.site.token_public_key.clone(),
@@ -111,13 +134,20 @@ impl FcRuntime {
             ("QINGTING_HEALTH_PATH", ws.template.health_path.clone()),
             // The shell cannot see dashboard sign-outs: keep its cookies short-lived.
             ("QINGTING_COOKIE_HOURS", "1".to_string()),
-            // The IDE runs as its owner's own uid, the one owning their files on the NAS.
-            ("QINGTING_IDE_UID", self.tenant_uid(ws).to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let nas = self.cfg.nas_server.as_ref().map(|server| {
+        ];
+        let identity = identity.into_iter().filter(|_| !Self::pooled(ws));
+        site.into_iter()
+            .chain(identity)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    /// The owner's two NAS directories, mounted as their uid (none for a pooled workspace).
+    fn nas(&self, ws: &WorkspaceSpec) -> Option<NasConfig> {
+        if Self::pooled(ws) {
+            return None;
+        }
+        self.cfg.nas_server.as_ref().map(|server| {
             let base = format!("{}/{}/{}", server.trim_end_matches('/'), ws.owner, ws.id);
             NasConfig {
                 user_id: self.tenant_uid(ws),
@@ -135,7 +165,14 @@ impl FcRuntime {
                     },
                 ],
             }
-        });
+        })
+    }
+
+    /// The CreateFunction body for a workspace.
+    pub fn function_input(&self, ws: &WorkspaceSpec) -> CreateFunctionInput {
+        // FC wants a multiple of 64 MB, and 1 vCPU for every 1–4 GB.
+        let memory = (ws.template.memory_mb.max(128).div_ceil(64) * 64) as u32;
+        let cpu = ((memory as f64 / 2048.0).clamp(0.25, 16.0) * 20.0).round() / 20.0;
         let vpc = self.cfg.vpc_id.as_ref().map(|vpc_id| VpcConfig {
             vpc_id: vpc_id.clone(),
             v_switch_ids: self.cfg.vswitch_ids.clone(),
@@ -146,10 +183,7 @@ impl FcRuntime {
             runtime: "custom-container".into(),
             // Ignored for custom containers, but required.
             handler: "index.handler".into(),
-            description: Some(format!(
-                "QingTing Studio workspace {}-{}",
-                ws.owner, ws.name
-            )),
+            description: Some(Self::description(ws)),
             custom_container_config: Some(CustomContainerConfig {
                 image: self.image(ws),
                 port: Some(9000),
@@ -170,8 +204,8 @@ impl FcRuntime {
             timeout: Some(86400),
             // One instance serves the whole workspace (all its tabs and sockets).
             instance_concurrency: Some(200),
-            environment_variables: Some(env),
-            nas_config: nas,
+            environment_variables: Some(self.environment(ws)),
+            nas_config: self.nas(ws),
             vpc_config: vpc,
             role: self.cfg.role.clone(),
             internet_access: Some(false),
@@ -267,6 +301,21 @@ impl Runtime for FcRuntime {
             FcErrorKind::AlreadyExists,
         )?;
         let trigger = Self::trigger_input();
+        if Self::pooled(ws) {
+            // Nothing may reach it before it has an owner.
+            let disable = DisableFunctionInvocationInput {
+                abort_ongoing_request: true,
+                reason: Some("created ahead; no owner yet".into()),
+            };
+            let (t, d) = tokio::join!(
+                self.client.create_trigger(&function, &trigger),
+                self.client.disable_function_invocation(&function, &disable)
+            );
+            tolerate(t, FcErrorKind::AlreadyExists)?;
+            d.map_err(err)?;
+            self.wait_settled(&function).await?;
+            return Ok(json!({ "function": function, "trigger": "http", "pooled": true }));
+        }
         let domain = self.domain_input(ws);
         let (t, d) = tokio::join!(
             self.client.create_trigger(&function, &trigger),
@@ -276,6 +325,39 @@ impl Runtime for FcRuntime {
         tolerate(d, FcErrorKind::AlreadyExists)?;
         self.wait_settled(&function).await?;
         Ok(json!({ "function": function, "trigger": "http", "domain": domain.domain_name }))
+    }
+
+    fn pool_starts_ides(&self) -> bool {
+        false
+    }
+
+    async fn hand_over(
+        &self,
+        ws: &WorkspaceSpec,
+        state: &Value,
+    ) -> Result<Option<Value>, RuntimeError> {
+        if state.get("pooled") != Some(&Value::Bool(true)) {
+            return Ok(None);
+        }
+        let function = self.function_name(ws);
+        let owner = UpdateFunctionInput {
+            description: Some(Self::description(ws)),
+            environment_variables: Some(self.environment(ws)),
+            nas_config: self.nas(ws),
+            ..Default::default()
+        };
+        let domain = self.domain_input(ws);
+        let (u, d) = tokio::join!(
+            self.client.update_function(&function, &owner),
+            self.client.create_custom_domain(&domain)
+        );
+        u.map_err(err)?;
+        tolerate(d, FcErrorKind::AlreadyExists)?;
+        // Instances must start from the updated function, never the ownerless one.
+        self.wait_settled(&function).await?;
+        Ok(Some(
+            json!({ "function": function, "trigger": "http", "domain": domain.domain_name }),
+        ))
     }
 
     async fn start(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
@@ -346,12 +428,15 @@ impl Runtime for FcRuntime {
     async fn destroy(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {
         let function = self.function_name(ws);
         // FC refuses to delete a function that still has triggers: domain, triggers, function.
-        tolerate(
-            self.client
-                .delete_custom_domain(&self.domain_name(ws))
-                .await,
-            FcErrorKind::NotFound,
-        )?;
+        // A pooled workspace has no domain.
+        if !Self::pooled(ws) {
+            tolerate(
+                self.client
+                    .delete_custom_domain(&self.domain_name(ws))
+                    .await,
+                FcErrorKind::NotFound,
+            )?;
+        }
         match self.client.list_triggers(&function).await {
             Ok(list) => {
                 for t in list.triggers {

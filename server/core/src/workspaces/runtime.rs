@@ -82,6 +82,26 @@ pub trait Runtime: Send + Sync + Debug {
         Ok(self.status(ws, state).await? == Observed::Running)
     }
 
+    /// Whether a pooled workspace (`workspaces.pool`) is started ahead (true: its IDE carries
+    /// no identity, so it can run before anyone owns it), or only provisioned ahead and
+    /// started when a user takes it (false: its owner's identity and files are set in
+    /// `hand_over`, and the runtime cannot change them under a running IDE).
+    fn pool_starts_ides(&self) -> bool {
+        true
+    }
+
+    /// Before a start: gives a workspace taken from the pool its owner (identity, files,
+    /// address) if `state` says it has none yet. Returns the state to persist, or None when
+    /// there is nothing to do. Idempotent: a hand-over interrupted by a crash is done again
+    /// by the next start.
+    async fn hand_over(
+        &self,
+        _ws: &WorkspaceSpec,
+        _state: &Value,
+    ) -> Result<Option<Value>, RuntimeError> {
+        Ok(None)
+    }
+
     /// Removes what belongs to no workspace in `existing` and stops IDEs nobody supervises.
     async fn clean_orphans(&self, _existing: &HashSet<i64>) -> Result<(), RuntimeError> {
         Ok(())

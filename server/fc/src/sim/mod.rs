@@ -2,7 +2,8 @@
 //! (`qingting fc-sim --listen ADDR`). It checks what FC checks (headers, credential, date
 //! window, body hash, signature over the named headers, nonce reuse; required fields, name
 //! grammars, enum values, ranges), answers with FC's JSON shapes and error codes, keeps
-//! state, moves new or updated functions from `Pending` to `Active` after a delay, and can
+//! state, moves new functions from `Pending` to `Active` and updates from `InProgress` to
+//! `Successful` after a delay (longer when there is an image to cache), and can
 //! inject latency, throttling and failures ([`SimControl`]).
 
 mod ops;
@@ -33,8 +34,11 @@ pub struct SimConfig {
     pub access_key_secret: String,
     pub region: String,
     pub account_id: String,
-    /// How long a created or updated function stays `Pending`.
+    /// How long a created function stays `Pending` (FC caches its image), and an update that
+    /// changes the image stays `InProgress`.
     pub pending: Duration,
+    /// How long any other update stays `InProgress` (its configuration rolling out).
+    pub pending_update: Duration,
 }
 
 impl Default for SimConfig {
@@ -45,6 +49,7 @@ impl Default for SimConfig {
             region: "cn-hangzhou".into(),
             account_id: "1234567890".into(),
             pending: Duration::from_millis(300),
+            pending_update: Duration::from_millis(100),
         }
     }
 }
@@ -86,6 +91,7 @@ pub struct State {
     domains: HashMap<String, Value>,
     nonces: HashSet<String>,
     pending: Duration,
+    pending_update: Duration,
     region: String,
     account: String,
 }
@@ -104,6 +110,7 @@ pub fn router(cfg: SimConfig, control: Arc<SimControl>) -> Router {
         domains: HashMap::new(),
         nonces: HashSet::new(),
         pending: cfg.pending,
+        pending_update: cfg.pending_update,
         region: cfg.region.clone(),
         account: cfg.account_id.clone(),
     };

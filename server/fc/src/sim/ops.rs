@@ -9,7 +9,10 @@ pub type Outcome = Result<(u16, Option<Value>), Reject>;
 
 pub struct FunctionRecord {
     pub spec: Map<String, Value>,
-    pub changed: Instant,
+    /// `Pending` until then: FC caches the image before a new function can run.
+    pub active_at: Instant,
+    /// The last update `InProgress` until then.
+    pub updated_at: Instant,
     pub invocation_disabled: bool,
     pub provision: Option<i64>,
     pub triggers: Map<String, Value>,
@@ -138,7 +141,8 @@ fn check_function_fields(b: &Map<String, Value>) -> Result<(), Reject> {
 impl State {
     pub fn function_json(&self, name: &str) -> Option<Value> {
         let f = self.functions.get(name)?;
-        let settled = f.changed.elapsed() >= self.pending;
+        let now = Instant::now();
+        let (active, updated) = (now >= f.active_at, now >= f.updated_at);
         let mut v = f.spec.clone();
         v.insert("functionName".into(), json!(name));
         v.insert(
@@ -155,15 +159,15 @@ impl State {
         v.insert("createdTime".into(), json!(f.created));
         v.insert(
             "state".into(),
-            json!(if settled { "Active" } else { "Pending" }),
+            json!(if active { "Active" } else { "Pending" }),
         );
         v.insert(
             "stateReasonCode".into(),
-            json!(if settled { "" } else { "Creating" }),
+            json!(if active { "" } else { "Creating" }),
         );
         v.insert(
             "lastUpdateStatus".into(),
-            json!(if settled { "Successful" } else { "InProgress" }),
+            json!(if updated { "Successful" } else { "InProgress" }),
         );
         Some(Value::Object(v))
     }
@@ -193,7 +197,8 @@ impl State {
             name.to_string(),
             FunctionRecord {
                 spec: b.clone(),
-                changed: Instant::now(),
+                active_at: Instant::now() + self.pending,
+                updated_at: Instant::now() + self.pending,
                 invocation_disabled: false,
                 provision: None,
                 triggers: Map::new(),
@@ -216,12 +221,26 @@ impl State {
 
     pub fn update_function(&mut self, name: &str, body: &Value) -> Outcome {
         let b = body_object(body)?.clone();
-        check_function_fields(&b)?;
+        let (pending, pending_update) = (self.pending, self.pending_update);
         let f = self.function(name)?;
+        // What FC checks is the function as it would be (NAS needs the VPC it already has).
+        let mut updated = f.spec.clone();
         for (k, v) in b {
-            f.spec.insert(k, v);
+            updated.insert(k, v);
         }
-        f.changed = Instant::now();
+        check_function_fields(&updated)?;
+        // A new image is cached again; other changes only roll the configuration out.
+        let image = |spec: &Map<String, Value>| {
+            spec.get("customContainerConfig")
+                .map(|c| c["image"].clone())
+        };
+        let took = if image(&updated) != image(&f.spec) {
+            pending
+        } else {
+            pending_update
+        };
+        f.spec = updated;
+        f.updated_at = Instant::now() + took;
         Ok((200, self.function_json(name)))
     }
 
@@ -433,11 +452,14 @@ impl State {
     }
 
     pub fn list_instances(&mut self, function: &str) -> Outcome {
-        let pending = self.pending;
         let f = self.function(function)?;
+        let now = Instant::now();
+        // Instances start from the function once its update is rolled out (before that, FC
+        // would run the previous configuration).
         let running = !f.invocation_disabled
             && f.provision.unwrap_or(0) > 0
-            && f.changed.elapsed() >= pending;
+            && now >= f.active_at
+            && now >= f.updated_at;
         let instances: Vec<Value> = if running {
             vec![
                 json!({"instanceId": format!("c-{function}-1"), "versionId": "LATEST", "status": "Running"}),

@@ -25,6 +25,11 @@ pub(super) struct Claim {
 }
 
 impl Claim {
+    /// What the row's `claimed_by` says while this is held.
+    pub(super) fn token(&self) -> String {
+        self.token.clone()
+    }
+
     /// Gives the claim up now (the row's mark is cleared before this returns).
     pub(super) async fn release(mut self) {
         self.let_go();

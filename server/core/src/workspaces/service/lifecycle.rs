@@ -2,7 +2,7 @@
 //! transitional state (`prepare`), then makes the runtime calls and persists the outcome
 //! (`finish`).
 
-use super::*;
+use super::{pool::Taken, *};
 
 /// A prepared operation: claimed, checked, transitional state persisted.
 pub(super) struct Job {
@@ -22,7 +22,8 @@ pub(super) enum Prepared {
 
 impl WorkspaceService {
     /// Validates and records a new workspace: one taken over from the pool (running at
-    /// once), else a new one (`creating`), claimed for its bring-up.
+    /// once, or `starting`, claimed for its start), else a new one (`creating`), claimed for
+    /// its bring-up.
     pub(super) async fn prepare_create(
         &self,
         owner: &Account,
@@ -35,20 +36,52 @@ impl WorkspaceService {
         let txn = self.limits_txn(owner.id).await?;
         self.check_workspace_limit(&txn, owner.id).await?;
         self.check_user_running_limit(&txn, owner.id).await?;
-        // A pooled IDE already counts on the host: taking it needs no host slot.
-        if let Some(row) = self.take_pooled(&txn, owner, name, template_id).await? {
-            txn.commit().await?;
-            self.activity.touch(row.id);
-            self.owner_changed(owner.id);
-            self.pooled_taken();
-            tracing::info!(
-                workspace = row.id,
-                template = template_id,
-                "created from the pool"
-            );
-            return Ok(Prepared::Done((&row).into()));
+        // A pooled workspace that still has to start needs a host slot as a new one does,
+        // checked before the take turns it `starting` (and so counted).
+        let mut host = match self.runtime.pool_starts_ides() {
+            true => None,
+            false => Some(self.take_host_slot(&txn, true, 0).await?),
+        };
+        match self.take_pooled(&txn, owner, name, template_id).await? {
+            // A pooled IDE already counts on the host: taking it needs no host slot.
+            Some(Taken::Running(row)) => {
+                txn.commit().await?;
+                self.activity.touch(row.id);
+                self.owner_changed(owner.id);
+                self.pooled_taken();
+                tracing::info!(
+                    workspace = row.id,
+                    template = template_id,
+                    "created from the pool"
+                );
+                return Ok(Prepared::Done((&row).into()));
+            }
+            Some(Taken::ToStart(row, claim)) => {
+                txn.commit().await?;
+                drop(host);
+                let claim = self.renewing(claim);
+                self.owner_changed(owner.id);
+                self.pooled_taken();
+                tracing::info!(
+                    workspace = row.id,
+                    template = template_id,
+                    "created from the pool; starting"
+                );
+                let spec = self.spec(&row).await?;
+                return Ok(Prepared::Job(Box::new(Job {
+                    claim,
+                    action: Action::Start,
+                    row,
+                    spec,
+                    reason: None,
+                })));
+            }
+            None => {}
         }
-        let host = self.take_host_slot(&txn, true, 0).await?;
+        let host = match host.take() {
+            Some(h) => h,
+            None => self.take_host_slot(&txn, true, 0).await?,
+        };
         let job = self
             .insert_creating(txn, host, owner.id, name, template_id)
             .await?;
@@ -281,29 +314,38 @@ impl WorkspaceService {
         });
     }
 
-    /// Provisions when needed, then starts. Persists each step.
+    /// Provisions when needed, hands a workspace taken from the pool over to its owner, then
+    /// starts. Persists each step. A pooled workspace of a runtime that does not start them
+    /// ahead stops after provisioning (`stopped` is its ready state).
     pub(super) async fn bring_up(&self, job: &Job) -> Result<WorkspaceView, WorkspaceError> {
         let id = job.row.id;
+        let failed = |why: String| async move {
+            let row = self
+                .set_state(id, WorkspaceState::Failed, Some(why))
+                .await?;
+            Ok::<_, WorkspaceError>((&row).into())
+        };
         let state: Value = match job.row.runtime_state.as_deref().map(serde_json::from_str) {
             Some(Ok(v)) => v,
             _ => match self.runtime.provision(&job.spec).await {
                 Ok(v) => {
-                    let row = workspace::Entity::find_by_id(id)
-                        .one(&self.db)
-                        .await?
-                        .ok_or(WorkspaceError::NotFound)?;
-                    let mut r: workspace::ActiveModel = row.into();
-                    r.runtime_state = Set(Some(v.to_string()));
-                    r.update(&self.db).await?;
+                    self.save_runtime_state(id, &v).await?;
                     v
                 }
-                Err(e) => {
-                    let row = self
-                        .set_state(id, WorkspaceState::Failed, Some(e.0))
-                        .await?;
-                    return Ok((&row).into());
-                }
+                Err(e) => return failed(e.0).await,
             },
+        };
+        if job.row.user_id == POOL_OWNER && !self.runtime.pool_starts_ides() {
+            let row = self.set_state(id, WorkspaceState::Stopped, None).await?;
+            return Ok((&row).into());
+        }
+        let state = match self.runtime.hand_over(&job.spec, &state).await {
+            Ok(None) => state,
+            Ok(Some(v)) => {
+                self.save_runtime_state(id, &v).await?;
+                v
+            }
+            Err(e) => return failed(format!("could not hand the workspace over: {}", e.0)).await,
         };
         self.set_state(id, WorkspaceState::Starting, None).await?;
         let row = match self.runtime.start(&job.spec, &state).await {
@@ -319,6 +361,17 @@ impl WorkspaceService {
             }
         };
         Ok((&row).into())
+    }
+
+    async fn save_runtime_state(&self, id: i64, state: &Value) -> Result<(), WorkspaceError> {
+        let row = workspace::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(WorkspaceError::NotFound)?;
+        let mut r: workspace::ActiveModel = row.into();
+        r.runtime_state = Set(Some(state.to_string()));
+        r.update(&self.db).await?;
+        Ok(())
     }
 
     pub(super) async fn take_down(

@@ -118,9 +118,12 @@ impl WorkspaceService {
             .exec(txn)
             .await?;
         let mut running = workspace::Entity::find()
-            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)))
-            .count(txn)
-            .await?;
+            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)));
+        if !self.runtime.pool_starts_ides() {
+            // Pooled workspaces that never run here (functions created ahead) take no room.
+            running = running.filter(workspace::Column::UserId.ne(POOL_OWNER));
+        }
+        let mut running = running.count(txn).await?;
         while may_evict && running + spare >= self.max_running && self.evict_pooled(txn).await? {
             running -= 1;
         }

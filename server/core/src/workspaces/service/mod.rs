@@ -89,7 +89,7 @@ pub struct WorkspaceService {
     idle_stop: std::sync::OnceLock<Duration>,
     /// Each running workspace's CPU time when the reaper last looked, and when.
     cpu_seen: Mutex<HashMap<i64, (f64, Instant)>>,
-    /// IDEs started ahead (`pool`).
+    /// Workspaces prepared ahead (`pool`).
     pool: pool::Pool,
 }
 

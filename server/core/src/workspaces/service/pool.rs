@@ -10,6 +10,11 @@
 //! Pooled IDEs count against the host-wide cap (`max_running`) and give way to users: a start
 //! that finds the host full retires one (`evict_pooled`), and the pool is refilled by the
 //! leading replica one IDE at a time, never while a user's workspace is starting.
+//!
+//! A runtime that cannot give a running IDE its owner afterwards (Function Compute: identity,
+//! files and address are the function's configuration) pools workspaces provisioned but not
+//! started (`Runtime::pool_starts_ides`): ready means `stopped`, and a create that takes one
+//! starts it, handing it over to its owner first (`Runtime::hand_over`).
 
 use super::lifecycle::Job;
 use super::*;
@@ -46,10 +51,18 @@ pub(super) struct Pool {
 pub struct PoolStatus {
     pub template: String,
     pub target: u32,
-    /// Running and free to take.
+    /// Free to take: running (local), or created and waiting (Function Compute).
     pub ready: u32,
     /// Being created or started.
     pub starting: u32,
+}
+
+/// What a create took from the pool.
+pub(super) enum Taken {
+    /// Running already: the create is done.
+    Running(workspace::Model),
+    /// Provisioned ahead, now `starting` and claimed: the create starts it.
+    ToStart(workspace::Model, Claim),
 }
 
 /// What one look at the pool did.
@@ -63,7 +76,7 @@ pub enum PoolStep {
 }
 
 impl WorkspaceService {
-    /// Keeps `sizes` IDEs started ahead per template (`Config::pool_sizes`). Refuses a
+    /// Keeps `sizes` workspaces prepared ahead per template (`Config::pool_sizes`). Refuses a
     /// template it does not know.
     pub fn with_pool(mut self, sizes: Vec<(String, u32)>) -> Result<Self, String> {
         if let Some((t, _)) = sizes
@@ -86,36 +99,68 @@ impl WorkspaceService {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// Moves a ready pooled IDE of `template_id` to `owner` as `name`, in `txn` (which holds
-    /// the owner's limits lock). None when the template has no pool or none is ready.
+    /// What a pooled workspace ready to be taken is: running, or only provisioned.
+    fn pool_ready_state(&self) -> WorkspaceState {
+        if self.runtime.pool_starts_ides() {
+            WorkspaceState::Running
+        } else {
+            WorkspaceState::Stopped
+        }
+    }
+
+    /// Moves a ready pooled workspace of `template_id` to `owner` as `name`, in `txn` (which
+    /// holds the owner's limits lock); one that still has to start turns `starting`, claimed
+    /// for the start. None when the template has no pool or none is ready.
     pub(super) async fn take_pooled(
         &self,
         txn: &DatabaseTransaction,
         owner: &Account,
         name: &str,
         template_id: &str,
-    ) -> Result<Option<workspace::Model>, WorkspaceError> {
+    ) -> Result<Option<Taken>, WorkspaceError> {
         if self.pool_target(template_id) == 0 {
             return Ok(None);
         }
-        let now = now_unix();
+        let ready = self.pool_ready_state();
+        let to_start = ready != WorkspaceState::Running;
         // Another replica may take the same row between the read and the write: the write is
         // conditional, and the next candidate is tried.
         for _ in 0..3 {
-            let Some(row) = ready_pooled(template_id, now).one(txn).await? else {
+            let now = now_unix();
+            let Some(row) = ready_pooled(template_id, ready, now).one(txn).await? else {
                 return Ok(None);
             };
-            if self.is_claimed(row.id) {
-                return Ok(None);
-            }
-            let taken = workspace::Entity::update_many()
+            // One that still has to start is claimed as it is taken, like a new row: never a
+            // moment when it looks abandoned.
+            let claim = match to_start {
+                true => match self.hold_locally(row.id, self.claim_token()) {
+                    Ok(c) => Some(c),
+                    Err(_) => return Ok(None),
+                },
+                false if self.is_claimed(row.id) => return Ok(None),
+                false => None,
+            };
+            let mut take = workspace::Entity::update_many()
                 .col_expr(workspace::Column::UserId, Expr::value(owner.id))
                 .col_expr(workspace::Column::Name, Expr::value(name))
                 .col_expr(workspace::Column::Reason, Expr::value(None::<String>))
-                .col_expr(workspace::Column::UpdatedAt, Expr::value(now))
+                .col_expr(workspace::Column::UpdatedAt, Expr::value(now));
+            if let Some(claim) = &claim {
+                take = take
+                    .col_expr(
+                        workspace::Column::State,
+                        Expr::value(WorkspaceState::Starting.as_str()),
+                    )
+                    .col_expr(workspace::Column::ClaimedBy, Expr::value(claim.token()))
+                    .col_expr(
+                        workspace::Column::ClaimExpires,
+                        Expr::value(now + claims::CLAIM_SECS),
+                    );
+            }
+            let taken = take
                 .filter(workspace::Column::Id.eq(row.id))
                 .filter(workspace::Column::UserId.eq(POOL_OWNER))
-                .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
+                .filter(workspace::Column::State.eq(ready.as_str()))
                 .filter(unclaimed(now))
                 .exec(txn)
                 .await;
@@ -125,7 +170,10 @@ impl WorkspaceService {
                         .one(txn)
                         .await?
                         .ok_or(WorkspaceError::NotFound)?;
-                    return Ok(Some(row));
+                    return Ok(Some(match claim {
+                        None => Taken::Running(row),
+                        Some(claim) => Taken::ToStart(row, claim),
+                    }));
                 }
                 Ok(_) => continue,
                 Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
@@ -145,7 +193,8 @@ impl WorkspaceService {
         &self,
         txn: &DatabaseTransaction,
     ) -> Result<bool, WorkspaceError> {
-        if self.pool.sizes.is_empty() {
+        // Pooled workspaces that are not started take no room.
+        if self.pool.sizes.is_empty() || !self.runtime.pool_starts_ides() {
             return Ok(false);
         }
         let now = now_unix();
@@ -201,6 +250,7 @@ impl WorkspaceService {
             return Ok(Vec::new());
         }
         let rows = self.pool_rows().await?;
+        let ready = self.pool_ready_state();
         Ok(self
             .pool
             .sizes
@@ -214,7 +264,7 @@ impl WorkspaceService {
                 PoolStatus {
                     template: template.clone(),
                     target: *target,
-                    ready: of(&|s| s == WorkspaceState::Running),
+                    ready: of(&|s| s == ready),
                     starting: of(&|s| {
                         matches!(s, WorkspaceState::Creating | WorkspaceState::Starting)
                     }),
@@ -245,28 +295,38 @@ impl WorkspaceService {
                 .count(&self.db)
                 .await?
                 > self.max_running;
-        // Failed or stopped ones are of no use; retired ones (`deleting`, unclaimed) are
-        // waiting for this; a template no longer pooled keeps none.
+        let ready = self.pool_ready_state();
+        // Failed ones, and stopped or running ones where the other is ready, are of no use;
+        // retired ones (`deleting`, unclaimed) are waiting for this; a template no longer
+        // pooled keeps none.
         let retire = rows.iter().find(|r| {
             let st = state_of(r);
             let lapsed = r.claim_expires.is_none_or(|t| t < now);
+            let settled = matches!(st, WorkspaceState::Stopped | WorkspaceState::Running);
             !self.removal_failed_lately(r.id)
-                && (matches!(st, WorkspaceState::Failed | WorkspaceState::Stopped)
+                && (st == WorkspaceState::Failed
+                    || (settled && st != ready)
                     || (st == WorkspaceState::Deleting && lapsed)
-                    || (st == WorkspaceState::Running
-                        && (over_cap || self.pool_target(&r.template_id) == 0)))
+                    || (st == ready
+                        && ((over_cap && st.is_active()) || self.pool_target(&r.template_id) == 0)))
         });
         if let Some(row) = retire {
             self.remove_pooled(row.clone()).await;
             return Ok(PoolStep::Worked);
         }
-        if self.users_starting().await? {
+        // IDEs starting here compete for the host's CPU; functions created ahead do not.
+        if self.runtime.pool_starts_ides() && self.users_starting().await? {
             return Ok(PoolStep::Idle);
         }
         for (template, target) in &self.pool.sizes {
             let kept = rows
                 .iter()
-                .filter(|r| &r.template_id == template && state_of(r).is_active())
+                .filter(|r| {
+                    &r.template_id == template && {
+                        let st = state_of(r);
+                        st == ready || st.is_active()
+                    }
+                })
                 .count() as u32;
             if kept >= *target || self.backing_off(template) {
                 continue;
@@ -283,7 +343,7 @@ impl WorkspaceService {
             };
             let view = self.finish(job).await?;
             match view.state {
-                WorkspaceState::Running => {
+                st if st == ready => {
                     self.pool
                         .backoff
                         .lock()
@@ -391,8 +451,13 @@ impl WorkspaceService {
     async fn prepare_pooled(&self, template_id: &str) -> Result<Job, WorkspaceError> {
         self.check_template(template_id)?;
         let txn = self.limits_txn(POOL_OWNER).await?;
-        // One slot stays free for users: a pooled IDE still starting cannot make way for them.
-        let host = self.take_host_slot(&txn, false, 1).await?;
+        let host = match self.runtime.pool_starts_ides() {
+            // One slot stays free for users: a pooled IDE still starting cannot make way for
+            // them.
+            true => self.take_host_slot(&txn, false, 1).await?,
+            // A function created ahead takes no room on the host.
+            false => self.host_lock.clone().lock_owned().await,
+        };
         let name = format!("pool-{:08x}", rand::thread_rng().gen::<u32>());
         self.insert_creating(txn, host, POOL_OWNER, &name, template_id)
             .await
@@ -402,7 +467,7 @@ impl WorkspaceService {
     /// without a pool, removes what an earlier configuration's pool left).
     pub(super) fn run_pool(self: &Arc<Self>, leads: crate::replicas::lease::Leadership) {
         if !self.pool.sizes.is_empty() {
-            tracing::info!(pool = ?self.pool.sizes, "keeping IDEs started ahead");
+            tracing::info!(pool = ?self.pool.sizes, "keeping workspaces prepared ahead");
         }
         let wake = self.pool.wake.clone();
         let weak = Arc::downgrade(self);
@@ -427,12 +492,16 @@ impl WorkspaceService {
     }
 }
 
-/// The oldest ready pooled IDE of a template.
-fn ready_pooled(template_id: &str, now: i64) -> sea_orm::Select<workspace::Entity> {
+/// The oldest pooled workspace of a template that is ready (in state `ready`).
+fn ready_pooled(
+    template_id: &str,
+    ready: WorkspaceState,
+    now: i64,
+) -> sea_orm::Select<workspace::Entity> {
     workspace::Entity::find()
         .filter(workspace::Column::UserId.eq(POOL_OWNER))
         .filter(workspace::Column::TemplateId.eq(template_id))
-        .filter(workspace::Column::State.eq(WorkspaceState::Running.as_str()))
+        .filter(workspace::Column::State.eq(ready.as_str()))
         .filter(unclaimed(now))
         .order_by_asc(workspace::Column::Id)
 }
