@@ -205,22 +205,12 @@ async fn fc_lifecycle_against_the_simulator() {
 
 #[test]
 fn an_interrupted_create_is_finished_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (_dir, url, main) = crash_scene();
     let (endpoint, control, simcfg) = main.block_on(start_sim());
     control.latency_ms.store(50, Ordering::SeqCst);
 
     // The first server: crashes (its runtime is dropped) right after CreateFunction went out.
-    let crashed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let crashed = doomed_runtime();
     let id = crashed.block_on(async {
         let db = store::connect(&url).await.unwrap();
         store::migrate(&db).await.unwrap();
@@ -255,13 +245,7 @@ fn an_interrupted_create_is_finished_after_a_restart() {
         );
         let svc = service(db.clone(), &endpoint, &simcfg);
         svc.recover().await.unwrap();
-        for _ in 0..200 {
-            if svc.get(&alice, id).await.unwrap().state == WorkspaceState::Running {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let v = svc.get(&alice, id).await.unwrap();
+        let v = until_running(&svc, &alice, id).await;
         assert_eq!(v.state, WorkspaceState::Running, "{v:?}");
         assert_eq!(
             control.count("CreateFunction"),
@@ -269,6 +253,45 @@ fn an_interrupted_create_is_finished_after_a_restart() {
             "the second attempt adopted the function"
         );
     });
+}
+
+/// A throw-away SQLite file's URL (kept while the guard lives) and a runtime for the
+/// simulator and the server that outlives the crash.
+fn crash_scene() -> (tempfile::TempDir, String, tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    (dir, url, main)
+}
+
+/// A runtime for a server that crashes: dropping it stops everything it was doing.
+fn doomed_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Waits up to 5 s for workspace `id` to be running; its last view either way.
+async fn until_running(
+    svc: &WorkspaceService,
+    who: &Account,
+    id: i64,
+) -> qingting_core::workspaces::WorkspaceView {
+    let mut v = svc.get(who, id).await.unwrap();
+    for _ in 0..200 {
+        if v.state == WorkspaceState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        v = svc.get(who, id).await.unwrap();
+    }
+    v
 }
 
 async fn svc_state(
@@ -398,15 +421,8 @@ async fn a_create_hands_a_function_created_ahead_over_to_its_owner(backend: Back
         .await
         .unwrap();
     assert_eq!(three.state, WorkspaceState::Starting);
-    let mut state = three.state;
-    for _ in 0..200 {
-        state = svc.get(&alice, three.id).await.unwrap().state;
-        if state == WorkspaceState::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(state, WorkspaceState::Running);
+    let v = until_running(&svc, &alice, three.id).await;
+    assert_eq!(v.state, WorkspaceState::Running, "{v:?}");
 
     // Without a pool, the function left in it goes (it had no domain); users' stay.
     drop(svc);
@@ -438,22 +454,12 @@ async fn a_create_hands_a_function_created_ahead_over_to_its_owner(backend: Back
 
 #[test]
 fn a_hand_over_interrupted_by_a_crash_is_done_again_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (_dir, url, main) = crash_scene();
     let (endpoint, control, simcfg) = main.block_on(start_sim());
     let pool = || vec![("jupyter-python".to_string(), 1)];
 
     // The first server fills the pool, then crashes as a create's hand-over goes out.
-    let crashed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let crashed = doomed_runtime();
     let id = crashed.block_on(async {
         let db = store::connect(&url).await.unwrap();
         store::migrate(&db).await.unwrap();
@@ -487,14 +493,7 @@ fn a_hand_over_interrupted_by_a_crash_is_done_again_after_a_restart() {
             .unwrap();
         let svc = service_with_pool(db.clone(), &endpoint, &simcfg, pool());
         svc.recover().await.unwrap();
-        let mut v = svc.get(&alice, id).await.unwrap();
-        for _ in 0..200 {
-            if v.state == WorkspaceState::Running {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-            v = svc.get(&alice, id).await.unwrap();
-        }
+        let v = until_running(&svc, &alice, id).await;
         assert_eq!(v.state, WorkspaceState::Running, "{v:?}");
         assert_eq!(control.count("UpdateFunction"), 2, "handed over again");
         assert_eq!(
