@@ -94,46 +94,41 @@ where
         .parse()
         .map_err(|_| ProxyError::Unreachable("bad request target".into()))?;
 
-    let mut res = if upgrade {
+    let (conn, res) = if upgrade {
         // An upgraded connection becomes the WebSocket's own: never kept, and run by a task
         // of its own, which splices it after the upgrade.
-        connect_spawned(upstream)
+        let res = connect_spawned(upstream)
             .await?
             .send_request(req)
             .await
-            .map_err(|e| ProxyError::Broken(e.to_string()))?
-            .map(|body| Proxied {
-                body,
-                conn: None,
-                pool: pool.clone(),
-                ended: false,
-            })
+            .map_err(|e| ProxyError::Broken(e.to_string()))?;
+        (None, res)
     } else {
-        let (conn, res) = match pool.take(upstream) {
+        let sent = match pool.take(upstream) {
             Some(mut kept) => match send(&mut kept, req).await {
-                Ok(res) => (kept, res),
+                Ok(res) => Ok((kept, res)),
                 // The IDE had closed it (a restart, its idle timeout): a new one.
-                Err(Failure::Unsent(req)) => {
-                    let mut fresh = connect_driven(upstream).await?;
-                    let res = send(&mut fresh, req).await.map_err(Failure::into_error)?;
-                    (fresh, res)
-                }
+                Err(Failure::Unsent(req)) => Err(req),
                 Err(Failure::Failed(e)) => return Err(ProxyError::Broken(e)),
             },
-            None => {
+            None => Err(req),
+        };
+        let (conn, res) = match sent {
+            Ok(sent) => sent,
+            Err(req) => {
                 let mut fresh = connect_driven(upstream).await?;
                 let res = send(&mut fresh, req).await.map_err(Failure::into_error)?;
                 (fresh, res)
             }
         };
-        let pool = pool.clone();
-        res.map(|body| Proxied {
-            body,
-            conn: Some(conn),
-            pool,
-            ended: false,
-        })
+        (Some(conn), res)
     };
+    let mut res = res.map(|body| Proxied {
+        body,
+        conn,
+        pool: pool.clone(),
+        ended: false,
+    });
 
     if let Some(client_upgrade) = client_upgrade {
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -560,18 +555,37 @@ mod tests {
         (accepted, task)
     }
 
+    /// A scratch directory (the caller removes it), the IDE's socket path in it as an
+    /// upstream, and an empty connection pool.
+    fn scratch_upstream<B>(tag: &str) -> (std::path::PathBuf, Upstream, UpstreamPool<B>) {
+        let dir = std::env::temp_dir().join(format!("qt-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let upstream = Upstream::Unix(dir.join("ide.sock"));
+        (dir, upstream, UpstreamPool::default())
+    }
+
+    fn no_client() -> Forwarded {
+        Forwarded {
+            client_ip: String::new(),
+            proto: "http",
+        }
+    }
+
     async fn get(upstream: &Upstream, pool: &UpstreamPool<http_body_util::Full<Bytes>>) -> u16 {
         use http_body_util::BodyExt;
         let req = Request::get("/x")
             .body(http_body_util::Full::new(Bytes::new()))
             .unwrap();
-        let fwd = Forwarded {
-            client_ip: String::new(),
-            proto: "http",
-        };
-        let res = forward(req, upstream, pool, &fwd, (), std::future::pending())
-            .await
-            .unwrap();
+        let res = forward(
+            req,
+            upstream,
+            pool,
+            &no_client(),
+            (),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         let status = res.status().as_u16();
         res.into_body().collect().await.unwrap();
         status
@@ -580,11 +594,8 @@ mod tests {
     #[tokio::test]
     async fn connections_are_reused_and_a_restarted_ide_gets_new_ones() {
         use std::sync::atomic::Ordering;
-        let dir = std::env::temp_dir().join(format!("qt-pool-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let (dir, upstream, pool) = scratch_upstream("pool");
         let path = dir.join("ide.sock");
-        let upstream = Upstream::Unix(path.clone());
-        let pool = UpstreamPool::default();
 
         let (accepted, first) = counting_upstream(&path).await;
         for _ in 0..5 {
@@ -633,23 +644,22 @@ mod tests {
     #[tokio::test]
     async fn a_connection_whose_upload_was_answered_early_is_not_kept() {
         use http_body_util::BodyExt;
-        let dir = std::env::temp_dir().join(format!("qt-upload-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ide.sock");
-        let upstream = Upstream::Unix(path.clone());
-        let pool = UpstreamPool::default();
-        let (accepted, _task) = counting_upstream(&path).await;
-        let fwd = Forwarded {
-            client_ip: String::new(),
-            proto: "http",
-        };
+        let (dir, upstream, pool) = scratch_upstream("upload");
+        let (accepted, _task) = counting_upstream(&dir.join("ide.sock")).await;
         let req = Request::post("/upload")
             .header(header::TRANSFER_ENCODING, "chunked")
             .body(EndlessUpload(false))
             .unwrap();
-        let res = forward(req, &upstream, &pool, &fwd, (), std::future::pending())
-            .await
-            .unwrap();
+        let res = forward(
+            req,
+            &upstream,
+            &pool,
+            &no_client(),
+            (),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         res.into_body().collect().await.unwrap();
         assert_eq!(

@@ -46,6 +46,15 @@ pub struct FcRuntime {
     pub settle_timeout: Duration,
 }
 
+/// The runtime state of a provisioned function: with its custom domain once it has an owner,
+/// else marked `pooled` (`hand_over` gives it one).
+fn provisioned(function: &str, domain: Option<&str>) -> Value {
+    match domain {
+        Some(domain) => json!({ "function": function, "trigger": "http", "domain": domain }),
+        None => json!({ "function": function, "trigger": "http", "pooled": true }),
+    }
+}
+
 fn err(e: FcError) -> RuntimeError {
     RuntimeError(e.to_string())
 }
@@ -135,7 +144,10 @@ impl FcRuntime {
             // The shell cannot see dashboard sign-outs: keep its cookies short-lived.
             ("QINGTING_COOKIE_HOURS", "1".to_string()),
         ];
-        let identity = identity.into_iter().filter(|_| !Self::pooled(ws));
+        let identity = (!Self::pooled(ws))
+            .then_some(identity)
+            .into_iter()
+            .flatten();
         site.into_iter()
             .chain(identity)
             .map(|(k, v)| (k.to_string(), v))
@@ -314,7 +326,7 @@ impl Runtime for FcRuntime {
             tolerate(t, FcErrorKind::AlreadyExists)?;
             d.map_err(err)?;
             self.wait_settled(&function).await?;
-            return Ok(json!({ "function": function, "trigger": "http", "pooled": true }));
+            return Ok(provisioned(&function, None));
         }
         let domain = self.domain_input(ws);
         let (t, d) = tokio::join!(
@@ -324,7 +336,7 @@ impl Runtime for FcRuntime {
         tolerate(t, FcErrorKind::AlreadyExists)?;
         tolerate(d, FcErrorKind::AlreadyExists)?;
         self.wait_settled(&function).await?;
-        Ok(json!({ "function": function, "trigger": "http", "domain": domain.domain_name }))
+        Ok(provisioned(&function, Some(&domain.domain_name)))
     }
 
     fn pool_starts_ides(&self) -> bool {
@@ -355,9 +367,7 @@ impl Runtime for FcRuntime {
         tolerate(d, FcErrorKind::AlreadyExists)?;
         // Instances must start from the updated function, never the ownerless one.
         self.wait_settled(&function).await?;
-        Ok(Some(
-            json!({ "function": function, "trigger": "http", "domain": domain.domain_name }),
-        ))
+        Ok(Some(provisioned(&function, Some(&domain.domain_name))))
     }
 
     async fn start(&self, ws: &WorkspaceSpec, _state: &Value) -> Result<(), RuntimeError> {

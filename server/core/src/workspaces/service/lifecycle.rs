@@ -38,47 +38,40 @@ impl WorkspaceService {
         self.check_user_running_limit(&txn, owner.id).await?;
         // A pooled workspace that still has to start needs a host slot as a new one does,
         // checked before the take turns it `starting` (and so counted).
-        let mut host = match self.runtime.pool_starts_ides() {
+        let host = match self.runtime.pool_starts_ides() {
             true => None,
             false => Some(self.take_host_slot(&txn, true, 0).await?),
         };
-        match self.take_pooled(&txn, owner, name, template_id).await? {
-            // A pooled IDE already counts on the host: taking it needs no host slot.
-            Some(Taken::Running(row)) => {
-                txn.commit().await?;
+        if let Some(taken) = self.take_pooled(&txn, owner, name, template_id).await? {
+            txn.commit().await?;
+            drop(host);
+            let (row, claim) = match taken {
+                // A pooled IDE already counts on the host: taking it needs no host slot.
+                Taken::Running(row) => (row, None),
+                Taken::ToStart(row, claim) => (row, Some(self.renewing(claim))),
+            };
+            self.owner_changed(owner.id);
+            self.pooled_taken();
+            tracing::info!(
+                workspace = row.id,
+                template = template_id,
+                starting = claim.is_some(),
+                "created from the pool"
+            );
+            let Some(claim) = claim else {
                 self.activity.touch(row.id);
-                self.owner_changed(owner.id);
-                self.pooled_taken();
-                tracing::info!(
-                    workspace = row.id,
-                    template = template_id,
-                    "created from the pool"
-                );
                 return Ok(Prepared::Done((&row).into()));
-            }
-            Some(Taken::ToStart(row, claim)) => {
-                txn.commit().await?;
-                drop(host);
-                let claim = self.renewing(claim);
-                self.owner_changed(owner.id);
-                self.pooled_taken();
-                tracing::info!(
-                    workspace = row.id,
-                    template = template_id,
-                    "created from the pool; starting"
-                );
-                let spec = self.spec(&row).await?;
-                return Ok(Prepared::Job(Box::new(Job {
-                    claim,
-                    action: Action::Start,
-                    row,
-                    spec,
-                    reason: None,
-                })));
-            }
-            None => {}
+            };
+            let spec = self.spec(&row).await?;
+            return Ok(Prepared::Job(Box::new(Job {
+                claim,
+                action: Action::Start,
+                row,
+                spec,
+                reason: None,
+            })));
         }
-        let host = match host.take() {
+        let host = match host {
             Some(h) => h,
             None => self.take_host_slot(&txn, true, 0).await?,
         };

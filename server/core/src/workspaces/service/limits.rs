@@ -95,6 +95,17 @@ impl WorkspaceService {
         Ok(())
     }
 
+    /// How many workspaces take room under `max_running`: those running or on their way up,
+    /// except pooled ones that never run here (functions created ahead).
+    pub(super) async fn active_on_host(&self, c: &impl ConnectionTrait) -> Result<u64, DbErr> {
+        let mut q = workspace::Entity::find()
+            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)));
+        if !self.runtime.pool_starts_ides() {
+            q = q.filter(workspace::Column::UserId.ne(POOL_OWNER));
+        }
+        q.count(c).await
+    }
+
     /// Refuses one more running workspace unless the host then still has `spare` slots free
     /// (the pool keeps one for users); with `may_evict`, pooled IDEs are retired to make the
     /// room (more than one when the cap was lowered under a full pool). Hold the returned
@@ -117,13 +128,7 @@ impl WorkspaceService {
             .filter(lease::Column::Name.eq(HOST_LOCK_ROW))
             .exec(txn)
             .await?;
-        let mut running = workspace::Entity::find()
-            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)));
-        if !self.runtime.pool_starts_ides() {
-            // Pooled workspaces that never run here (functions created ahead) take no room.
-            running = running.filter(workspace::Column::UserId.ne(POOL_OWNER));
-        }
-        let mut running = running.count(txn).await?;
+        let mut running = self.active_on_host(txn).await?;
         while may_evict && running + spare >= self.max_running && self.evict_pooled(txn).await? {
             running -= 1;
         }

@@ -288,13 +288,10 @@ impl WorkspaceService {
         let rows = self.pool_rows().await?;
         let now = now_unix();
         // More running than the cap allows (it was lowered under a full pool): pooled IDEs go
-        // first.
-        let over_cap = self.max_running != u64::MAX
-            && workspace::Entity::find()
-                .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)))
-                .count(&self.db)
-                .await?
-                > self.max_running;
+        // first. Only pooled IDEs that run take room.
+        let over_cap = self.runtime.pool_starts_ides()
+            && self.max_running != u64::MAX
+            && self.active_on_host(&self.db).await? > self.max_running;
         let ready = self.pool_ready_state();
         // Failed ones, and stopped or running ones where the other is ready, are of no use;
         // retired ones (`deleting`, unclaimed) are waiting for this; a template no longer
@@ -307,8 +304,7 @@ impl WorkspaceService {
                 && (st == WorkspaceState::Failed
                     || (settled && st != ready)
                     || (st == WorkspaceState::Deleting && lapsed)
-                    || (st == ready
-                        && ((over_cap && st.is_active()) || self.pool_target(&r.template_id) == 0)))
+                    || (st == ready && (over_cap || self.pool_target(&r.template_id) == 0)))
         });
         if let Some(row) = retire {
             self.remove_pooled(row.clone()).await;
