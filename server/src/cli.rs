@@ -42,6 +42,16 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Make an account an admin, or a member again (on the server's machine: no sign-in).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Install or inspect the IDEs workspaces run (code-server, JupyterLab).
     Editors {
         #[command(subcommand)]
@@ -97,6 +107,36 @@ pub enum EditorsAction {
     },
     /// Show which editors are installed and which templates can run.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Make USER an admin.
+    Grant { user: String },
+    /// Make USER a member (refused for the last admin).
+    Revoke { user: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Print entries as JSON lines, oldest first.
+    Export {
+        /// From this time on: Unix seconds, a date (2026-11-30, UTC) or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (same forms).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this action (sign_in, workspace_start, ...).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries by or about this account.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this outcome: ok, refused or failed.
+        #[arg(long)]
+        outcome: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -194,9 +234,89 @@ impl Cli {
                 Ok(())
             }
             Command::Editors { action } => editors(&config, action).await,
+            Command::Admin { action } => admin(&config, action).await,
+            Command::Audit { action } => audit_log(&config, action).await,
             Command::FakeGithub { .. } | Command::FcSim { .. } => unreachable!("handled above"),
         }
     }
+}
+
+/// The instance's database, migrated (a command may be the first thing run on a data dir).
+async fn database(config: &Config) -> anyhow::Result<qingting_core::store::DatabaseConnection> {
+    let db = qingting_core::store::connect(&config.effective_database_url()).await?;
+    qingting_core::store::migrate(&db).await?;
+    Ok(db)
+}
+
+async fn admin(config: &Config, action: AdminAction) -> anyhow::Result<()> {
+    use qingting_core::{accounts, audit::Actor};
+    let db = database(config).await?;
+    let (user, role) = match &action {
+        AdminAction::Grant { user } => (user, accounts::Role::Admin),
+        AdminAction::Revoke { user } => (user, accounts::Role::Member),
+    };
+    let account = accounts::set_role(&db, &Actor::system(), user, role).await?;
+    outln!("{} is now {} {}", account.username, if role == accounts::Role::Admin { "an" } else { "a" }, role.as_str());
+    Ok(())
+}
+
+async fn audit_log(config: &Config, action: AuditAction) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use qingting_core::{accounts, audit};
+    let AuditAction::Export {
+        since,
+        until,
+        action,
+        user,
+        outcome,
+    } = action;
+    let time = |flag: &str, v: Option<String>| -> anyhow::Result<Option<i64>> {
+        v.map(|v| {
+            audit::parse_time(&v).with_context(|| {
+                format!("--{flag} {v:?}: give Unix seconds, a date (2026-11-30) or RFC 3339")
+            })
+        })
+        .transpose()
+    };
+    let (since, until) = (time("since", since)?, time("until", until)?);
+    let action = action
+        .map(|a| {
+            audit::Action::parse(&a).with_context(|| {
+                let all: Vec<&str> = audit::Action::ALL.iter().map(|a| a.as_str()).collect();
+                format!("--action {a:?}: one of {}", all.join(", "))
+            })
+        })
+        .transpose()?;
+    let outcome = outcome
+        .map(|o| audit::Outcome::parse(&o).with_context(|| format!("--outcome {o:?}: ok, refused or failed")))
+        .transpose()?;
+    let db = database(config).await?;
+    let user_id = match user {
+        Some(name) => Some(
+            accounts::find_by_username(&db, &name)
+                .await?
+                .with_context(|| format!("there is no account named {name}"))?
+                .id,
+        ),
+        None => None,
+    };
+    let filter = audit::Filter {
+        action,
+        user_id,
+        outcome,
+        since,
+        until,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    audit::for_each(&db, &filter, |entry| {
+        use std::io::Write;
+        let line = serde_json::to_string(&audit::Exported::from(entry))?;
+        writeln!(out, "{line}")
+    })
+    .await?;
+    use std::io::Write;
+    out.flush()?;
+    Ok(())
 }
 
 async fn editors(config: &Config, action: EditorsAction) -> anyhow::Result<()> {

@@ -26,7 +26,9 @@ use oauth2::{
 };
 use qingting_core::{
     accounts::{self, AccountError, GithubIdentity},
+    audit::{self, Actor, Subject},
     auth_session,
+    client_ip::ClientIp,
     redirect::next_or_home,
     store::now_unix,
     AppState,
@@ -200,8 +202,10 @@ pub struct CallbackQuery {
 pub async fn callback(
     Extension(state): Extension<AppState>,
     session: Session,
+    ip: Option<Extension<ClientIp>>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
+    let address = ip.map(|Extension(ClientIp(ip))| ip.to_string());
     // The pending flow is consumed whatever happens: a state is good for one callback.
     let pending: Option<Pending> = session.remove(PENDING_KEY).await.ok().flatten();
     let Some(pending) = pending else {
@@ -232,25 +236,48 @@ pub async fn callback(
                 if auth_session::sign_in(&session, account.id).await.is_err() {
                     return outcome(mode, Outcome::GithubFailed);
                 }
+                let by = Actor::user(&account, address);
+                let subject = Subject::user(&account);
+                let ok = audit::Outcome::Ok;
+                audit::record_alone(&state.db, &by, audit::Action::SignIn, &subject, ok, Some("github"))
+                    .await;
                 tracing::info!(user = %account.username, created, "signed in with GitHub");
                 Redirect::to(&next_or_home(pending.next.as_deref())).into_response()
+            }
+            Err(AccountError::Suspended) => {
+                let by = Actor::anonymous(address);
+                let subject = Subject::named(None, &gh.login);
+                let why = Some("github: suspended");
+                let refused = audit::Outcome::Refused;
+                audit::record_alone(&state.db, &by, audit::Action::SignIn, &subject, refused, why)
+                    .await;
+                outcome(mode, Outcome::GithubSuspended)
             }
             Err(e) => {
                 tracing::error!("GitHub sign-in: {e}");
                 outcome(mode, Outcome::GithubFailed)
             }
         },
-        Mode::Link => link(&state, &session, &gh).await,
+        Mode::Link => link(&state, &session, address, &gh).await,
         Mode::Delete => record_delete_confirmation(&state, &session, &gh).await,
     }
 }
 
-async fn link(state: &AppState, session: &Session, gh: &GithubIdentity) -> Response {
+async fn link(
+    state: &AppState,
+    session: &Session,
+    address: Option<String>,
+    gh: &GithubIdentity,
+) -> Response {
     let mode = Mode::Link;
     let Ok(Some(uid)) = auth_session::user_id(session).await else {
         return outcome(Mode::Login, Outcome::GithubFailed);
     };
-    match accounts::bind_github(&state.db, uid, gh).await {
+    let Ok(Some(account)) = accounts::find_by_id(&state.db, uid).await else {
+        return outcome(Mode::Login, Outcome::GithubFailed);
+    };
+    let by = Actor::user(&account, address);
+    match accounts::bind_github(&state.db, &by, uid, gh).await {
         Ok(()) => {
             let _ = auth_session::sign_in(session, uid).await;
             outcome(mode, Outcome::GithubLinked)
@@ -296,6 +323,7 @@ async fn record_delete_confirmation(
 pub async fn delete_account(
     Extension(state): Extension<AppState>,
     session: Session,
+    ip: Option<Extension<ClientIp>>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(refused) = cross_site(&state, &headers) {
@@ -310,7 +338,11 @@ pub async fn delete_account(
     if !confirmed.is_some_and(|c| confirms(&c, uid, now_unix())) {
         return outcome(Mode::Delete, Outcome::GithubConfirmExpired);
     }
-    if let Err(e) = accounts::delete_account(&state, uid).await {
+    let Ok(Some(account)) = accounts::find_by_id(&state.db, uid).await else {
+        return outcome(Mode::Delete, Outcome::GithubFailed);
+    };
+    let by = Actor::user(&account, ip.map(|Extension(ClientIp(ip))| ip.to_string()));
+    if let Err(e) = accounts::delete_account(&state, &by, uid).await {
         tracing::error!("account deletion: {e}");
         return outcome(Mode::Delete, Outcome::GithubFailed);
     }

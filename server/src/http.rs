@@ -227,6 +227,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         workspaces.replica().into(),
     )
     .await;
+    qingting_core::audit::prune_while_leading(
+        state.db.clone(),
+        state.config.audit.retention_days,
+        leads.clone(),
+    );
     workspaces
         .run_background(leads, (idle > 0).then(|| Duration::from_secs(idle)))
         .await;

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// Same message whether the user exists or the password is wrong.
     #[error("Wrong user name or password.")]
     BadCredentials,
+    /// Right password, but an admin suspended the account.
+    #[error("This account is suspended. Ask an administrator of this instance.")]
+    Suspended,
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -49,6 +52,7 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } | ApiError::Transport(_) => 400,
             ApiError::Unauthorized | ApiError::BadCredentials => 401,
+            ApiError::Suspended => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::RateLimited { .. } | ApiError::LimitReached(_) => 429,

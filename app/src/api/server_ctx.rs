@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 use qingting_core::{
     accounts::{self, Account, AccountError, Profile},
-    auth_session,
+    audit, auth_session,
     client_ip::ClientIp,
     config::Limit,
     rate_limit::Refused,
@@ -44,6 +44,11 @@ pub fn is_form_post() -> bool {
                 .map(|a| a.contains("text/html"))
         })
         .unwrap_or(false)
+}
+
+/// Who acts in this request, for the audit log: `account`, from the client's address.
+pub fn actor(account: &Account) -> audit::Actor {
+    audit::Actor::user(account, Some(client_ip()))
 }
 
 pub fn client_ip() -> String {
@@ -128,9 +133,12 @@ pub async fn signed_in(state: &AppState, session: &Session) -> Result<Option<Pro
             return Ok(profile.clone());
         }
     }
-    let profile = accounts::profile(&state.db, uid).await.map_err(internal)?;
+    let profile = accounts::profile(&state.db, uid)
+        .await
+        .map_err(internal)?
+        .filter(|p| !p.suspended);
     if profile.is_none() {
-        // The user was deleted: the session is worthless.
+        // The user was deleted or suspended: the session is worthless.
         auth_session::sign_out(session).await.map_err(internal)?;
     }
     if let Some(seen) = seen.as_deref_mut() {
@@ -174,7 +182,11 @@ impl From<AccountError> for ApiError {
             AccountError::NotFound => ApiError::Unauthorized,
             AccountError::GithubTaken
             | AccountError::GithubAlreadyLinked
-            | AccountError::LastSignInMethod => ApiError::Conflict(e.to_string()),
+            | AccountError::LastSignInMethod
+            | AccountError::LastAdmin
+            | AccountError::OwnAccount => ApiError::Conflict(e.to_string()),
+            AccountError::Suspended => ApiError::Suspended,
+            AccountError::NoSuchUser(_) => ApiError::NotFound(e.to_string()),
             AccountError::Store(_) | AccountError::Internal(_) => return internal(e),
         };
         fail(err)

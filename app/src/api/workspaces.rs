@@ -125,12 +125,12 @@ pub async fn list_workspaces() -> Result<WorkspacesPage, ApiError> {
 
 #[server(prefix = "/api", endpoint = "workspaces/create")]
 pub async fn create_workspace(name: String, template: String) -> Result<WorkspaceRow, ApiError> {
-    use crate::api::server_ctx::{redirect_for_forms, require_account, session, state};
+    use crate::api::server_ctx::{actor, redirect_for_forms, require_account, session, state};
     let (state, session) = (state()?, session().await?);
     let account = require_account(&state, &session).await?;
     let view = state
         .workspaces
-        .create_in_background(&account, name.trim(), &template)
+        .create_in_background(&actor(&account), &account, name.trim(), &template)
         .await
         .map_err(server::api_error)?;
     redirect_for_forms("/workspaces");
@@ -182,7 +182,9 @@ pub async fn keep_running(id: i64) -> Result<WorkspaceRow, ApiError> {
 /// `action`: start, stop, restart or delete.
 #[server(prefix = "/api", endpoint = "workspaces/action")]
 pub async fn workspace_action(id: i64, action: String) -> Result<WorkspaceRow, ApiError> {
-    use crate::api::server_ctx::{fail, redirect_for_forms, require_account, session, state};
+    use crate::api::server_ctx::{
+        actor, fail, redirect_for_forms, require_account, session, state,
+    };
     use qingting_core::workspaces::Action;
     let (state, session) = (state()?, session().await?);
     let account = require_account(&state, &session).await?;
@@ -194,7 +196,7 @@ pub async fn workspace_action(id: i64, action: String) -> Result<WorkspaceRow, A
     };
     let view = state
         .workspaces
-        .begin(&account, id, action)
+        .begin(&actor(&account), &account, id, action)
         .await
         .map_err(server::api_error)?;
     redirect_for_forms("/workspaces");

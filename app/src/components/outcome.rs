@@ -27,6 +27,7 @@ outcomes!(
     GithubDisabled,
     GithubUseButton,
     GithubConfirmExpired,
+    GithubSuspended,
     GithubFailed,
     AvatarUpdated,
     AvatarTooLarge,
@@ -46,7 +47,7 @@ impl Outcome {
         match self {
             GithubLinked | GithubTaken | GithubAlreadyLinked | GithubStateMismatch
             | GithubDenied | GithubMismatch | GithubDisabled | GithubUseButton
-            | GithubConfirmExpired | GithubFailed => "github",
+            | GithubConfirmExpired | GithubSuspended | GithubFailed => "github",
             AvatarUpdated => "avatar",
             AvatarTooLarge | AvatarNotImage | AvatarCorrupt | AvatarTooManyPixels
             | AvatarRateLimited | AvatarFailed => "avatar_error",
@@ -66,6 +67,7 @@ impl Outcome {
             GithubDisabled => "disabled",
             GithubUseButton => "use_button",
             GithubConfirmExpired => "confirm_expired",
+            GithubSuspended => "suspended",
             GithubFailed => "failed",
             AvatarUpdated => "updated",
             AvatarTooLarge => "too_large",
@@ -110,6 +112,7 @@ impl Outcome {
             GithubDisabled => "GitHub sign-in is not configured on this server.",
             GithubUseButton => "To link GitHub or to delete your account through GitHub, use the button on this page.",
             GithubConfirmExpired => "GitHub's confirmation is missing or has expired (it lasts 5 minutes). Confirm with GitHub again.",
+            GithubSuspended => "This account is suspended. Ask an administrator of this instance.",
             GithubFailed => "GitHub sign-in failed. Please try again.",
             AvatarUpdated => "Your avatar was updated.",
             AvatarTooLarge => "That image is too large (the limit is shown below the picker).",

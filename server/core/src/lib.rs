@@ -7,6 +7,7 @@
 //! to WebAssembly.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth_session;
 pub mod avatars;
 pub mod client_ip;

@@ -4,6 +4,7 @@
 //! recovery; a failed step recovered by Start; the pool of functions created ahead, handed
 //! over to their owner when a create takes one (SQLite, Postgres, MariaDB).
 
+use qingting_core::audit::Actor;
 use qingting_core::{
     accounts::{self, Account},
     config::{FcProtocol, FcRuntimeConfig},
@@ -217,7 +218,7 @@ fn an_interrupted_create_is_finished_after_a_restart() {
         let alice = user(&db).await;
         let svc = service(db.clone(), &endpoint, &simcfg);
         let ws = svc
-            .create_in_background(&alice, "demo", "vscode-node")
+            .create_in_background(&Actor::user(&alice, None), &alice, "demo", "vscode-node")
             .await
             .unwrap();
         while control.count("CreateFunction") == 0 {
@@ -417,7 +418,7 @@ async fn a_create_hands_a_function_created_ahead_over_to_its_owner(backend: Back
     svc.fill_pool().await.unwrap();
     svc.delete(&alice, ws.id).await.unwrap();
     let three = svc
-        .create_in_background(&alice, "three", "jupyter-python")
+        .create_in_background(&Actor::user(&alice, None), &alice, "three", "jupyter-python")
         .await
         .unwrap();
     assert_eq!(three.state, WorkspaceState::Starting);
@@ -468,7 +469,7 @@ fn a_hand_over_interrupted_by_a_crash_is_done_again_after_a_restart() {
         svc.fill_pool().await.unwrap();
         control.latency_ms.store(50, Ordering::SeqCst);
         let ws = svc
-            .create_in_background(&alice, "demo", "jupyter-python")
+            .create_in_background(&Actor::user(&alice, None), &alice, "demo", "jupyter-python")
             .await
             .unwrap();
         assert_eq!(ws.state, WorkspaceState::Starting);

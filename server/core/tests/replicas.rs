@@ -4,6 +4,7 @@
 //! A "replica" here is what a `qingting` process has of its own: its connection pool, its
 //! rate limiter, its workspace service; `server/tests/replicas.rs` runs real processes.
 
+use qingting_core::audit::Actor;
 use qingting_core::{
     accounts::{self, Account},
     config::{ChangeFeedKind, Limit},
@@ -308,7 +309,7 @@ async fn two_replicas_never_work_on_one_workspace(backend: Backend) {
     let alice = register(&da, "alice").await;
     let ws = a.create(&alice, "demo", "jupyter-python").await.unwrap();
     rt.start_delay_ms.store(1500, Ordering::SeqCst);
-    a.begin(&alice, ws.id, Action::Restart).await.unwrap();
+    a.begin(&Actor::user(&alice, None), &alice, ws.id, Action::Restart).await.unwrap();
     let err = b.stop(&alice, ws.id).await.unwrap_err();
     assert!(
         matches!(err, WorkspaceError::Busy("being changed on another server")),

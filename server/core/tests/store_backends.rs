@@ -3,6 +3,7 @@
 
 use qingting_core::{
     accounts::{self, Account, AccountError, GithubIdentity, ProfileInput},
+    audit::Actor,
     store::{self, DatabaseConnection, DbSessionStore},
     testing::{Backend, TestDatabase},
 };
@@ -27,6 +28,11 @@ qingting_core::on_every_backend!(
     deleting_an_account_removes_its_row_and_sessions,
     used_tokens_are_shared,
 );
+
+/// The actor of these scenarios' changes (the audit log is tested in `operators`).
+fn by() -> Actor {
+    Actor::system()
+}
 
 async fn register(db: &DatabaseConnection, name: &str) -> Account {
     accounts::register(db, name, "correct horse").await.unwrap()
@@ -254,14 +260,14 @@ async fn password_change_needs_the_current_one_and_a_strong_new_one(backend: Bac
     let alice = register(&db, "alice").await;
 
     assert!(matches!(
-        accounts::change_password(&db, alice.id, "wrong", "brand new pass").await,
+        accounts::change_password(&db, &by(), alice.id, "wrong", "brand new pass").await,
         Err(AccountError::WrongPassword)
     ));
     assert!(matches!(
-        accounts::change_password(&db, alice.id, "correct horse", "short").await,
+        accounts::change_password(&db, &by(), alice.id, "correct horse", "short").await,
         Err(AccountError::WeakPassword(_))
     ));
-    accounts::change_password(&db, alice.id, "correct horse", "brand new pass")
+    accounts::change_password(&db, &by(), alice.id, "correct horse", "brand new pass")
         .await
         .unwrap();
     accounts::authenticate(&db, "alice", "brand new pass")
@@ -323,19 +329,18 @@ async fn a_github_id_links_to_one_account_only(backend: Backend) {
 
     // Nobody else can bind that GitHub id.
     assert!(matches!(
-        accounts::bind_github(&db, alice.id, &octo).await,
+        accounts::bind_github(&db, &by(), alice.id, &octo).await,
         Err(AccountError::GithubTaken)
     ));
     let other_gh = GithubIdentity {
         id: 99,
         login: "alice-gh".into(),
     };
-    accounts::bind_github(&db, alice.id, &other_gh)
+    accounts::bind_github(&db, &by(), alice.id, &other_gh)
         .await
         .unwrap();
     assert!(matches!(
-        accounts::bind_github(
-            &db,
+        accounts::bind_github(&db, &by(),
             alice.id,
             &GithubIdentity {
                 id: 100,
@@ -347,7 +352,7 @@ async fn a_github_id_links_to_one_account_only(backend: Backend) {
     ));
     let (via_gh, _) = accounts::sign_in_with_github(&db, &other_gh).await.unwrap();
     assert_eq!(via_gh.id, alice.id);
-    accounts::unbind_github(&db, alice.id).await.unwrap();
+    accounts::unbind_github(&db, &by(), alice.id).await.unwrap();
 
     drop(db);
     tdb.drop_database().await;
@@ -362,14 +367,14 @@ async fn a_github_only_account_keeps_its_only_way_in(backend: Backend) {
 
     // The GitHub-only account cannot drop its only way in.
     assert!(matches!(
-        accounts::unbind_github(&db, gh_user.id).await,
+        accounts::unbind_github(&db, &by(), gh_user.id).await,
         Err(AccountError::LastSignInMethod)
     ));
     // A GitHub-only account sets its first password without a current one.
-    accounts::change_password(&db, gh_user.id, "", "first password")
+    accounts::change_password(&db, &by(), gh_user.id, "", "first password")
         .await
         .unwrap();
-    accounts::unbind_github(&db, gh_user.id).await.unwrap();
+    accounts::unbind_github(&db, &by(), gh_user.id).await.unwrap();
 
     drop(db);
     tdb.drop_database().await;
@@ -385,7 +390,7 @@ async fn deleting_an_account_removes_its_row_and_sessions(backend: Backend) {
     let keep = live_session(&store, alice.id).await;
     let s1 = live_session(&store, alice.id).await;
 
-    let removed_avatar = accounts::delete_user_rows(&db, alice.id).await.unwrap();
+    let removed_avatar = accounts::delete_user_rows(&db, &by(), alice.id).await.unwrap();
     assert_eq!(removed_avatar, None);
     assert!(accounts::find_by_id(&db, alice.id).await.unwrap().is_none());
     assert!(store.load(&s1.id).await.unwrap().is_none());

@@ -3,6 +3,7 @@
 //! and the host's cap), is never idle-stopped, survives a restart and backs off from a
 //! template that cannot start.
 
+use qingting_core::audit::Actor;
 use qingting_core::{
     accounts::{self, Account},
     store::DatabaseConnection,
@@ -340,7 +341,7 @@ async fn the_pool_waits_while_a_user_starts(backend: Backend) {
     rt.start_delay_ms.store(400, Ordering::SeqCst);
 
     let ws = svc
-        .create_in_background(&alice, "web", "vscode-node")
+        .create_in_background(&Actor::user(&alice, None), &alice, "web", "vscode-node")
         .await
         .unwrap();
     assert_eq!(ws.state, WorkspaceState::Creating);

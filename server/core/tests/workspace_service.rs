@@ -2,6 +2,7 @@
 //! refusals, limits, failures with reasons, concurrent starts, deletion with the account.
 //! Every scenario starts from a fresh database and runs on each backend.
 
+use qingting_core::audit::Actor;
 use qingting_core::{
     accounts::{self, Account, AccountDeletionHook},
     store::DatabaseConnection,
@@ -344,7 +345,7 @@ async fn account_deletion_deletes_only_that_users_workspaces(backend: Backend) {
     svc.create(&bob, "demo", "vscode-node").await.unwrap();
 
     // Account deletion deletes the user's workspaces through the service.
-    svc.before_account_deletion(alice.id).await.unwrap();
+    svc.before_account_deletion(&Actor::user(&alice, None), alice.id).await.unwrap();
     assert!(svc.list(&alice).await.unwrap().is_empty());
     assert_eq!(
         svc.list(&bob).await.unwrap().len(),

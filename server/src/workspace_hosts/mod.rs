@@ -312,7 +312,9 @@ async fn forward(
         if !same_origin {
             return pages::refused(403, "Cross-site request refused.", &gw.dashboard);
         }
-        return match service.begin(owner, target.id, Action::Start).await {
+        let address = req.extensions().get::<ClientIp>().map(|ClientIp(ip)| ip.to_string());
+        let by = qingting_core::audit::Actor::user(owner, address);
+        return match service.begin(&by, owner, target.id, Action::Start).await {
             Ok(_) => access::found::<Body>("/"),
             Err(e) => pages::refused(409, &e.to_string(), &gw.dashboard),
         };

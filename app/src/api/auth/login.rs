@@ -11,7 +11,11 @@ pub async fn login(
     use crate::api::server_ctx::{
         client_ip, rate_limit, redirect_for_forms, refused, session, sign_in, state,
     };
-    use qingting_core::{accounts, redirect::next_or_home};
+    use qingting_core::{
+        accounts,
+        audit::{self, Action, Actor, Outcome, Subject},
+        redirect::next_or_home,
+    };
 
     let (state, session) = (state()?, session().await?);
     let limits = &state.config.rate_limits;
@@ -25,8 +29,24 @@ pub async fn login(
         .await
         .map_err(refused)?;
 
-    let account = accounts::authenticate(&state.db, &username, &password).await?;
+    let account = match accounts::authenticate(&state.db, &username, &password).await {
+        Ok(a) => a,
+        Err(e) => {
+            // Filed under the account when there is one, so its owner's history shows it.
+            let known = accounts::find_by_username(&state.db, &username).await;
+            let subject = Subject::named(known.ok().flatten().map(|a| a.id), &username);
+            let by = Actor::anonymous(Some(ip.clone()));
+            let why = e.to_string();
+            let refused = Outcome::Refused;
+            audit::record_alone(&state.db, &by, Action::SignIn, &subject, refused, Some(&why))
+                .await;
+            return Err(e.into());
+        }
+    };
     sign_in(&session, &account).await?;
+    let by = Actor::user(&account, Some(ip.clone()));
+    let ok = Outcome::Ok;
+    audit::record_alone(&state.db, &by, Action::SignIn, &Subject::user(&account), ok, None).await;
     if let Err(e) = state.limits.remember_sign_in(&username, &ip).await {
         // The sign-in stands; this address just gets no exemption from the overall limit.
         tracing::warn!("cannot remember the sign-in address: {e}");

@@ -9,7 +9,7 @@ pub async fn change_password(
     new_password: String,
 ) -> Result<(), ApiError> {
     use crate::api::server_ctx::{
-        client_ip, internal, rate_limit, require_account, session, state,
+        actor, client_ip, internal, rate_limit, require_account, session, state,
     };
     use qingting_core::{accounts, auth_session, store::session_store::revoke_user_sessions};
     let (state, session) = (state()?, session().await?);
@@ -25,6 +25,7 @@ pub async fn change_password(
     .await?;
     accounts::change_password(
         &state.db,
+        &actor(&account),
         account.id,
         current_password.as_deref().unwrap_or(""),
         &new_password,
@@ -43,10 +44,10 @@ pub async fn change_password(
 /// Unlinks GitHub (refused when it is the only way to sign in).
 #[server(prefix = "/api", endpoint = "settings/unlink-github")]
 pub async fn unlink_github() -> Result<(), ApiError> {
-    use crate::api::server_ctx::{internal, require_account, session, state};
+    use crate::api::server_ctx::{actor, internal, require_account, session, state};
     let (state, session) = (state()?, session().await?);
     let account = require_account(&state, &session).await?;
-    qingting_core::accounts::unbind_github(&state.db, account.id).await?;
+    qingting_core::accounts::unbind_github(&state.db, &actor(&account), account.id).await?;
     qingting_core::auth_session::sign_in(&session, account.id)
         .await
         .map_err(internal)?;
@@ -58,7 +59,8 @@ pub async fn unlink_github() -> Result<(), ApiError> {
 #[server(prefix = "/api", endpoint = "settings/delete-account")]
 pub async fn delete_account(password: String) -> Result<String, ApiError> {
     use crate::api::server_ctx::{
-        client_ip, internal, rate_limit, redirect_for_forms, require_account, session, state,
+        actor, client_ip, internal, rate_limit, redirect_for_forms, require_account, session,
+        state,
     };
     use qingting_core::{accounts, auth_session};
     let (state, session) = (state()?, session().await?);
@@ -71,7 +73,7 @@ pub async fn delete_account(password: String) -> Result<String, ApiError> {
     )
     .await?;
     accounts::confirm_password(&state.db, account.id, &password).await?;
-    accounts::delete_account(&state, account.id).await?;
+    accounts::delete_account(&state, &actor(&account), account.id).await?;
     auth_session::sign_out(&session).await.map_err(internal)?;
     let to = "/login?account=deleted".to_string();
     redirect_for_forms(&to);

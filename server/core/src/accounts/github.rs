@@ -1,11 +1,14 @@
 //! GitHub identities on accounts. Linked by GitHub's numeric user id only, never by e-mail
 //! or login (GHSA-9r87-mvcw-x35f): logins can be renamed and re-registered by someone else.
 
-use super::{validate_username, Account, AccountError};
-use crate::store::{entity::user, now_unix};
+use super::{roles, validate_username, Account, AccountError};
+use crate::{
+    audit::{self, Actor, Subject},
+    store::{entity::user, now_unix},
+};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    SqlErr,
+    SqlErr, TransactionTrait,
 };
 
 /// Who GitHub says the person is.
@@ -16,12 +19,15 @@ pub struct GithubIdentity {
 }
 
 /// The account linked to this GitHub id, or a new one (second value `true`) named after the
-/// GitHub login, made valid and unique.
+/// GitHub login, made valid and unique. A suspended account is refused.
 pub async fn sign_in_with_github(
     db: &DatabaseConnection,
     gh: &GithubIdentity,
 ) -> Result<(Account, bool), AccountError> {
     if let Some(u) = find_by_github_id(db, gh.id).await? {
+        if u.suspended_at.is_some() {
+            return Err(AccountError::Suspended);
+        }
         return Ok((u.into(), false));
     }
     let base = username_from_login(&gh.login);
@@ -30,17 +36,23 @@ pub async fn sign_in_with_github(
         if super::find_by_username(db, &candidate).await?.is_some() {
             continue;
         }
+        let (txn, role) = roles::begin_new_account(db).await?;
         let row = user::ActiveModel {
             username: Set(candidate),
             password_hash: Set(None),
             created_at: Set(now_unix()),
             github_id: Set(Some(gh.id)),
             github_login: Set(Some(gh.login.clone())),
+            role: Set(role.as_str().into()),
             ..Default::default()
         };
-        match row.insert(db).await {
-            Ok(m) => return Ok((m.into(), true)),
+        match row.insert(&txn).await {
+            Ok(m) => {
+                txn.commit().await?;
+                return Ok((m.into(), true));
+            }
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                drop(txn);
                 // Either the name was taken meanwhile (try the next) or the same GitHub user
                 // signed in twice at once (use that account).
                 if let Some(u) = find_by_github_id(db, gh.id).await? {
@@ -58,6 +70,7 @@ pub async fn sign_in_with_github(
 /// Links `gh` to a signed-in account.
 pub async fn bind_github(
     db: &DatabaseConnection,
+    by: &Actor,
     user_id: i64,
     gh: &GithubIdentity,
 ) -> Result<(), AccountError> {
@@ -75,20 +88,37 @@ pub async fn bind_github(
     if row.github_id.is_some() {
         return Err(AccountError::GithubAlreadyLinked);
     }
+    let account = Account::from(row.clone());
     let mut row: user::ActiveModel = row.into();
     row.github_id = Set(Some(gh.id));
     row.github_login = Set(Some(gh.login.clone()));
-    match row.update(db).await {
-        Ok(_) => Ok(()),
+    let txn = db.begin().await?;
+    match row.update(&txn).await {
+        Ok(_) => {}
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(AccountError::GithubTaken)
+            return Err(AccountError::GithubTaken)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
     }
+    audit::record(
+        &txn,
+        by,
+        audit::Action::GithubLink,
+        &Subject::user(&account),
+        audit::Outcome::Ok,
+        Some(&gh.login),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Unlinks GitHub, unless that would leave the account without a way to sign in.
-pub async fn unbind_github(db: &DatabaseConnection, user_id: i64) -> Result<(), AccountError> {
+pub async fn unbind_github(
+    db: &DatabaseConnection,
+    by: &Actor,
+    user_id: i64,
+) -> Result<(), AccountError> {
     let row = user::Entity::find_by_id(user_id)
         .one(db)
         .await?
@@ -96,10 +126,23 @@ pub async fn unbind_github(db: &DatabaseConnection, user_id: i64) -> Result<(), 
     if row.password_hash.is_none() {
         return Err(AccountError::LastSignInMethod);
     }
+    let account = Account::from(row.clone());
+    let login = row.github_login.clone();
     let mut row: user::ActiveModel = row.into();
     row.github_id = Set(None);
     row.github_login = Set(None);
-    row.update(db).await?;
+    let txn = db.begin().await?;
+    row.update(&txn).await?;
+    audit::record(
+        &txn,
+        by,
+        audit::Action::GithubUnlink,
+        &Subject::user(&account),
+        audit::Outcome::Ok,
+        login.as_deref(),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -4,17 +4,22 @@
 pub mod github;
 mod password;
 mod profile;
+mod roles;
 mod username;
 
 pub use github::{bind_github, sign_in_with_github, unbind_github, GithubIdentity};
 pub use password::{hash_password, verify_password, MIN_PASSWORD_LEN};
 pub use profile::{profile, update_profile, valid_email, Profile, ProfileInput};
+pub use roles::{role_of, set_role, set_suspended, Role};
 pub use username::{validate_username, USERNAME_RULE};
 
-use crate::store::{entity::user, now_unix};
+use crate::{
+    audit::{self, Actor, Subject},
+    store::{entity::user, now_unix},
+};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, SqlErr,
+    QueryFilter, SqlErr, TransactionTrait,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,15 @@ pub enum AccountError {
     GithubAlreadyLinked,
     #[error("Set a password first: without GitHub you would have no way to sign in.")]
     LastSignInMethod,
+    /// Said only after the password was right: a guesser learns nothing from it.
+    #[error("This account is suspended. Ask an administrator of this instance.")]
+    Suspended,
+    #[error("There is no account named {0}.")]
+    NoSuchUser(String),
+    #[error("This is the only admin: make someone else an admin first.")]
+    LastAdmin,
+    #[error("You cannot do that to your own account.")]
+    OwnAccount,
     #[error("storage error: {0}")]
     Store(#[from] DbErr),
     #[error("internal error: {0}")]
@@ -78,14 +92,19 @@ pub async fn register(
         return Err(AccountError::UsernameTaken);
     }
     let hash = hash_password(password).await?;
+    let (txn, role) = roles::begin_new_account(db).await?;
     let row = user::ActiveModel {
         username: Set(username.to_string()),
         password_hash: Set(Some(hash)),
         created_at: Set(now_unix()),
+        role: Set(role.as_str().into()),
         ..Default::default()
     };
-    match row.insert(db).await {
-        Ok(m) => Ok(m.into()),
+    match row.insert(&txn).await {
+        Ok(m) => {
+            txn.commit().await?;
+            Ok(m.into())
+        }
         // Two registrations racing for one name: the unique index decides.
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             Err(AccountError::UsernameTaken)
@@ -95,6 +114,7 @@ pub async fn register(
 }
 
 /// Checks a user name and password. Takes comparable time whether or not the user exists.
+/// A suspended account is refused, and said so, only when the password was right.
 pub async fn authenticate(
     db: &DatabaseConnection,
     username: &str,
@@ -111,6 +131,7 @@ pub async fn authenticate(
     let hash = found.as_ref().and_then(|u| u.password_hash.clone());
     let ok = verify_password(password, hash.as_deref()).await?;
     match (found, ok) {
+        (Some(u), true) if u.suspended_at.is_some() => Err(AccountError::Suspended),
         (Some(u), true) => Ok(u.into()),
         _ => Err(AccountError::InvalidCredentials),
     }
@@ -136,6 +157,7 @@ pub async fn find_by_username(
 /// revokes the user's other sessions.
 pub async fn change_password(
     db: &DatabaseConnection,
+    by: &Actor,
     user_id: i64,
     current: &str,
     new: &str,
@@ -151,9 +173,21 @@ pub async fn change_password(
     }
     password::check_strength(new, &row.username)?;
     let hash = hash_password(new).await?;
+    let account = Account::from(row.clone());
     let mut row: user::ActiveModel = row.into();
     row.password_hash = Set(Some(hash));
-    row.update(db).await?;
+    let txn = db.begin().await?;
+    row.update(&txn).await?;
+    audit::record(
+        &txn,
+        by,
+        audit::Action::PasswordChange,
+        &Subject::user(&account),
+        audit::Outcome::Ok,
+        None,
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 
@@ -177,10 +211,10 @@ pub async fn confirm_password(
 /// the caller can delete the object.
 pub async fn delete_user_rows(
     db: &DatabaseConnection,
+    by: &Actor,
     user_id: i64,
 ) -> Result<Option<String>, AccountError> {
     use crate::store::entity::session;
-    use sea_orm::TransactionTrait;
     let txn = db.begin().await?;
     let row = user::Entity::find_by_id(user_id)
         .one(&txn)
@@ -191,6 +225,15 @@ pub async fn delete_user_rows(
         .exec(&txn)
         .await?;
     user::Entity::delete_by_id(user_id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        by,
+        audit::Action::AccountDelete,
+        &Subject::user(&row.clone().into()),
+        audit::Outcome::Ok,
+        None,
+    )
+    .await?;
     txn.commit().await?;
     Ok(row.avatar_key)
 }
@@ -216,18 +259,22 @@ pub async fn replace_avatar_key(
 /// through this). A failing hook stops the deletion, so nothing is left half-deleted.
 #[async_trait::async_trait]
 pub trait AccountDeletionHook: Send + Sync + std::fmt::Debug {
-    async fn before_account_deletion(&self, user_id: i64) -> Result<(), String>;
+    async fn before_account_deletion(&self, by: &Actor, user_id: i64) -> Result<(), String>;
 }
 
 /// Deletes an account: hooks first, then sessions and the user row together, then the
-/// avatar object. The caller has already re-confirmed the person's identity.
-pub async fn delete_account(state: &crate::AppState, user_id: i64) -> Result<(), AccountError> {
+/// avatar object. The caller has already re-confirmed the person's identity (or is an admin).
+pub async fn delete_account(
+    state: &crate::AppState,
+    by: &Actor,
+    user_id: i64,
+) -> Result<(), AccountError> {
     for hook in state.deletion_hooks.iter() {
-        hook.before_account_deletion(user_id)
+        hook.before_account_deletion(by, user_id)
             .await
             .map_err(AccountError::Internal)?;
     }
-    if let Some(key) = delete_user_rows(&state.db, user_id).await? {
+    if let Some(key) = delete_user_rows(&state.db, by, user_id).await? {
         if let Err(e) = state.objects.delete(&key).await {
             // The account is gone either way; an orphaned image is only storage.
             tracing::warn!(%key, "could not delete avatar of deleted account: {e}");

@@ -19,6 +19,8 @@ pub struct Profile {
     pub avatar_key: Option<String>,
     pub github_login: Option<String>,
     pub has_password: bool,
+    pub role: super::Role,
+    pub suspended: bool,
 }
 
 impl From<user::Model> for Profile {
@@ -32,6 +34,8 @@ impl From<user::Model> for Profile {
             avatar_key: m.avatar_key,
             github_login: m.github_login,
             has_password: m.password_hash.is_some(),
+            role: super::Role::of(&m.role),
+            suspended: m.suspended_at.is_some(),
         }
     }
 }

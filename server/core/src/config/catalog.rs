@@ -202,6 +202,7 @@ pub static SETTINGS: &[Setting] = &[
     s("github.authorize_url", "GitHub's authorization page."),
     s("github.token_url", "GitHub's token endpoint."),
     s("github.api_url", "GitHub's REST API base (`GET {api_url}/user`)."),
+    s("audit.retention_days", "Audit log entries older than this many days are deleted (by the leading replica, hourly); 0 keeps them forever (docs/operations.md, Audit log)."),
     s("workspaces.domain", "Workspaces live at `<user>-<ws>.<domain>` (with the public URL's scheme and port). Needs a wildcard DNS record in production, on a registrable domain of its own (start-up warns when it is the dashboard's own site; docs/security.md).")
         .default_is("the public URL's host"),
     s("workspaces.max_per_user", "Workspaces one user may have."),

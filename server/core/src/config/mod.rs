@@ -29,6 +29,23 @@ pub struct Config {
     pub objects: ObjectStoreConfig,
     pub github: GithubConfig,
     pub workspaces: WorkspacesConfig,
+    pub audit: AuditConfig,
+}
+
+/// The audit log (`crate::audit`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries older than this many days are deleted; 0 keeps them forever.
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -315,6 +332,7 @@ impl Default for Config {
             objects: ObjectStoreConfig::default(),
             github: GithubConfig::default(),
             workspaces: WorkspacesConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

@@ -22,6 +22,10 @@ pub struct Model {
     #[sea_orm(unique)]
     pub github_id: Option<i64>,
     pub github_login: Option<String>,
+    /// `admin` or `member` (see `accounts::Role`).
+    pub role: String,
+    /// When an admin suspended the account: it cannot sign in, and has no sessions.
+    pub suspended_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ mod m0003_workspaces;
 mod m0004_used_tokens;
 mod m0005_port_shares;
 mod m0006_replicas;
+mod m0007_operators;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_used_tokens::Migration),
             Box::new(m0005_port_shares::Migration),
             Box::new(m0006_replicas::Migration),
+            Box::new(m0007_operators::Migration),
         ]
     }
 }

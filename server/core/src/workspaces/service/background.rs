@@ -16,6 +16,7 @@ impl WorkspaceService {
         let now = Instant::now();
         let now_unix = now_unix();
         let mut stopped = 0;
+        let system = crate::audit::Actor::system();
         self.note_cpu_use(rows.iter().map(|r| r.id));
         // Pooled IDEs wait for a user by design; the pool's size bounds them.
         for row in rows.into_iter().filter(|r| r.user_id != POOL_OWNER) {
@@ -29,7 +30,8 @@ impl WorkspaceService {
                 continue;
             }
             let reason = format!("Stopped after {} without activity.", human(idle));
-            if let Ok(Prepared::Job(job)) = self.prepare(row, Action::Stop, Some(reason)).await {
+            let prepared = self.prepare(Some(&system), row, Action::Stop, Some(reason));
+            if let Ok(Prepared::Job(job)) = prepared.await {
                 self.finish(*job).await?;
                 stopped += 1;
             }

@@ -3,6 +3,34 @@
 //! (`finish`).
 
 use super::{pool::Taken, *};
+use crate::audit::{self, Actor, Subject};
+use sea_orm::TransactionTrait;
+
+/// What an action is called in the audit log.
+pub(super) fn audit_action(action: Action) -> audit::Action {
+    match action {
+        Action::Start => audit::Action::WorkspaceStart,
+        Action::Stop => audit::Action::WorkspaceStop,
+        Action::Restart => audit::Action::WorkspaceRestart,
+        Action::Delete => audit::Action::WorkspaceDelete,
+    }
+}
+
+/// Records a refused (or failed before any change) request; nothing changed, so it has no
+/// transaction to join.
+async fn record_refusal(
+    db: &DatabaseConnection,
+    by: &Actor,
+    action: audit::Action,
+    subject: &Subject,
+    e: &WorkspaceError,
+) {
+    let outcome = match e {
+        WorkspaceError::Store(_) => audit::Outcome::Failed,
+        _ => audit::Outcome::Refused,
+    };
+    audit::record_alone(db, by, action, subject, outcome, Some(&e.to_string())).await;
+}
 
 /// A prepared operation: claimed, checked, transitional state persisted.
 pub(super) struct Job {
@@ -12,6 +40,8 @@ pub(super) struct Job {
     pub(super) spec: WorkspaceSpec,
     /// Why it stops (idle), shown in the list.
     pub(super) reason: Option<String>,
+    /// Who asked, for the audit log (`None`: the service's own upkeep, not audited).
+    pub(super) by: Option<Actor>,
 }
 
 pub(super) enum Prepared {
@@ -26,6 +56,22 @@ impl WorkspaceService {
     /// its bring-up.
     pub(super) async fn prepare_create(
         &self,
+        by: &Actor,
+        owner: &Account,
+        name: &str,
+        template_id: &str,
+    ) -> Result<Prepared, WorkspaceError> {
+        let prepared = self.prepare_create_unaudited(by, owner, name, template_id).await;
+        if let Err(e) = &prepared {
+            let subject = Subject::of(owner, name);
+            record_refusal(&self.db, by, audit::Action::WorkspaceCreate, &subject, e).await;
+        }
+        prepared
+    }
+
+    async fn prepare_create_unaudited(
+        &self,
+        by: &Actor,
         owner: &Account,
         name: &str,
         template_id: &str,
@@ -42,6 +88,16 @@ impl WorkspaceService {
             true => None,
             false => Some(self.take_host_slot(&txn, true, 0).await?),
         };
+        // In the transaction that writes the row: rolled back with it if the name is taken.
+        audit::record(
+            &txn,
+            by,
+            audit::Action::WorkspaceCreate,
+            &Subject::of(owner, name),
+            audit::Outcome::Ok,
+            Some(template_id),
+        )
+        .await?;
         if let Some(taken) = self.take_pooled(&txn, owner, name, template_id).await? {
             txn.commit().await?;
             drop(host);
@@ -69,15 +125,17 @@ impl WorkspaceService {
                 row,
                 spec,
                 reason: None,
+                by: Some(by.clone()),
             })));
         }
         let host = match host {
             Some(h) => h,
             None => self.take_host_slot(&txn, true, 0).await?,
         };
-        let job = self
+        let mut job = self
             .insert_creating(txn, host, owner.id, name, template_id)
             .await?;
+        job.by = Some(by.clone());
         self.owner_changed(owner.id);
         Ok(Prepared::Job(Box::new(job)))
     }
@@ -139,17 +197,20 @@ impl WorkspaceService {
             row,
             spec,
             reason: None,
+            by: None,
         })
     }
 
-    /// Creates a workspace and waits until it runs (or failed, with the reason).
+    /// Creates a workspace and waits until it runs (or failed, with the reason); the owner
+    /// acts, from no known address (the CLI, tests).
     pub async fn create(
         &self,
         owner: &Account,
         name: &str,
         template_id: &str,
     ) -> Result<WorkspaceView, WorkspaceError> {
-        match self.prepare_create(owner, name, template_id).await? {
+        let by = Actor::user(owner, None);
+        match self.prepare_create(&by, owner, name, template_id).await? {
             Prepared::Done(v) => Ok(v),
             Prepared::Job(job) => self.finish(*job).await,
         }
@@ -159,11 +220,12 @@ impl WorkspaceService {
     /// `running`, when it came from the pool).
     pub async fn create_in_background(
         self: &Arc<Self>,
+        by: &Actor,
         owner: &Account,
         name: &str,
         template_id: &str,
     ) -> Result<WorkspaceView, WorkspaceError> {
-        match self.prepare_create(owner, name, template_id).await? {
+        match self.prepare_create(by, owner, name, template_id).await? {
             Prepared::Done(v) => Ok(v),
             Prepared::Job(job) => {
                 let view = (&job.row).into();
@@ -173,19 +235,34 @@ impl WorkspaceService {
         }
     }
 
+    /// Checks, claims and persists the transitional state; audited as `by`'s (the refusal
+    /// too), unless `by` is `None` (the service's own upkeep).
     pub(super) async fn prepare(
         &self,
+        by: Option<&Actor>,
         row: workspace::Model,
         action: Action,
         reason: Option<String>,
     ) -> Result<Prepared, WorkspaceError> {
-        let claim = self.claim(row.id).await?;
-        self.prepare_claimed(claim, row, action, reason).await
+        let subject = Subject {
+            user_id: Some(row.user_id),
+            name: Some(row.name.clone()),
+        };
+        let prepared = match self.claim(row.id).await {
+            Ok(claim) => self.prepare_claimed(by, claim, row, action, reason).await,
+            Err(e) => Err(e),
+        };
+        if let (Err(e), Some(by)) = (&prepared, by) {
+            let subject = self.named_subject(subject).await;
+            record_refusal(&self.db, by, audit_action(action), &subject, e).await;
+        }
+        prepared
     }
 
     /// `prepare` under a claim the caller already holds.
     pub(super) async fn prepare_claimed(
         &self,
+        by: Option<&Actor>,
         claim: Claim,
         row: workspace::Model,
         action: Action,
@@ -230,22 +307,30 @@ impl WorkspaceService {
             Action::Delete => WorkspaceState::Deleting,
             _ => return Err(WorkspaceError::Busy(st.as_str())),
         };
-        let row = match txn {
-            Some(txn) => {
-                let row = write_state(&txn, row.id, next, None).await?;
-                txn.commit().await?;
-                drop(host);
-                self.owner_changed(row.user_id);
-                row
-            }
-            None => self.set_state(row.id, next, None).await?,
+        let txn = match txn {
+            Some(txn) => txn,
+            None => self.db.begin().await?,
         };
+        let row = write_state(&txn, row.id, next, None).await?;
+        if let Some(by) = by {
+            let subject = Subject {
+                user_id: Some(row.user_id),
+                name: Some(format!("{}/{}", spec.owner, row.name)),
+            };
+            let detail = reason.as_deref();
+            audit::record(&txn, by, audit_action(action), &subject, audit::Outcome::Ok, detail)
+                .await?;
+        }
+        txn.commit().await?;
+        drop(host);
+        self.owner_changed(row.user_id);
         Ok(Prepared::Job(Box::new(Job {
             claim,
             action,
             row,
             spec,
             reason,
+            by: by.cloned(),
         })))
     }
 
@@ -254,8 +339,37 @@ impl WorkspaceService {
     /// at once.
     pub(super) async fn finish(&self, job: Job) -> Result<WorkspaceView, WorkspaceError> {
         let result = self.carry_out(&job).await;
+        self.record_failure(&job, &result).await;
         job.claim.release().await;
         result
+    }
+
+    /// An accepted request that then failed gets a second audit entry saying so and why.
+    async fn record_failure(&self, job: &Job, result: &Result<WorkspaceView, WorkspaceError>) {
+        let Some(by) = &job.by else { return };
+        let why = match result {
+            Ok(v) if v.state == WorkspaceState::Failed => v.reason.clone(),
+            Ok(_) => return,
+            Err(e) => Some(e.to_string()),
+        };
+        let subject = Subject {
+            user_id: Some(job.row.user_id),
+            name: Some(format!("{}/{}", job.spec.owner, job.row.name)),
+        };
+        let action = audit_action(job.action);
+        let detail = why.as_deref();
+        audit::record_alone(&self.db, by, action, &subject, audit::Outcome::Failed, detail).await;
+    }
+
+    /// A workspace subject named `owner/name` (the owner's name read now).
+    async fn named_subject(&self, mut subject: Subject) -> Subject {
+        if let Some(uid) = subject.user_id {
+            if let Ok(Some(owner)) = accounts::find_by_id(&self.db, uid).await {
+                let name = subject.name.take().unwrap_or_default();
+                subject.name = Some(format!("{}/{name}", owner.username));
+            }
+        }
+        subject
     }
 
     async fn carry_out(&self, job: &Job) -> Result<WorkspaceView, WorkspaceError> {
@@ -391,21 +505,35 @@ impl WorkspaceService {
     /// `prepare` for a workspace of `owner` (anyone else's is `NotFound`).
     pub(super) async fn prepare_owned(
         &self,
+        by: &Actor,
         owner: &Account,
         id: i64,
         action: Action,
     ) -> Result<Prepared, WorkspaceError> {
-        let row = self.load(owner, id).await?;
-        self.prepare(row, action, None).await
+        let row = match self.load(owner, id).await {
+            Ok(row) => row,
+            Err(e) => {
+                // Someone else's workspace, or none: logged without naming anything.
+                let subject = Subject {
+                    user_id: Some(owner.id),
+                    name: None,
+                };
+                record_refusal(&self.db, by, audit_action(action), &subject, &e).await;
+                return Err(e);
+            }
+        };
+        self.prepare(Some(by), row, action, None).await
     }
 
+    /// Runs an action as the owner, from no known address (the CLI, tests), and waits.
     pub(super) async fn run(
         &self,
         owner: &Account,
         id: i64,
         action: Action,
     ) -> Result<WorkspaceView, WorkspaceError> {
-        match self.prepare_owned(owner, id, action).await? {
+        let by = Actor::user(owner, None);
+        match self.prepare_owned(&by, owner, id, action).await? {
             Prepared::Done(v) => Ok(v),
             Prepared::Job(job) => self.finish(*job).await,
         }
@@ -414,11 +542,12 @@ impl WorkspaceService {
     /// Starts, stops, restarts or deletes in the background; returns the transitional state.
     pub async fn begin(
         self: &Arc<Self>,
+        by: &Actor,
         owner: &Account,
         id: i64,
         action: Action,
     ) -> Result<WorkspaceView, WorkspaceError> {
-        match self.prepare_owned(owner, id, action).await? {
+        match self.prepare_owned(by, owner, id, action).await? {
             Prepared::Done(v) => Ok(v),
             Prepared::Job(job) => {
                 let view = (&job.row).into();
@@ -446,10 +575,15 @@ impl WorkspaceService {
         self.run(owner, id, Action::Delete).await.map(|_| ())
     }
 
-    /// Deletes every workspace of a user (account deletion).
-    pub async fn delete_all(&self, owner: &Account) -> Result<(), WorkspaceError> {
+    /// Deletes every workspace of a user (account deletion, by `by`).
+    pub async fn delete_all(&self, by: &Actor, owner: &Account) -> Result<(), WorkspaceError> {
         for ws in self.list(owner).await? {
-            self.delete(owner, ws.id).await?;
+            match self.prepare_owned(by, owner, ws.id, Action::Delete).await? {
+                Prepared::Done(_) => {}
+                Prepared::Job(job) => {
+                    self.finish(*job).await?;
+                }
+            }
         }
         Ok(())
     }

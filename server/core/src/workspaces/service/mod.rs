@@ -266,11 +266,15 @@ pub(super) fn runtime_state(row: &workspace::Model) -> Value {
 
 #[async_trait::async_trait]
 impl AccountDeletionHook for WorkspaceService {
-    async fn before_account_deletion(&self, user_id: i64) -> Result<(), String> {
+    async fn before_account_deletion(
+        &self,
+        by: &crate::audit::Actor,
+        user_id: i64,
+    ) -> Result<(), String> {
         let owner = accounts::find_by_id(&self.db, user_id)
             .await
             .map_err(|e| e.to_string())?
             .ok_or("no such user")?;
-        self.delete_all(&owner).await.map_err(|e| e.to_string())
+        self.delete_all(by, &owner).await.map_err(|e| e.to_string())
     }
 }

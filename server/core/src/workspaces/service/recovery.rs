@@ -119,7 +119,7 @@ impl WorkspaceService {
             from = st.as_str(),
             "finishing an interrupted operation"
         );
-        match self.prepare_claimed(claim, row, action, None).await {
+        match self.prepare_claimed(None, claim, row, action, None).await {
             Ok(Prepared::Job(job)) => {
                 self.spawn_finish(*job);
                 Ok(true)
