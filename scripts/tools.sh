@@ -143,6 +143,16 @@ ensure_s3_server() {
   export QINGTING_TEST_MOTO_SERVER="$venv/bin/moto_server"
 }
 
+# promtool (Debian's `prometheus` package) checks the text /metrics answers with, as a
+# Prometheus server reading it would.
+ensure_promtool() {
+  if ! command -v promtool >/dev/null; then
+    say "Installing promtool (Debian's prometheus package) to check /metrics"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+  fi
+}
+
 ensure_browser_tools() {
   if [ ! -x /usr/bin/chromium ]; then
     say "Installing Debian's Chromium for the browser tests"

@@ -9,6 +9,7 @@ use crate::{
         not_found::NotFound,
         register::RegisterPage,
         settings::{DeleteAccountPage, ProfileSettingsPage, SecuritySettingsPage},
+        tokens::TokensSettingsPage,
         workspaces::WorkspacesPage,
     },
 };
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/profile") view=ProfileSettingsPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/security") view=SecuritySettingsPage ssr=SsrMode::Async />
+                        <Route path=path!("/settings/tokens") view=TokensSettingsPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/delete-account") view=DeleteAccountPage ssr=SsrMode::Async />
                     </Routes>
                 </main>

@@ -42,6 +42,22 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Sign this command line in to a QingTing server with a personal API token.
+    Login {
+        /// The server's address, e.g. https://studio.example.com
+        #[arg(long)]
+        url: String,
+        /// Read the token from standard input without asking (scripts).
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Revoke the kept token and forget it.
+    Logout,
+    /// Your workspaces on the server `qingting login` signed in to.
+    Ws {
+        #[command(subcommand)]
+        action: crate::client::WsAction,
+    },
     /// Make an account an admin, or a member again (on the server's machine: no sign-in).
     Admin {
         #[command(subcommand)]
@@ -202,6 +218,15 @@ impl Cli {
             };
             return Ok(qingting_fake_github::serve(listener, config).await?);
         }
+        // The client commands talk to a server; this machine's server settings are not theirs.
+        match self.command {
+            Some(Command::Login { url, token_stdin }) => {
+                return crate::client::login(&url, token_stdin).await
+            }
+            Some(Command::Logout) => return crate::client::logout().await,
+            Some(Command::Ws { action }) => return crate::client::ws(action).await,
+            _ => {}
+        }
         if let Some(Command::Config { markdown: true }) = self.command {
             crate::stdout::write(format_args!(
                 "{}",
@@ -236,7 +261,11 @@ impl Cli {
             Command::Editors { action } => editors(&config, action).await,
             Command::Admin { action } => admin(&config, action).await,
             Command::Audit { action } => audit_log(&config, action).await,
-            Command::FakeGithub { .. } | Command::FcSim { .. } => unreachable!("handled above"),
+            Command::FakeGithub { .. }
+            | Command::FcSim { .. }
+            | Command::Login { .. }
+            | Command::Logout
+            | Command::Ws { .. } => unreachable!("handled above"),
         }
     }
 }
@@ -256,7 +285,16 @@ async fn admin(config: &Config, action: AdminAction) -> anyhow::Result<()> {
         AdminAction::Revoke { user } => (user, accounts::Role::Member),
     };
     let account = accounts::set_role(&db, &Actor::system(), user, role).await?;
-    outln!("{} is now {} {}", account.username, if role == accounts::Role::Admin { "an" } else { "a" }, role.as_str());
+    outln!(
+        "{} is now {} {}",
+        account.username,
+        if role == accounts::Role::Admin {
+            "an"
+        } else {
+            "a"
+        },
+        role.as_str()
+    );
     Ok(())
 }
 
@@ -288,7 +326,10 @@ async fn audit_log(config: &Config, action: AuditAction) -> anyhow::Result<()> {
         })
         .transpose()?;
     let outcome = outcome
-        .map(|o| audit::Outcome::parse(&o).with_context(|| format!("--outcome {o:?}: ok, refused or failed")))
+        .map(|o| {
+            audit::Outcome::parse(&o)
+                .with_context(|| format!("--outcome {o:?}: ok, refused or failed"))
+        })
         .transpose()?;
     let db = database(config).await?;
     let user_id = match user {

@@ -239,18 +239,33 @@ pub async fn callback(
                 let by = Actor::user(&account, address);
                 let subject = Subject::user(&account);
                 let ok = audit::Outcome::Ok;
-                audit::record_alone(&state.db, &by, audit::Action::SignIn, &subject, ok, Some("github"))
-                    .await;
+                audit::record_alone(
+                    &state.db,
+                    &by,
+                    audit::Action::SignIn,
+                    &subject,
+                    ok,
+                    Some("github"),
+                )
+                .await;
                 tracing::info!(user = %account.username, created, "signed in with GitHub");
                 Redirect::to(&next_or_home(pending.next.as_deref())).into_response()
             }
             Err(AccountError::Suspended) => {
+                state.metrics.sign_in_failed("suspended");
                 let by = Actor::anonymous(address);
                 let subject = Subject::named(None, &gh.login);
                 let why = Some("github: suspended");
                 let refused = audit::Outcome::Refused;
-                audit::record_alone(&state.db, &by, audit::Action::SignIn, &subject, refused, why)
-                    .await;
+                audit::record_alone(
+                    &state.db,
+                    &by,
+                    audit::Action::SignIn,
+                    &subject,
+                    refused,
+                    why,
+                )
+                .await;
                 outcome(mode, Outcome::GithubSuspended)
             }
             Err(e) => {

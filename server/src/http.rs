@@ -3,8 +3,9 @@
 //! serves is assembled in `wiring`.
 
 use crate::{
-    avatar_http, client_ip_layer, csrf, github_oauth,
+    api_v1, avatar_http, client_ip_layer, csrf, github_oauth,
     healthz::healthz,
+    metrics_http,
     site::{self, Site},
     wiring::{self, Assembled},
     workspace_events, workspace_hosts,
@@ -104,6 +105,7 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
     let health = Router::new()
         .route("/healthz", get(healthz))
         .layer(Extension(site.clone()))
+        .route(metrics_http::PATH, get(metrics_http::guarded))
         .with_state(state.clone());
     let app = Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), {
@@ -118,6 +120,7 @@ pub fn router(state: AppState, session_key: &[u8]) -> anyhow::Result<Router> {
                 .layer(DefaultBodyLimit::max(avatar_http::transport_cap(config.avatar_max_bytes))),
         )
         .route("/avatars/{file}", get(avatar_http::serve))
+        .nest(api_v1::PREFIX, api_v1::router(state.clone()))
         .route("/open/{user}/{workspace}", get(workspace_hosts::open))
         .route(
             workspace_hosts::shell_api::CONSUME_PATH,
@@ -236,6 +239,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .run_background(leads, (idle > 0).then(|| Duration::from_secs(idle)))
         .await;
 
+    let metrics = match &state.config.metrics.listen {
+        Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
+        None => None,
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let (db, replica) = (state.db.clone(), workspaces.replica().to_string());
     let task = tokio::spawn(async move {
@@ -255,6 +262,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             tracing::info!("shutting down: finishing in-flight requests");
         })
         .await;
+        if let Some(m) = metrics {
+            m.abort();
+        }
         // Another replica need not wait for the lease to lapse.
         if let Err(e) = lease::release(&db, lease::BACKGROUND, &replica).await {
             tracing::warn!("cannot give up the lease: {e}");
@@ -268,6 +278,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Serves `/metrics` alone on `addr` (no token: the address is the guard).
+async fn serve_metrics(addr: &str, state: AppState) -> anyhow::Result<JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics served");
+    let app = metrics_http::separate(state);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics address failed: {e}");
+        }
+    }))
 }
 
 async fn shutdown_signal() {

@@ -33,6 +33,7 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
     };
     // The stream ends with the session (sign-out, password change, deletion).
     let live = state.live.register(&sid.to_string(), account.id);
+    let counted = state.metrics.sse_client();
     let ended = live.ended();
     let rx = state.workspaces.subscribe();
     let start = (rx, None, tokio::time::Instant::now());
@@ -67,8 +68,8 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
         }
     });
     let stream = stream.take_until(ended).map(move |event| {
-        // Registered for as long as the stream is open.
-        let _ = &live;
+        // Registered (and counted) for as long as the stream is open.
+        let _ = (&live, &counted);
         event
     });
     Sse::new(stream)

@@ -106,20 +106,9 @@ pub async fn list_workspaces() -> Result<WorkspacesPage, ApiError> {
     use crate::api::server_ctx::{require_account, session, state};
     let (state, session) = (state()?, session().await?);
     let account = require_account(&state, &session).await?;
-    let svc = &state.workspaces;
-    let templates = svc
-        .templates()
-        .iter()
-        .map(|t| TemplateOption {
-            id: t.id.clone(),
-            name: t.name.clone(),
-            description: t.description.clone(),
-            ready: svc.template_ready(t),
-        })
-        .collect();
     Ok(WorkspacesPage {
         workspaces: server::rows(&state, &account).await?,
-        templates,
+        templates: server::templates(&state),
     })
 }
 
@@ -206,13 +195,27 @@ pub async fn workspace_action(id: i64, action: String) -> Result<WorkspaceRow, A
 /// The server half: rows as the dashboard shows them, and error mapping.
 #[cfg(feature = "ssr")]
 pub mod server {
-    use super::{Controls, PortRow, UsageRow, WorkspaceRow};
+    use super::{Controls, PortRow, TemplateOption, UsageRow, WorkspaceRow};
     use crate::api::{server_ctx::fail, server_ctx::internal, ApiError};
     use qingting_core::{
         accounts::Account,
         workspaces::{sharing_of, PortSharing, WorkspaceError, WorkspaceState, WorkspaceView},
         AppState,
     };
+
+    /// The templates, and whether each can run here.
+    pub fn templates(state: &AppState) -> Vec<TemplateOption> {
+        let svc = &state.workspaces;
+        svc.templates()
+            .iter()
+            .map(|t| TemplateOption {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                description: t.description.clone(),
+                ready: svc.template_ready(t),
+            })
+            .collect()
+    }
 
     /// One workspace's row, as an answer to an action on it.
     pub async fn row(

@@ -5,4 +5,5 @@ pub mod login;
 pub mod not_found;
 pub mod register;
 pub mod settings;
+pub mod tokens;
 pub mod workspaces;

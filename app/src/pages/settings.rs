@@ -20,11 +20,12 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 #[component]
-fn SettingsTabs() -> impl IntoView {
+pub(super) fn SettingsTabs() -> impl IntoView {
     view! {
         <nav class="tabs" aria-label="Settings">
             <A href="/settings/profile">"Profile"</A>
             <A href="/settings/security">"Security"</A>
+            <A href="/settings/tokens">"API tokens"</A>
         </nav>
     }
 }

@@ -213,7 +213,10 @@ pub async fn record_alone(
     detail: Option<&str>,
 ) {
     if let Err(e) = record(c, actor, action, subject, outcome, detail).await {
-        tracing::error!(action = action.as_str(), "cannot write the audit entry: {e}");
+        tracing::error!(
+            action = action.as_str(),
+            "cannot write the audit entry: {e}"
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 //! to WebAssembly.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod audit;
 pub mod auth_session;
 pub mod avatars;
@@ -14,6 +15,7 @@ pub mod client_ip;
 pub mod config;
 pub mod editors;
 pub mod ip_range;
+pub mod metrics;
 pub mod objects;
 pub mod rate_limit;
 pub mod redirect;

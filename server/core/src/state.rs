@@ -4,6 +4,7 @@ use crate::store::session_store::DbSessionProbe;
 use crate::{
     accounts::AccountDeletionHook,
     config::{Config, ObjectBackend},
+    metrics::Metrics,
     objects::{DirStore, ObjectStore, S3Store},
     rate_limit::RateLimiter,
     workspaces::WorkspaceService,
@@ -32,6 +33,8 @@ pub struct AppState {
     pub live: Arc<LiveSessions>,
     /// Run before an account is deleted (e.g. to delete its workspaces).
     pub deletion_hooks: Arc<Vec<Arc<dyn AccountDeletionHook>>>,
+    /// This process's counters, scraped at `/metrics` (the workspace service's own).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -48,7 +51,9 @@ impl AppState {
         let hooks: Vec<Arc<dyn AccountDeletionHook>> = vec![workspaces.clone()];
         let limits = Arc::new(RateLimiter::new(db.clone()));
         let live = LiveSessions::new(Arc::new(DbSessionProbe::new(db.clone())));
+        let metrics = workspaces.metrics().clone();
         Self {
+            metrics,
             db,
             config: Arc::new(config),
             limits,

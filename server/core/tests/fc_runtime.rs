@@ -418,7 +418,12 @@ async fn a_create_hands_a_function_created_ahead_over_to_its_owner(backend: Back
     svc.fill_pool().await.unwrap();
     svc.delete(&alice, ws.id).await.unwrap();
     let three = svc
-        .create_in_background(&Actor::user(&alice, None), &alice, "three", "jupyter-python")
+        .create_in_background(
+            &Actor::user(&alice, None),
+            &alice,
+            "three",
+            "jupyter-python",
+        )
         .await
         .unwrap();
     assert_eq!(three.state, WorkspaceState::Starting);

@@ -78,7 +78,12 @@ async fn the_first_account_is_the_admin(backend: Backend) {
         let db = db.clone();
         racing.spawn(async move { accounts::register(&db, name, "correct horse").await });
     }
-    let made: Vec<Account> = racing.join_all().await.into_iter().map(Result::unwrap).collect();
+    let made: Vec<Account> = racing
+        .join_all()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let mut admins = 0;
     for a in &made {
         if accounts::role_of(&db, a.id).await.unwrap() == Some(Role::Admin) {
@@ -138,10 +143,22 @@ async fn an_upgraded_instance_makes_its_oldest_account_the_admin(backend: Backen
         .unwrap();
     }
     store::migrate(&db).await.unwrap();
-    let zed = accounts::find_by_username(&db, "zed").await.unwrap().unwrap();
-    let amy = accounts::find_by_username(&db, "amy").await.unwrap().unwrap();
-    assert_eq!(accounts::role_of(&db, zed.id).await.unwrap(), Some(Role::Admin));
-    assert_eq!(accounts::role_of(&db, amy.id).await.unwrap(), Some(Role::Member));
+    let zed = accounts::find_by_username(&db, "zed")
+        .await
+        .unwrap()
+        .unwrap();
+    let amy = accounts::find_by_username(&db, "amy")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        accounts::role_of(&db, zed.id).await.unwrap(),
+        Some(Role::Admin)
+    );
+    assert_eq!(
+        accounts::role_of(&db, amy.id).await.unwrap(),
+        Some(Role::Member)
+    );
 
     drop(db);
     tdb.drop_database().await;
@@ -175,8 +192,14 @@ async fn roles_change_with_an_entry_and_the_last_admin_stays(backend: Backend) {
     accounts::set_role(&db, &Actor::system(), "alice", Role::Member)
         .await
         .unwrap();
-    assert_eq!(accounts::role_of(&db, bob.id).await.unwrap(), Some(Role::Admin));
-    assert_eq!(accounts::role_of(&db, alice.id).await.unwrap(), Some(Role::Member));
+    assert_eq!(
+        accounts::role_of(&db, bob.id).await.unwrap(),
+        Some(Role::Admin)
+    );
+    assert_eq!(
+        accounts::role_of(&db, alice.id).await.unwrap(),
+        Some(Role::Member)
+    );
 
     let log = entries(&db).await;
     assert_eq!(log.len(), 2, "{log:?}");
@@ -237,10 +260,19 @@ async fn a_suspended_account_is_signed_out_and_cannot_sign_in(backend: Backend) 
         .await
         .unwrap();
     for sid in [&phone, &laptop] {
-        assert!(!session_alive(&db, sid, bob.id).await.unwrap(), "signed out everywhere");
+        assert!(
+            !session_alive(&db, sid, bob.id).await.unwrap(),
+            "signed out everywhere"
+        );
     }
     assert!(session_alive(&db, &alices, alice.id).await.unwrap());
-    assert!(accounts::profile(&db, bob.id).await.unwrap().unwrap().suspended);
+    assert!(
+        accounts::profile(&db, bob.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .suspended
+    );
 
     // The right password learns it is suspended; a wrong one learns nothing more.
     assert!(matches!(
@@ -260,7 +292,10 @@ async fn a_suspended_account_is_signed_out_and_cannot_sign_in(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(
-        accounts::authenticate(&db, "bob", "correct horse").await.unwrap().id,
+        accounts::authenticate(&db, "bob", "correct horse")
+            .await
+            .unwrap()
+            .id,
         bob.id
     );
     let actions: Vec<(String, String, Option<String>)> = entries(&db)
@@ -299,7 +334,10 @@ async fn account_changes_write_their_entry_only_when_they_happen(backend: Backen
             .await
             .is_err()
     );
-    assert!(entries(&db).await.is_empty(), "a refused change writes no entry");
+    assert!(
+        entries(&db).await.is_empty(),
+        "a refused change writes no entry"
+    );
 
     accounts::change_password(&db, &by, alice.id, "correct horse", "brand new pass")
         .await
@@ -308,9 +346,13 @@ async fn account_changes_write_their_entry_only_when_they_happen(backend: Backen
         id: 99,
         login: "alicegh".into(),
     };
-    accounts::bind_github(&db, &by, alice.id, &gh).await.unwrap();
+    accounts::bind_github(&db, &by, alice.id, &gh)
+        .await
+        .unwrap();
     accounts::unbind_github(&db, &by, alice.id).await.unwrap();
-    accounts::delete_user_rows(&db, &by, alice.id).await.unwrap();
+    accounts::delete_user_rows(&db, &by, alice.id)
+        .await
+        .unwrap();
 
     let log = entries(&db).await;
     let got: Vec<(&str, Option<&str>)> = log
@@ -374,13 +416,19 @@ async fn workspace_requests_are_logged_with_who_whom_where_and_outcome(backend: 
     wait_running(&svc, &bob, ws.id).await;
     // An admin stops bob's workspace: the admin acts, bob's workspace is the subject.
     let by_alice = from(&alice, "10.0.0.1");
-    svc.begin(&by_alice, &bob, ws.id, WsAction::Stop).await.unwrap();
+    svc.begin(&by_alice, &bob, ws.id, WsAction::Stop)
+        .await
+        .unwrap();
     wait_state(&svc, &bob, ws.id, "stopped").await;
     // A start the runtime fails: accepted, then a second entry says it failed and why.
     rt.fail_start.store(true, Ordering::SeqCst);
-    svc.begin(&by_bob, &bob, ws.id, WsAction::Start).await.unwrap();
+    svc.begin(&by_bob, &bob, ws.id, WsAction::Start)
+        .await
+        .unwrap();
     wait_state(&svc, &bob, ws.id, "failed").await;
-    svc.begin(&by_bob, &bob, ws.id, WsAction::Delete).await.unwrap();
+    svc.begin(&by_bob, &bob, ws.id, WsAction::Delete)
+        .await
+        .unwrap();
     wait_gone(&svc, &bob, ws.id).await;
     // Another user's workspace is not found, and that is logged too.
     let nope = svc.begin(&by_alice, &alice, ws.id, WsAction::Start).await;
@@ -392,15 +440,31 @@ async fn workspace_requests_are_logged_with_who_whom_where_and_outcome(backend: 
         .map(|e| (e.action, e.actor, e.subject, e.outcome, e.address))
         .collect();
     let bob_demo = Some("bob/demo".to_string());
-    let (b, a) = (Some("198.51.100.4".to_string()), Some("10.0.0.1".to_string()));
-    let row = |act: &str, who: &str, subject: &Option<String>, outcome: &str, addr: &Option<String>| {
-        (act.to_string(), who.to_string(), subject.clone(), outcome.to_string(), addr.clone())
-    };
+    let (b, a) = (
+        Some("198.51.100.4".to_string()),
+        Some("10.0.0.1".to_string()),
+    );
+    let row =
+        |act: &str, who: &str, subject: &Option<String>, outcome: &str, addr: &Option<String>| {
+            (
+                act.to_string(),
+                who.to_string(),
+                subject.clone(),
+                outcome.to_string(),
+                addr.clone(),
+            )
+        };
     assert_eq!(
         log,
         [
             row("workspace_create", "bob", &bob_demo, "ok", &b),
-            row("workspace_create", "bob", &Some("bob/more".into()), "refused", &b),
+            row(
+                "workspace_create",
+                "bob",
+                &Some("bob/more".into()),
+                "refused",
+                &b
+            ),
             row("workspace_stop", "alice", &bob_demo, "ok", &a),
             row("workspace_start", "bob", &bob_demo, "ok", &b),
             row("workspace_start", "bob", &bob_demo, "failed", &b),
@@ -427,7 +491,10 @@ async fn detail(db: &DatabaseConnection, action: Action, outcome: Outcome) -> St
         outcome: Some(outcome),
         ..Default::default()
     };
-    audit::list(db, &f, None, 1).await.unwrap()[0].detail.clone().unwrap()
+    audit::list(db, &f, None, 1).await.unwrap()[0]
+        .detail
+        .clone()
+        .unwrap()
 }
 
 async fn wait_state(svc: &WorkspaceService, owner: &Account, id: i64, state: &str) {
@@ -471,9 +538,16 @@ async fn the_log_is_filtered_exported_in_order_and_pruned(backend: Backend) {
             _ => (&bob, Outcome::Refused),
         };
         let subject = audit::Subject::user(who);
-        audit::record(&db, &from(who, "10.0.0.9"), Action::SignIn, &subject, outcome, None)
-            .await
-            .unwrap();
+        audit::record(
+            &db,
+            &from(who, "10.0.0.9"),
+            Action::SignIn,
+            &subject,
+            outcome,
+            None,
+        )
+        .await
+        .unwrap();
         audit_event::Entity::update_many()
             .col_expr(
                 audit_event::Column::At,
@@ -502,7 +576,9 @@ async fn the_log_is_filtered_exported_in_order_and_pruned(backend: Backend) {
     };
     let page = audit::list(&db, &bobs_refusals, None, 50).await.unwrap();
     assert_eq!(page.len(), 50);
-    assert!(page.iter().all(|e| e.actor == "bob" && e.outcome == "refused"));
+    assert!(page
+        .iter()
+        .all(|e| e.actor == "bob" && e.outcome == "refused"));
     assert!(page.windows(2).all(|w| w[0].id > w[1].id), "newest first");
     let next = audit::list(&db, &bobs_refusals, Some(page[49].id), 1000)
         .await

@@ -309,7 +309,9 @@ async fn two_replicas_never_work_on_one_workspace(backend: Backend) {
     let alice = register(&da, "alice").await;
     let ws = a.create(&alice, "demo", "jupyter-python").await.unwrap();
     rt.start_delay_ms.store(1500, Ordering::SeqCst);
-    a.begin(&Actor::user(&alice, None), &alice, ws.id, Action::Restart).await.unwrap();
+    a.begin(&Actor::user(&alice, None), &alice, ws.id, Action::Restart)
+        .await
+        .unwrap();
     let err = b.stop(&alice, ws.id).await.unwrap_err();
     assert!(
         matches!(err, WorkspaceError::Busy("being changed on another server")),

@@ -340,7 +340,9 @@ async fn a_github_id_links_to_one_account_only(backend: Backend) {
         .await
         .unwrap();
     assert!(matches!(
-        accounts::bind_github(&db, &by(),
+        accounts::bind_github(
+            &db,
+            &by(),
             alice.id,
             &GithubIdentity {
                 id: 100,
@@ -374,7 +376,9 @@ async fn a_github_only_account_keeps_its_only_way_in(backend: Backend) {
     accounts::change_password(&db, &by(), gh_user.id, "", "first password")
         .await
         .unwrap();
-    accounts::unbind_github(&db, &by(), gh_user.id).await.unwrap();
+    accounts::unbind_github(&db, &by(), gh_user.id)
+        .await
+        .unwrap();
 
     drop(db);
     tdb.drop_database().await;
@@ -390,7 +394,9 @@ async fn deleting_an_account_removes_its_row_and_sessions(backend: Backend) {
     let keep = live_session(&store, alice.id).await;
     let s1 = live_session(&store, alice.id).await;
 
-    let removed_avatar = accounts::delete_user_rows(&db, &by(), alice.id).await.unwrap();
+    let removed_avatar = accounts::delete_user_rows(&db, &by(), alice.id)
+        .await
+        .unwrap();
     assert_eq!(removed_avatar, None);
     assert!(accounts::find_by_id(&db, alice.id).await.unwrap().is_none());
     assert!(store.load(&s1.id).await.unwrap().is_none());

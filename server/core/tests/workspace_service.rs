@@ -345,7 +345,9 @@ async fn account_deletion_deletes_only_that_users_workspaces(backend: Backend) {
     svc.create(&bob, "demo", "vscode-node").await.unwrap();
 
     // Account deletion deletes the user's workspaces through the service.
-    svc.before_account_deletion(&Actor::user(&alice, None), alice.id).await.unwrap();
+    svc.before_account_deletion(&Actor::user(&alice, None), alice.id)
+        .await
+        .unwrap();
     assert!(svc.list(&alice).await.unwrap().is_empty());
     assert_eq!(
         svc.list(&bob).await.unwrap().len(),

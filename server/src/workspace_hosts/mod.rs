@@ -117,8 +117,10 @@ pub async fn route(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
     let origin = format!("{}://{host_header}", gw.proto);
     let started = Instant::now();
     let traffic = gw.traffic.clone();
+    let metrics = gw.state.metrics.clone();
     let (workspace, res) = serve(gw, wh, origin, req).await;
     traffic.record(workspace, res.status().as_u16(), started);
+    metrics.gateway_request(res.status().as_u16(), started.elapsed());
     res
 }
 
@@ -312,7 +314,10 @@ async fn forward(
         if !same_origin {
             return pages::refused(403, "Cross-site request refused.", &gw.dashboard);
         }
-        let address = req.extensions().get::<ClientIp>().map(|ClientIp(ip)| ip.to_string());
+        let address = req
+            .extensions()
+            .get::<ClientIp>()
+            .map(|ClientIp(ip)| ip.to_string());
         let by = qingting_core::audit::Actor::user(owner, address);
         return match service.begin(&by, owner, target.id, Action::Start).await {
             Ok(_) => access::found::<Body>("/"),
@@ -365,11 +370,14 @@ async fn forward(
     };
     let activity = service.activity();
     let counts = who != Who::Anyone;
-    let keep_alive = live.map(|live| (activity.open_socket(target.id), live));
+    let keep_alive = live.map(|live| {
+        let counted = gw.state.metrics.websocket();
+        (activity.open_socket(target.id), live, counted)
+    });
     if counts {
         activity.touch(target.id);
     }
-    let revoked = live::ended(keep_alive.as_ref().map(|(_, live)| live));
+    let revoked = live::ended(keep_alive.as_ref().map(|(_, live, _)| live));
     match proxy::forward(req, &upstream, &gw.pool, &fwd, keep_alive, revoked).await {
         Ok(res) => res.map(Body::new),
         Err(e) => {

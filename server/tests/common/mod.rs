@@ -3,6 +3,8 @@
 //! workspace hosts, and a client that resolves those hosts to the test server.
 #![allow(dead_code)]
 
+pub mod metrics_text;
+
 use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
 use serde_json::Value;
 use std::{collections::HashMap, time::Duration};
@@ -218,6 +220,13 @@ pub async fn start_server(tweak: impl FnOnce(&mut qingting_core::Config)) -> Tes
         port,
         _server: server,
         dir,
+    }
+}
+
+impl TestServer {
+    /// The running server's state (its database, metrics, services).
+    pub fn state(&self) -> &qingting_core::AppState {
+        &self._server.state
     }
 }
 

@@ -20,33 +20,58 @@ pub async fn login(
     let (state, session) = (state()?, session().await?);
     let limits = &state.config.rate_limits;
     let ip = client_ip();
-    rate_limit(&state, "login-ip", &ip, limits.login_per_ip).await?;
     let username = username.trim().to_string();
-    // Per account *and* address: a guesser must not be able to lock the owner out.
-    state
-        .limits
-        .check_login(&username, &ip, limits.login_per_account)
-        .await
-        .map_err(refused)?;
+    let limited = match rate_limit(&state, "login-ip", &ip, limits.login_per_ip).await {
+        // Per account *and* address: a guesser must not be able to lock the owner out.
+        Ok(()) => state
+            .limits
+            .check_login(&username, &ip, limits.login_per_account)
+            .await
+            .map_err(refused),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = limited {
+        state.metrics.sign_in_failed("rate_limited");
+        return Err(e);
+    }
 
     let account = match accounts::authenticate(&state.db, &username, &password).await {
         Ok(a) => a,
         Err(e) => {
+            state.metrics.sign_in_failed(match e {
+                accounts::AccountError::Suspended => "suspended",
+                _ => "bad_credentials",
+            });
             // Filed under the account when there is one, so its owner's history shows it.
             let known = accounts::find_by_username(&state.db, &username).await;
             let subject = Subject::named(known.ok().flatten().map(|a| a.id), &username);
             let by = Actor::anonymous(Some(ip.clone()));
             let why = e.to_string();
             let refused = Outcome::Refused;
-            audit::record_alone(&state.db, &by, Action::SignIn, &subject, refused, Some(&why))
-                .await;
+            audit::record_alone(
+                &state.db,
+                &by,
+                Action::SignIn,
+                &subject,
+                refused,
+                Some(&why),
+            )
+            .await;
             return Err(e.into());
         }
     };
     sign_in(&session, &account).await?;
     let by = Actor::user(&account, Some(ip.clone()));
     let ok = Outcome::Ok;
-    audit::record_alone(&state.db, &by, Action::SignIn, &Subject::user(&account), ok, None).await;
+    audit::record_alone(
+        &state.db,
+        &by,
+        Action::SignIn,
+        &Subject::user(&account),
+        ok,
+        None,
+    )
+    .await;
     if let Err(e) = state.limits.remember_sign_in(&username, &ip).await {
         // The sign-in stands; this address just gets no exemption from the overall limit.
         tracing::warn!("cannot remember the sign-in address: {e}");

@@ -59,8 +59,7 @@ pub async fn unlink_github() -> Result<(), ApiError> {
 #[server(prefix = "/api", endpoint = "settings/delete-account")]
 pub async fn delete_account(password: String) -> Result<String, ApiError> {
     use crate::api::server_ctx::{
-        actor, client_ip, internal, rate_limit, redirect_for_forms, require_account, session,
-        state,
+        actor, client_ip, internal, rate_limit, redirect_for_forms, require_account, session, state,
     };
     use qingting_core::{accounts, auth_session};
     let (state, session) = (state()?, session().await?);

@@ -224,6 +224,7 @@ pub async fn delete_user_rows(
         .filter(session::Column::UserId.eq(user_id))
         .exec(&txn)
         .await?;
+    crate::api_tokens::delete_all(&txn, user_id).await?;
     user::Entity::delete_by_id(user_id).exec(&txn).await?;
     audit::record(
         &txn,

@@ -60,7 +60,10 @@ pub(super) async fn begin_new_account(
         return Ok((txn, Role::Member));
     }
     lease::Entity::update_many()
-        .col_expr(lease::Column::Holder, Expr::col(lease::Column::Holder).into())
+        .col_expr(
+            lease::Column::Holder,
+            Expr::col(lease::Column::Holder).into(),
+        )
         .filter(lease::Column::Name.eq(FIRST_ACCOUNT_LOCK))
         .exec(&txn)
         .await?;

@@ -202,6 +202,11 @@ pub static SETTINGS: &[Setting] = &[
     s("github.authorize_url", "GitHub's authorization page."),
     s("github.token_url", "GitHub's token endpoint."),
     s("github.api_url", "GitHub's REST API base (`GET {api_url}/user`)."),
+    s("metrics.token", "Bearer token that opens Prometheus `/metrics` on the main address (docs/operations.md, Metrics).")
+        .default_is("none (`/metrics` answers 404)")
+        .secret(),
+    s("metrics.listen", "A separate address that serves `/metrics` without a token, e.g. `127.0.0.1:9464`; keep it off the internet.")
+        .default_is("none"),
     s("audit.retention_days", "Audit log entries older than this many days are deleted (by the leading replica, hourly); 0 keeps them forever (docs/operations.md, Audit log)."),
     s("workspaces.domain", "Workspaces live at `<user>-<ws>.<domain>` (with the public URL's scheme and port). Needs a wildcard DNS record in production, on a registrable domain of its own (start-up warns when it is the dashboard's own site; docs/security.md).")
         .default_is("the public URL's host"),

@@ -54,6 +54,9 @@ impl Config {
                 ));
             }
         }
+        if self.metrics.token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("metrics.token must be at least 16 characters (it guards /metrics)".into());
+        }
         if self.avatar_max_bytes < 1024 {
             return Err("avatar_max_bytes must be at least 1024".into());
         }

@@ -30,6 +30,17 @@ pub struct Config {
     pub github: GithubConfig,
     pub workspaces: WorkspacesConfig,
     pub audit: AuditConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus `/metrics`: off unless one of these is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Bearer token that opens `/metrics` on the main address.
+    pub token: Option<String>,
+    /// A separate address serving `/metrics` without a token (keep it off the internet).
+    pub listen: Option<String>,
 }
 
 /// The audit log (`crate::audit`).
@@ -333,6 +344,7 @@ impl Default for Config {
             github: GithubConfig::default(),
             workspaces: WorkspacesConfig::default(),
             audit: AuditConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -361,5 +373,6 @@ impl Config {
         (fc.role, fc.vpc_id, fc.security_group_id, fc.nas_server) =
             (text(), text(), text(), text());
         (fc.cert_file, fc.key_file) = (path(), path());
+        (self.metrics.token, self.metrics.listen) = (text(), text());
     }
 }

@@ -72,6 +72,21 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     migration::Migrator::up(db, None).await
 }
 
+/// The connection pool's use: (in use, idle, most it may open).
+pub fn pool_use(db: &DatabaseConnection) -> (u64, u64, u64) {
+    use sea_orm::sqlx;
+    fn of<D: sqlx::Database>(p: &sqlx::Pool<D>) -> (u64, u64, u64) {
+        let (size, idle) = (p.size() as u64, p.num_idle() as u64);
+        let max = p.options().get_max_connections() as u64;
+        (size.saturating_sub(idle), idle, max)
+    }
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => of(db.get_sqlite_connection_pool()),
+        sea_orm::DbBackend::Postgres => of(db.get_postgres_connection_pool()),
+        sea_orm::DbBackend::MySql => of(db.get_mysql_connection_pool()),
+    }
+}
+
 /// Cheap liveness probe for `/healthz`.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.ping().await

@@ -11,8 +11,8 @@ mod state;
 
 pub use activity::{Activity, OpenSocket};
 pub use service::{
-    sharing_of, Action, Changed, GatewayTarget, PoolStatus, PoolStep, PortShares, PortSharing,
-    WorkspaceLimits, WorkspaceService, WorkspaceView, POOL_OWNER,
+    sharing_of, Action, Census, Changed, GatewayTarget, PoolStatus, PoolStep, PortShares,
+    PortSharing, WorkspaceLimits, WorkspaceService, WorkspaceView, POOL_OWNER,
 };
 pub use state::WorkspaceState;
 

@@ -1,5 +1,6 @@
 //! Table definitions. Times are Unix seconds (`i64`) on every backend.
 
+pub mod api_token;
 pub mod audit_event;
 pub mod change;
 pub mod known_sign_in;

@@ -1,4 +1,5 @@
-//! What operators need: a role and a suspension mark on every account, and the audit log.
+//! What operators need: a role and a suspension mark on every account, the audit log, and
+//! personal API tokens.
 //!
 //! Only new tables and columns with defaults: replicas of the previous version keep working on
 //! a database migrated under them (see docs/deploy-fc.md, rolling upgrades). An instance that
@@ -31,6 +32,20 @@ enum AuditEvents {
     Subject,
     Outcome,
     Detail,
+}
+
+#[derive(DeriveIden)]
+enum ApiTokens {
+    Table,
+    Id,
+    UserId,
+    Name,
+    Prefix,
+    Hash,
+    Scopes,
+    CreatedAt,
+    ExpiresAt,
+    LastUsedAt,
 }
 
 #[async_trait::async_trait]
@@ -91,10 +106,22 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(AuditEvents::ActorId).big_integer().null())
                 .col(ColumnDef::new(AuditEvents::Actor).string_len(64).not_null())
                 .col(ColumnDef::new(AuditEvents::Address).string_len(64).null())
-                .col(ColumnDef::new(AuditEvents::Action).string_len(32).not_null())
-                .col(ColumnDef::new(AuditEvents::SubjectUserId).big_integer().null())
+                .col(
+                    ColumnDef::new(AuditEvents::Action)
+                        .string_len(32)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(AuditEvents::SubjectUserId)
+                        .big_integer()
+                        .null(),
+                )
                 .col(ColumnDef::new(AuditEvents::Subject).string_len(160).null())
-                .col(ColumnDef::new(AuditEvents::Outcome).string_len(16).not_null())
+                .col(
+                    ColumnDef::new(AuditEvents::Outcome)
+                        .string_len(16)
+                        .not_null(),
+                )
                 .col(ColumnDef::new(AuditEvents::Detail).text().null())
                 .to_owned(),
         )
@@ -103,7 +130,10 @@ impl MigrationTrait for Migration {
             ("idx_audit_events_at", AuditEvents::At),
             ("idx_audit_events_action", AuditEvents::Action),
             ("idx_audit_events_actor_id", AuditEvents::ActorId),
-            ("idx_audit_events_subject_user_id", AuditEvents::SubjectUserId),
+            (
+                "idx_audit_events_subject_user_id",
+                AuditEvents::SubjectUserId,
+            ),
         ] {
             m.create_index(
                 Index::create()
@@ -114,10 +144,54 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
+        m.create_table(
+            Table::create()
+                .table(ApiTokens::Table)
+                .col(
+                    ColumnDef::new(ApiTokens::Id)
+                        .big_integer()
+                        .not_null()
+                        .auto_increment()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(ApiTokens::UserId).big_integer().not_null())
+                .col(ColumnDef::new(ApiTokens::Name).string_len(64).not_null())
+                .col(ColumnDef::new(ApiTokens::Prefix).string_len(16).not_null())
+                .col(
+                    ColumnDef::new(ApiTokens::Hash)
+                        .string_len(64)
+                        .not_null()
+                        .unique_key(),
+                )
+                .col(ColumnDef::new(ApiTokens::Scopes).string_len(64).not_null())
+                .col(
+                    ColumnDef::new(ApiTokens::CreatedAt)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ApiTokens::ExpiresAt)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(ColumnDef::new(ApiTokens::LastUsedAt).big_integer().null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_api_tokens_user_id")
+                .table(ApiTokens::Table)
+                .col(ApiTokens::UserId)
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(ApiTokens::Table).to_owned())
+            .await?;
         m.drop_table(Table::drop().table(AuditEvents::Table).to_owned())
             .await?;
         for column in [Users::SuspendedAt, Users::Role] {

@@ -42,6 +42,8 @@ pub(super) struct Job {
     pub(super) reason: Option<String>,
     /// Who asked, for the audit log (`None`: the service's own upkeep, not audited).
     pub(super) by: Option<Actor>,
+    /// When it was asked for: a user's start is timed from here (`metrics`).
+    pub(super) since: Instant,
 }
 
 pub(super) enum Prepared {
@@ -61,7 +63,9 @@ impl WorkspaceService {
         name: &str,
         template_id: &str,
     ) -> Result<Prepared, WorkspaceError> {
-        let prepared = self.prepare_create_unaudited(by, owner, name, template_id).await;
+        let prepared = self
+            .prepare_create_unaudited(by, owner, name, template_id)
+            .await;
         if let Err(e) = &prepared {
             let subject = Subject::of(owner, name);
             record_refusal(&self.db, by, audit::Action::WorkspaceCreate, &subject, e).await;
@@ -76,6 +80,7 @@ impl WorkspaceService {
         name: &str,
         template_id: &str,
     ) -> Result<Prepared, WorkspaceError> {
+        let since = Instant::now();
         validate_name(name)?;
         self.check_template(template_id)?;
         let _limits = self.lock_user(owner.id).await;
@@ -116,6 +121,8 @@ impl WorkspaceService {
             );
             let Some(claim) = claim else {
                 self.activity.touch(row.id);
+                self.metrics
+                    .workspace_started(template_id, true, since.elapsed());
                 return Ok(Prepared::Done((&row).into()));
             };
             let spec = self.spec(&row).await?;
@@ -126,6 +133,7 @@ impl WorkspaceService {
                 spec,
                 reason: None,
                 by: Some(by.clone()),
+                since,
             })));
         }
         let host = match host {
@@ -136,6 +144,7 @@ impl WorkspaceService {
             .insert_creating(txn, host, owner.id, name, template_id)
             .await?;
         job.by = Some(by.clone());
+        job.since = since;
         self.owner_changed(owner.id);
         Ok(Prepared::Job(Box::new(job)))
     }
@@ -198,6 +207,7 @@ impl WorkspaceService {
             spec,
             reason: None,
             by: None,
+            since: Instant::now(),
         })
     }
 
@@ -268,6 +278,7 @@ impl WorkspaceService {
         action: Action,
         reason: Option<String>,
     ) -> Result<Prepared, WorkspaceError> {
+        let since = Instant::now();
         // Re-read under the claim: the state may have moved since the caller looked.
         let row = workspace::Entity::find_by_id(row.id)
             .one(&self.db)
@@ -318,8 +329,15 @@ impl WorkspaceService {
                 name: Some(format!("{}/{}", spec.owner, row.name)),
             };
             let detail = reason.as_deref();
-            audit::record(&txn, by, audit_action(action), &subject, audit::Outcome::Ok, detail)
-                .await?;
+            audit::record(
+                &txn,
+                by,
+                audit_action(action),
+                &subject,
+                audit::Outcome::Ok,
+                detail,
+            )
+            .await?;
         }
         txn.commit().await?;
         drop(host);
@@ -331,6 +349,7 @@ impl WorkspaceService {
             spec,
             reason,
             by: by.cloned(),
+            since,
         })))
     }
 
@@ -340,8 +359,26 @@ impl WorkspaceService {
     pub(super) async fn finish(&self, job: Job) -> Result<WorkspaceView, WorkspaceError> {
         let result = self.carry_out(&job).await;
         self.record_failure(&job, &result).await;
+        self.time_start(&job, &result);
         job.claim.release().await;
         result
+    }
+
+    /// A user's start (or create) that ended running or failed, timed from the request.
+    fn time_start(&self, job: &Job, result: &Result<WorkspaceView, WorkspaceError>) {
+        let starts = matches!(job.action, Action::Start | Action::Restart);
+        if !starts || job.row.user_id == POOL_OWNER {
+            return;
+        }
+        let running = match result {
+            Ok(v) if v.state == WorkspaceState::Running => true,
+            Ok(v) if v.state == WorkspaceState::Failed => false,
+            Ok(_) => return,
+            Err(_) => false,
+        };
+        let template = &job.row.template_id;
+        self.metrics
+            .workspace_started(template, running, job.since.elapsed());
     }
 
     /// An accepted request that then failed gets a second audit entry saying so and why.
@@ -358,7 +395,15 @@ impl WorkspaceService {
         };
         let action = audit_action(job.action);
         let detail = why.as_deref();
-        audit::record_alone(&self.db, by, action, &subject, audit::Outcome::Failed, detail).await;
+        audit::record_alone(
+            &self.db,
+            by,
+            action,
+            &subject,
+            audit::Outcome::Failed,
+            detail,
+        )
+        .await;
     }
 
     /// A workspace subject named `owner/name` (the owner's name read now).
@@ -389,6 +434,7 @@ impl WorkspaceService {
             }
             Action::Delete => {
                 if let Err(e) = self.runtime.destroy(&job.spec, &state).await {
+                    self.metrics.runtime_error("destroy");
                     self.set_state(
                         id,
                         WorkspaceState::Failed,
@@ -439,7 +485,10 @@ impl WorkspaceService {
                     self.save_runtime_state(id, &v).await?;
                     v
                 }
-                Err(e) => return failed(e.0).await,
+                Err(e) => {
+                    self.metrics.runtime_error("provision");
+                    return failed(e.0).await;
+                }
             },
         };
         if job.row.user_id == POOL_OWNER && !self.runtime.pool_starts_ides() {
@@ -452,7 +501,10 @@ impl WorkspaceService {
                 self.save_runtime_state(id, &v).await?;
                 v
             }
-            Err(e) => return failed(format!("could not hand the workspace over: {}", e.0)).await,
+            Err(e) => {
+                self.metrics.runtime_error("hand_over");
+                return failed(format!("could not hand the workspace over: {}", e.0)).await;
+            }
         };
         self.set_state(id, WorkspaceState::Starting, None).await?;
         let row = match self.runtime.start(&job.spec, &state).await {
@@ -461,6 +513,7 @@ impl WorkspaceService {
                 self.set_state(id, WorkspaceState::Running, None).await?
             }
             Err(e) => {
+                self.metrics.runtime_error("start");
                 // Leave nothing half-started behind.
                 let _ = self.runtime.stop(&job.spec, &state).await;
                 self.set_state(id, WorkspaceState::Failed, Some(e.0))
@@ -491,6 +544,7 @@ impl WorkspaceService {
         let row = match self.runtime.stop(&job.spec, state).await {
             Ok(()) => self.set_state(id, WorkspaceState::Stopped, reason).await?,
             Err(e) => {
+                self.metrics.runtime_error("stop");
                 self.set_state(
                     id,
                     WorkspaceState::Failed,

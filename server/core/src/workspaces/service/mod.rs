@@ -29,6 +29,7 @@ use claims::Claim;
 use lifecycle::Prepared;
 pub use pool::{PoolStatus, PoolStep, POOL_OWNER};
 pub use port_shares::{sharing_of, PortShares, PortSharing};
+pub use queries::Census;
 use view::state_of;
 pub use view::{Action, GatewayTarget, WorkspaceLimits, WorkspaceView};
 
@@ -91,6 +92,8 @@ pub struct WorkspaceService {
     cpu_seen: Mutex<HashMap<i64, (f64, Instant)>>,
     /// Workspaces prepared ahead (`pool`).
     pool: pool::Pool,
+    /// This process's counters (start durations, runtime errors), scraped at `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl WorkspaceService {
@@ -120,7 +123,12 @@ impl WorkspaceService {
             idle_stop: std::sync::OnceLock::new(),
             cpu_seen: Mutex::new(HashMap::new()),
             pool: pool::Pool::default(),
+            metrics: crate::metrics::Metrics::new(),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// Runs as replica `id` among others on the same database, announcing changes on `feed`.

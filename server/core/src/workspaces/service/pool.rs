@@ -383,7 +383,10 @@ impl WorkspaceService {
             claim.release().await;
             return;
         }
-        let outcome = match self.prepare_claimed(None, claim, row, Action::Delete, None).await {
+        let outcome = match self
+            .prepare_claimed(None, claim, row, Action::Delete, None)
+            .await
+        {
             Ok(Prepared::Job(job)) => self.finish(*job).await.map(|_| ()),
             Ok(Prepared::Done(_)) => Ok(()),
             Err(e) => Err(e),

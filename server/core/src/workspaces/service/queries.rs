@@ -1,4 +1,4 @@
-//! Reads: a user's workspaces, one of them, and the gateway's host → workspace lookup.
+//! Reads: a user's workspaces, one of them, and how many there are in each state.
 
 use super::*;
 
@@ -29,4 +29,28 @@ impl WorkspaceService {
             .as_ref()
             .map(Into::into))
     }
+
+    /// How many workspaces there are per (template, state): users' first, then the pool's.
+    pub async fn census(&self) -> Result<(Census, Census), WorkspaceError> {
+        let count = |pooled: bool| {
+            let owner = match pooled {
+                true => workspace::Column::UserId.eq(POOL_OWNER),
+                false => workspace::Column::UserId.ne(POOL_OWNER),
+            };
+            workspace::Entity::find()
+                .select_only()
+                .column(workspace::Column::TemplateId)
+                .column(workspace::Column::State)
+                .column_as(workspace::Column::Id.count(), "n")
+                .filter(owner)
+                .group_by(workspace::Column::TemplateId)
+                .group_by(workspace::Column::State)
+                .into_tuple::<(String, String, i64)>()
+                .all(&self.db)
+        };
+        Ok((count(false).await?, count(true).await?))
+    }
 }
+
+/// (template, state, how many).
+pub type Census = Vec<(String, String, i64)>;
