@@ -4,6 +4,7 @@ use crate::{
     auth::Auth,
     components::nav::TopNav,
     pages::{
+        admin::{AdminAuditPage, AdminInstancePage, AdminUsersPage, AdminWorkspacesPage},
         home::HomePage,
         login::LoginPage,
         not_found::NotFound,
@@ -67,6 +68,10 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/profile") view=ProfileSettingsPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/security") view=SecuritySettingsPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin") view=AdminInstancePage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/users") view=AdminUsersPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/workspaces") view=AdminWorkspacesPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/audit") view=AdminAuditPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/tokens") view=TokensSettingsPage ssr=SsrMode::Async />
                         <Route path=path!("/settings/delete-account") view=DeleteAccountPage ssr=SsrMode::Async />
                     </Routes>

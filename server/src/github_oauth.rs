@@ -254,7 +254,9 @@ pub async fn callback(
             Err(AccountError::Suspended) => {
                 state.metrics.sign_in_failed("suspended");
                 let by = Actor::anonymous(address);
-                let subject = Subject::named(None, &gh.login);
+                // Filed under the account, so its history shows the attempt.
+                let known = accounts::github::find_by_github_id(&state.db, gh.id).await;
+                let subject = Subject::named(known.ok().flatten().map(|u| u.id), &gh.login);
                 let why = Some("github: suspended");
                 let refused = audit::Outcome::Refused;
                 audit::record_alone(

@@ -20,6 +20,10 @@ use std::{convert::Infallible, time::Duration};
 use tokio::sync::broadcast::error::RecvError;
 use tower_sessions::Session;
 
+/// The data of the last event when the session has ended (signed out elsewhere, suspended,
+/// deleted); the dashboard goes to the sign-in page.
+pub const ENDED: &str = app::api::workspaces::SESSION_ENDED;
+
 /// How often the list is compared with what the runtime sees, without a change event.
 const RECHECK: Duration = Duration::from_secs(3);
 
@@ -67,7 +71,14 @@ pub async fn events(Extension(state): Extension<AppState>, session: Session) -> 
             }
         }
     });
-    let stream = stream.take_until(ended).map(move |event| {
+    // Its last event says so when the session ended, so the page can leave at once (the
+    // browser would otherwise wait seconds before reconnecting to find out).
+    let live = std::sync::Arc::new(live);
+    let check = live.clone();
+    let farewell = futures_util::stream::once(async move { check.has_ended() }).filter_map(
+        |gone| async move { gone.then(|| Ok(Event::default().event("workspaces").data(ENDED))) },
+    );
+    let stream = stream.take_until(ended).chain(farewell).map(move |event| {
         // Registered (and counted) for as long as the stream is open.
         let _ = (&live, &counted);
         event

@@ -188,7 +188,7 @@ async fn workspaces_through_the_gateway() {
     assert_eq!(row["state"], "creating");
     assert_eq!(row["open_path"], "/open/alice/demo");
     // What each state allows comes from the server's state machine.
-    let controls = |busy, can_open, can_start, can_stop| serde_json::json!({"busy": busy, "can_open": can_open, "can_start": can_start, "can_stop": can_stop});
+    let controls = |busy, can_open, can_start, can_stop| serde_json::json!({"busy": busy, "can_open": can_open, "can_start": can_start, "can_stop": can_stop, "can_cancel": false});
     assert_eq!(row["controls"], controls(true, false, false, false));
     let demo = alice.wait_state("demo", "running").await;
     assert_eq!(demo["controls"], controls(false, true, false, true));

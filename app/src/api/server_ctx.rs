@@ -137,9 +137,14 @@ pub async fn signed_in(state: &AppState, session: &Session) -> Result<Option<Pro
         .await
         .map_err(internal)?
         .filter(|p| !p.suspended);
-    if profile.is_none() {
+    match &profile {
         // The user was deleted or suspended: the session is worthless.
-        auth_session::sign_out(session).await.map_err(internal)?;
+        None => auth_session::sign_out(session).await.map_err(internal)?,
+        Some(p) => {
+            if let Err(e) = accounts::seen(&state.db, p.id, p.last_seen_at).await {
+                tracing::warn!("cannot note when the user was last seen: {e}");
+            }
+        }
     }
     if let Some(seen) = seen.as_deref_mut() {
         *seen = Some((uid, profile.clone()));
@@ -191,6 +196,21 @@ impl From<AccountError> for ApiError {
         };
         fail(err)
     }
+}
+
+/// The signed-in admin. Anyone else is told the endpoint does not exist (404): members
+/// learn nothing about what admins can do.
+pub async fn require_admin(state: &AppState, session: &Session) -> Result<Account, ApiError> {
+    let Some(p) = signed_in(state, session).await? else {
+        return Err(fail(ApiError::Unauthorized));
+    };
+    if p.role != accounts::Role::Admin {
+        return Err(fail(ApiError::NotFound("Not found.".into())));
+    }
+    Ok(Account {
+        id: p.id,
+        username: p.username,
+    })
 }
 
 /// The signed-in account, or `Unauthorized`.

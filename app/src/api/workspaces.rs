@@ -6,6 +6,9 @@ use crate::api::ApiError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// The events stream's last message when the session has ended (`/api/workspaces/events`).
+pub const SESSION_ENDED: &str = "\"session ended\"";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkspaceRow {
     pub id: i64,
@@ -35,6 +38,9 @@ pub struct WorkspaceRow {
     /// Minutes until idle stop takes it, once it has been idle a while.
     #[serde(default)]
     pub idle_stop_in_minutes: Option<u64>,
+    /// Its place in the line for the host's room while `queued` (1: next).
+    #[serde(default)]
+    pub queue_position: Option<u64>,
 }
 
 /// A running workspace's use of the machine, as its card shows it.
@@ -84,6 +90,9 @@ pub struct Controls {
     pub can_stop: bool,
     /// Between states (creating, starting, stopping, deleting): a spinner, no Delete.
     pub busy: bool,
+    /// Waiting in line: Cancel (the `stop` action) takes it out.
+    #[serde(default)]
+    pub can_cancel: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,7 +237,14 @@ pub mod server {
             .port_shares(v.id)
             .await
             .map_err(api_error)?;
-        Ok(row_with(state, owner, v, &shared))
+        let place = queue_places(state, std::slice::from_ref(v)).await?;
+        Ok(row_with(
+            state,
+            owner,
+            v,
+            &shared,
+            place.get(&v.id).copied(),
+        ))
     }
 
     fn row_with(
@@ -236,6 +252,7 @@ pub mod server {
         owner: &Account,
         v: &WorkspaceView,
         shared: &[(u16, PortSharing)],
+        queue_position: Option<u64>,
     ) -> WorkspaceRow {
         let template_name = state
             .workspaces
@@ -258,6 +275,7 @@ pub mod server {
                 can_start: v.state.can_start(),
                 can_stop: v.state.can_stop(),
                 busy: v.state.is_transitional(),
+                can_cancel: v.state.can_cancel(),
             },
             ports: ports(state, owner, v, shared),
             usage: (v.state == WorkspaceState::Running)
@@ -273,6 +291,7 @@ pub mod server {
                 .workspaces
                 .idle_stop_in(v)
                 .map(|d| d.as_secs().div_ceil(60)),
+            queue_position,
         }
     }
 
@@ -315,6 +334,7 @@ pub mod server {
             .port_shares_of(&ids)
             .await
             .map_err(api_error)?;
+        let places = queue_places(state, &list).await?;
         Ok(list
             .iter()
             .map(|v| {
@@ -323,9 +343,21 @@ pub mod server {
                     owner,
                     v,
                     shared.get(&v.id).map_or(&[], Vec::as_slice),
+                    places.get(&v.id).copied(),
                 )
             })
             .collect())
+    }
+
+    /// Places in line, read only when one of `list` waits in it.
+    async fn queue_places(
+        state: &AppState,
+        list: &[WorkspaceView],
+    ) -> Result<std::collections::HashMap<i64, u64>, ApiError> {
+        if !list.iter().any(|v| v.state == WorkspaceState::Queued) {
+            return Ok(Default::default());
+        }
+        state.workspaces.queue_positions().await.map_err(api_error)
     }
 
     pub fn api_error(e: WorkspaceError) -> ApiError {
@@ -337,7 +369,9 @@ pub mod server {
             WorkspaceError::NameTaken => ApiError::Conflict(e.to_string()),
             WorkspaceError::NotFound => ApiError::NotFound(e.to_string()),
             WorkspaceError::InvalidPort => ApiError::invalid("port", e.to_string()),
-            WorkspaceError::LimitReached(m) => ApiError::LimitReached(m),
+            WorkspaceError::LimitReached(m) | WorkspaceError::HostFull(m) => {
+                ApiError::LimitReached(m)
+            }
             WorkspaceError::Busy(_) | WorkspaceError::Runtime { .. } => {
                 ApiError::Conflict(e.to_string())
             }

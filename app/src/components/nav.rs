@@ -40,6 +40,7 @@ fn SignedIn(user: UserView) -> impl IntoView {
     navigate_on_success(logout);
     view! {
         <A href="/workspaces" attr:class="navlink">"Workspaces"</A>
+        {user.is_admin.then(|| view! { <A href="/admin" attr:class="navlink">"Admin"</A> })}
         <A href="/settings/profile" attr:class="nav-user" attr:data-testid="nav-user" attr:title="Settings">
             {match user.avatar_url.clone() {
                 Some(url) => view! { <img class="avatar" src=url alt="" width="28" height="28" /> }.into_any(),

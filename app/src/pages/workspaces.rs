@@ -221,6 +221,11 @@ fn WorkspaceCard(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl 
                 </span>
             </div>
             <p class="muted">{template}</p>
+            {row.queue_position.map(|n| view! {
+                <p class="queued" data-testid="queue">
+                    {format!("Waiting for room on this server: number {n} in line. It starts by itself when its turn comes.")}
+                </p>
+            })}
             {reason.map(|r| view! { <pre class="reason" data-testid="reason">{r}</pre> })}
             {live_figures(row.id)}
             {port_links(&row)}
@@ -385,6 +390,9 @@ fn CardActions(row: WorkspaceRow, act: ServerAction<WorkspaceAction>) -> impl In
         controls.push(action_button(act, row.id, "stop", "Stop", "button"));
         controls.push(action_button(act, row.id, "restart", "Restart", "button"));
     }
+    if allowed.can_cancel {
+        controls.push(action_button(act, row.id, "stop", "Cancel", "button"));
+    }
     if !allowed.busy {
         let confirm = action_button(act, row.id, "delete", "Yes, delete it", "button danger");
         controls.push(
@@ -419,7 +427,9 @@ fn action_button(
     .into_any()
 }
 
-/// After hydration: replaces the list with each snapshot the server pushes.
+/// After hydration: replaces the list with each snapshot the server pushes. The stream ends
+/// with the session (signed out elsewhere, suspended, deleted), its last event saying so: the
+/// page then goes to the sign-in page instead of showing a list that no longer moves.
 fn follow_server_events(rows: RwSignal<Vec<WorkspaceRow>>) {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
@@ -436,15 +446,25 @@ fn follow_server_events(rows: RwSignal<Vec<WorkspaceRow>>) {
                 let Some(text) = msg.data().as_string() else {
                     continue;
                 };
+                if text == crate::api::workspaces::SESSION_ENDED {
+                    source.close();
+                    // A real navigation: everything the page knew about the user is stale.
+                    let _ = window().location().set_href("/login?next=%2Fworkspaces");
+                    return;
+                }
                 let Ok(list) = serde_json::from_str::<Vec<WorkspaceRow>>(&text) else {
                     continue;
                 };
                 // The page is gone: stop listening (dropping the source closes it).
                 if rows.try_set(list).is_some() {
-                    break;
+                    source.close();
+                    return;
                 }
             }
             source.close();
+            if let Ok(None) = crate::api::auth::current_user().await {
+                let _ = window().location().set_href("/login?next=%2Fworkspaces");
+            }
         });
     });
     #[cfg(not(feature = "hydrate"))]
@@ -469,6 +489,7 @@ mod tests {
             ports: Vec::new(),
             usage: None,
             idle_stop_in_minutes: None,
+            queue_position: None,
         }
     }
 

@@ -278,6 +278,8 @@ pub struct Bearer {
     pub account: Account,
     pub token_id: i64,
     pub scopes: Vec<Scope>,
+    /// Unix seconds: nothing opened through it outlives this.
+    pub expires_at: i64,
 }
 
 /// Checks a bearer secret: known, not expired, its account there and not suspended.
@@ -300,21 +302,30 @@ pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Beare
         .await?
         .filter(|u| u.suspended_at.is_none())
         .ok_or(TokenError::Rejected)?;
+    crate::accounts::seen(db, owner.id, owner.last_seen_at).await?;
     if row.last_used_at.is_none_or(|t| now - t >= 60) {
-        let mut used: api_token::ActiveModel = row.clone().into();
-        used.last_used_at = Set(Some(now));
-        used.update(db).await?;
+        // By id, not by the row read: revoked meanwhile, it simply updates nothing.
+        api_token::Entity::update_many()
+            .col_expr(
+                api_token::Column::LastUsedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(api_token::Column::Id.eq(row.id))
+            .exec(db)
+            .await?;
     }
     Ok(Bearer {
         account: owner.into(),
         token_id: row.id,
         scopes: parse_scopes(&row.scopes),
+        expires_at: row.expires_at,
     })
 }
 
 /// A dashboard session for a browser the token's owner opens a workspace in (`qingting ws
 /// open`): the workspace cookie lives only as long as it does. It never reaches the browser
-/// as a dashboard cookie; it ends after [`OPEN_SESSION_SECS`], with the token's revocation, or
+/// as a dashboard cookie; it ends after [`OPEN_SESSION_SECS`] or when the token expires,
+/// whichever is first, with the token's revocation, or
 /// with everything else that ends the owner's sessions. Returns its id.
 pub async fn open_session(db: &DatabaseConnection, bearer: &Bearer) -> Result<String, TokenError> {
     use crate::store::{session_store::USER_ID_KEY, DbSessionStore};
@@ -332,7 +343,10 @@ pub async fn open_session(db: &DatabaseConnection, bearer: &Bearer) -> Result<St
             (TOKEN_ID_KEY.to_string(), serde_json::json!(bearer.token_id)),
         ]
         .into(),
-        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::seconds(OPEN_SESSION_SECS),
+        expiry_date: time::OffsetDateTime::from_unix_timestamp(
+            (now_unix() + OPEN_SESSION_SECS).min(bearer.expires_at),
+        )
+        .map_err(|e| TokenError::Store(DbErr::Custom(e.to_string())))?,
     };
     DbSessionStore::new(db.clone())
         .create(&mut record)

@@ -191,7 +191,7 @@ pub async fn record(
         address: Set(actor.address.as_ref().map(|a| a.chars().take(64).collect())),
         action: Set(action.as_str().into()),
         subject_user_id: Set(subject.user_id),
-        subject: Set(subject.name.clone()),
+        subject: Set(subject.name.as_ref().map(|n| n.chars().take(160).collect())),
         outcome: Set(outcome.as_str().into()),
         detail: Set(detail.map(|d| d.chars().take(1000).collect())),
         ..Default::default()

@@ -33,6 +33,10 @@ qingting_core::on_every_backend!(
     account_changes_write_their_entry_only_when_they_happen,
     workspace_requests_are_logged_with_who_whom_where_and_outcome,
     the_log_is_filtered_exported_in_order_and_pruned,
+    quotas_override_the_instances_limits_and_name_themselves,
+    a_full_host_queues_requests_and_starts_them_in_order,
+    the_last_admin_who_can_sign_in_stays,
+    the_directory_searches_any_case_and_sorts_by_last_seen,
 );
 
 async fn register(db: &DatabaseConnection, name: &str) -> Account {
@@ -617,4 +621,279 @@ async fn the_log_is_filtered_exported_in_order_and_pruned(backend: Backend) {
 /// The id of the entry written last.
 async fn entry_id(db: &DatabaseConnection) -> i64 {
     audit::list(db, &Filter::default(), None, 1).await.unwrap()[0].id
+}
+
+async fn quotas_override_the_instances_limits_and_name_themselves(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let bob = register(&db, "bob").await;
+    let svc = Arc::new(WorkspaceService::new(
+        db.clone(),
+        Arc::new(FakeRuntime::default()),
+        templates::builtin(),
+        WorkspaceLimits {
+            max_per_user: 1,
+            max_running_per_user: 1,
+        },
+        None,
+    ));
+    svc.create(&bob, "one", "jupyter-python").await.unwrap();
+    let e = svc.create(&bob, "two", "jupyter-python").await.unwrap_err();
+    assert!(e.to_string().contains("workspaces.max_per_user"), "{e}");
+
+    let bad = accounts::Quota {
+        memory_mb: Some(64),
+        ..Default::default()
+    };
+    assert!(matches!(
+        accounts::set_quota(&db, &Actor::system(), bob.id, bad).await,
+        Err(AccountError::InvalidField {
+            field: "memory_mb",
+            ..
+        })
+    ));
+    let more = accounts::Quota {
+        workspaces: Some(3),
+        running: Some(2),
+        memory_mb: Some(1024),
+    };
+    accounts::set_quota(&db, &from(&alice, "10.0.0.1"), bob.id, more)
+        .await
+        .unwrap();
+    assert_eq!(accounts::quota_of(&db, bob.id).await.unwrap(), more);
+    svc.create(&bob, "two", "jupyter-python").await.unwrap();
+    let e = svc
+        .create(&bob, "three", "jupyter-python")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("at most 2 workspaces at once (your quota)"),
+        "{e}"
+    );
+    svc.stop(
+        &bob,
+        svc.find_by_name(&bob, "two").await.unwrap().unwrap().id,
+    )
+    .await
+    .unwrap();
+    svc.create(&bob, "three", "jupyter-python").await.unwrap();
+    let e = svc
+        .create(&bob, "four", "jupyter-python")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("at most 3 workspaces (your quota)"),
+        "{e}"
+    );
+    // Alice keeps the instance's limits.
+    svc.create(&alice, "mine", "jupyter-python").await.unwrap();
+    assert!(svc.create(&alice, "more", "jupyter-python").await.is_err());
+
+    let changed = detail(&db, Action::QuotaChange, Outcome::Ok).await;
+    assert_eq!(changed, "workspaces=3 running=2 memory_mb=1024");
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn a_full_host_queues_requests_and_starts_them_in_order(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let (alice, bob, carol) = (
+        register(&db, "alice").await,
+        register(&db, "bob").await,
+        register(&db, "carol").await,
+    );
+    let rt = Arc::new(FakeRuntime::default());
+    let svc = Arc::new(
+        WorkspaceService::new(
+            db.clone(),
+            rt.clone(),
+            templates::builtin(),
+            WorkspaceLimits {
+                max_per_user: 3,
+                max_running_per_user: 1,
+            },
+            None,
+        )
+        .with_max_running(1),
+    );
+    let a = svc.create(&alice, "a", "jupyter-python").await.unwrap();
+    assert_eq!(a.state.as_str(), "running");
+    // The host is full: bob and carol wait in line, in the order they asked.
+    let b = svc.create(&bob, "b", "jupyter-python").await.unwrap();
+    let c = svc.create(&carol, "c", "jupyter-python").await.unwrap();
+    assert_eq!((b.state.as_str(), c.state.as_str()), ("queued", "queued"));
+    let places = svc.queue_positions().await.unwrap();
+    assert_eq!((places[&b.id], places[&c.id]), (1, 2));
+    assert_eq!(rt.count("provision"), 1, "nothing of theirs runs yet");
+    // Waiting counts against their own running limit, and a second Start is busy.
+    let e = svc.create(&bob, "b2", "jupyter-python").await.unwrap_err();
+    assert!(matches!(e, WorkspaceError::LimitReached(_)), "{e}");
+    assert!(matches!(
+        svc.start(&bob, b.id).await,
+        Err(WorkspaceError::Busy("queued"))
+    ));
+    // Carol cancels, then asks again: she is behind bob again (the end of the line).
+    let cancelled = svc.stop(&carol, c.id).await.unwrap();
+    assert_eq!(cancelled.state.as_str(), "stopped");
+    assert_eq!(rt.count("stop"), 0, "nothing ran, so nothing was stopped");
+    assert_eq!(
+        svc.start(&carol, c.id).await.unwrap().state.as_str(),
+        "queued"
+    );
+    assert_eq!(svc.queue_positions().await.unwrap()[&c.id], 2);
+    // Nothing frees up: nothing starts.
+    assert_eq!(svc.start_queued().await.unwrap(), 0);
+    // Alice stops: bob's turn, and only his.
+    svc.stop(&alice, a.id).await.unwrap();
+    assert_eq!(svc.start_queued().await.unwrap(), 1);
+    wait_running(&svc, &bob, b.id).await;
+    assert_eq!(
+        svc.get(&carol, c.id).await.unwrap().state.as_str(),
+        "queued"
+    );
+    assert_eq!(svc.queue_positions().await.unwrap()[&c.id], 1);
+    svc.delete(&bob, b.id).await.unwrap();
+    assert_eq!(svc.start_queued().await.unwrap(), 1);
+    wait_running(&svc, &carol, c.id).await;
+    assert!(svc.queue_positions().await.unwrap().is_empty());
+
+    let queued = detail(&db, Action::WorkspaceCreate, Outcome::Ok).await;
+    assert!(
+        queued.contains("queued: This server is at its limit of 1"),
+        "{queued}"
+    );
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn the_last_admin_who_can_sign_in_stays(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    // Alone, the admin may delete the account (the next registration is the admin then).
+    let solo = register(&db, "solo").await;
+    accounts::delete_user_rows(&db, &Actor::system(), solo.id)
+        .await
+        .unwrap();
+    let bob = register(&db, "bob").await;
+    let sys = Actor::system();
+    assert!(matches!(
+        accounts::set_suspended(&db, &sys, alice.id, true).await,
+        Err(AccountError::LastAdmin)
+    ));
+    assert!(matches!(
+        accounts::delete_user_rows(&db, &sys, alice.id).await,
+        Err(AccountError::LastAdmin)
+    ));
+    // A suspended admin is no admin to count on: bob, made admin then suspended, does not
+    // let alice step down.
+    accounts::set_role(&db, &sys, "bob", Role::Admin)
+        .await
+        .unwrap();
+    accounts::set_suspended(&db, &sys, bob.id, true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        accounts::set_role(&db, &sys, "alice", Role::Member).await,
+        Err(AccountError::LastAdmin)
+    ));
+    accounts::set_suspended(&db, &sys, bob.id, false)
+        .await
+        .unwrap();
+    accounts::set_role(&db, &sys, "alice", Role::Member)
+        .await
+        .unwrap();
+    // Two admins demoting each other at once: one of them stays.
+    accounts::set_role(&db, &sys, "alice", Role::Admin)
+        .await
+        .unwrap();
+    let (d1, d2) = tokio::join!(
+        accounts::set_role(&db, &sys, "alice", Role::Member),
+        accounts::set_role(&db, &sys, "bob", Role::Member)
+    );
+    assert!(d1.is_ok() != d2.is_ok(), "{d1:?} {d2:?}");
+    let admins = [alice.id, bob.id];
+    let mut left = 0;
+    for id in admins {
+        if accounts::role_of(&db, id).await.unwrap() == Some(Role::Admin) {
+            left += 1;
+        }
+    }
+    assert_eq!(left, 1);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+async fn the_directory_searches_any_case_and_sorts_by_last_seen(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let bob = register(&db, "bob").await;
+    let _carol = register(&db, "carol").await;
+    accounts::update_profile(
+        &db,
+        bob.id,
+        accounts::ProfileInput {
+            username: "bob".into(),
+            display_name: "Ada Lovelace".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let names =
+        |list: Vec<accounts::Member>| list.into_iter().map(|m| m.username).collect::<Vec<_>>();
+    use accounts::MemberSort;
+    assert_eq!(
+        names(
+            accounts::directory(&db, "LOVE", MemberSort::Name)
+                .await
+                .unwrap()
+        ),
+        ["bob"]
+    );
+    assert_eq!(
+        names(
+            accounts::directory(&db, "ali", MemberSort::Name)
+                .await
+                .unwrap()
+        ),
+        ["alice"]
+    );
+    assert!(accounts::directory(&db, "%", MemberSort::Name)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(accounts::directory(&db, "_", MemberSort::Name)
+        .await
+        .unwrap()
+        .is_empty());
+    accounts::seen(&db, alice.id, None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    accounts::seen(&db, bob.id, None).await.unwrap();
+    assert_eq!(
+        names(
+            accounts::directory(&db, "", MemberSort::LastSeen)
+                .await
+                .unwrap()
+        ),
+        ["bob", "alice", "carol"],
+        "most recent first, never seen last"
+    );
+    assert_eq!(accounts::census(&db).await.unwrap(), (3, 0));
+    drop(db);
+    tdb.drop_database().await;
 }

@@ -55,6 +55,11 @@ pub struct LiveGuard {
 }
 
 impl LiveGuard {
+    /// Whether the session has ended (as of the last sweep).
+    pub fn has_ended(&self) -> bool {
+        *self.ended.borrow()
+    }
+
     /// Completes once the session has ended.
     pub fn ended(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.ended.clone();

@@ -42,6 +42,14 @@ impl V1Error {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This endpoint does not take that method (docs/api.md lists them).",
+        )
+    }
+
     pub fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
         Self {
             field: field.map(str::to_string),

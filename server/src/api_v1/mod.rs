@@ -45,6 +45,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: AppState) -> Router<S> {
         .route("/tokens", get(tokens))
         .route("/tokens/current", delete(revoke_current))
         .fallback(|| async { V1Error::not_found("No such endpoint.") })
+        .method_not_allowed_fallback(|| async { V1Error::method_not_allowed() })
         .with_state(state)
 }
 

@@ -10,6 +10,8 @@ pub struct UserView {
     pub display_name: Option<String>,
     /// `/avatars/<key>` when the user has uploaded one.
     pub avatar_url: Option<String>,
+    /// Whether the admin pages are theirs.
+    pub is_admin: bool,
 }
 
 impl UserView {
@@ -29,6 +31,7 @@ pub async fn current_user() -> Result<Option<UserView>, ApiError> {
         username: p.username,
         display_name: p.display_name,
         avatar_url: p.avatar_key.map(|k| format!("/{k}")),
+        is_admin: p.role == qingting_core::accounts::Role::Admin,
     }))
 }
 

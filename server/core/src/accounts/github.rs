@@ -56,6 +56,9 @@ pub async fn sign_in_with_github(
                 // Either the name was taken meanwhile (try the next) or the same GitHub user
                 // signed in twice at once (use that account).
                 if let Some(u) = find_by_github_id(db, gh.id).await? {
+                    if u.suspended_at.is_some() {
+                        return Err(AccountError::Suspended);
+                    }
                     return Ok((u.into(), false));
                 }
             }

@@ -1,15 +1,19 @@
 //! Accounts: registration, password sign-in and lookups. One service that every entry
 //! point (server functions, CLI, tests) calls.
 
+mod directory;
 pub mod github;
 mod password;
 mod profile;
+mod quotas;
 mod roles;
 mod username;
 
+pub use directory::{census, directory, Member, MemberSort};
 pub use github::{bind_github, sign_in_with_github, unbind_github, GithubIdentity};
 pub use password::{hash_password, verify_password, MIN_PASSWORD_LEN};
 pub use profile::{profile, update_profile, valid_email, Profile, ProfileInput};
+pub use quotas::{quota_of, set_quota, Quota};
 pub use roles::{role_of, set_role, set_suspended, Role};
 pub use username::{validate_username, USERNAME_RULE};
 
@@ -220,6 +224,7 @@ pub async fn delete_user_rows(
         .one(&txn)
         .await?
         .ok_or(AccountError::NotFound)?;
+    roles::keep_an_admin(&txn, &row).await?;
     session::Entity::delete_many()
         .filter(session::Column::UserId.eq(user_id))
         .exec(&txn)
@@ -237,6 +242,26 @@ pub async fn delete_user_rows(
     .await?;
     txn.commit().await?;
     Ok(row.avatar_key)
+}
+
+/// How stale "last seen" may get before a request writes it again: a page view is a read.
+pub const SEEN_EVERY_SECS: i64 = 300;
+
+/// Notes that the person is here now, unless that was noted in the last few minutes.
+pub async fn seen(db: &DatabaseConnection, user_id: i64, last: Option<i64>) -> Result<(), DbErr> {
+    let now = now_unix();
+    if last.is_some_and(|t| now - t < SEEN_EVERY_SECS) {
+        return Ok(());
+    }
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::LastSeenAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Records a new avatar key; returns the previous one (to delete).
@@ -270,6 +295,15 @@ pub async fn delete_account(
     by: &Actor,
     user_id: i64,
 ) -> Result<(), AccountError> {
+    // Checked before anything is deleted (and again with the rows): the last admin stays.
+    {
+        let txn = state.db.begin().await?;
+        let row = user::Entity::find_by_id(user_id)
+            .one(&txn)
+            .await?
+            .ok_or(AccountError::NotFound)?;
+        roles::keep_an_admin(&txn, &row).await?;
+    }
     for hook in state.deletion_hooks.iter() {
         hook.before_account_deletion(by, user_id)
             .await

@@ -21,6 +21,7 @@ pub struct Profile {
     pub has_password: bool,
     pub role: super::Role,
     pub suspended: bool,
+    pub last_seen_at: Option<i64>,
 }
 
 impl From<user::Model> for Profile {
@@ -36,6 +37,7 @@ impl From<user::Model> for Profile {
             has_password: m.password_hash.is_some(),
             role: super::Role::of(&m.role),
             suspended: m.suspended_at.is_some(),
+            last_seen_at: m.last_seen_at,
         }
     }
 }

@@ -40,7 +40,8 @@ impl Role {
     }
 }
 
-/// The lease row whose lock makes "is this the first account?" one question at a time.
+/// The lease row whose lock makes "is this the first account?" and "is this the last admin?"
+/// one question at a time.
 const FIRST_ACCOUNT_LOCK: &str = "workspace-limits";
 
 /// Begins the transaction that writes a new account, and says which role it gets: the
@@ -49,29 +50,68 @@ const FIRST_ACCOUNT_LOCK: &str = "workspace-limits";
 pub(super) async fn begin_new_account(
     db: &DatabaseConnection,
 ) -> Result<(DatabaseTransaction, Role), DbErr> {
-    // Read committed: after the wait, the count must see the other's commit (MySQL's
-    // repeatable read would answer from a snapshot taken before it).
-    let isolation = match db.get_database_backend() {
-        DbBackend::Sqlite => None,
-        _ => Some(IsolationLevel::ReadCommitted),
-    };
-    let txn = db.begin_with_config(isolation, None).await?;
+    let txn = begin_read_committed(db).await?;
     if user::Entity::find().count(&txn).await? > 0 {
         return Ok((txn, Role::Member));
     }
+    lock_admins(&txn).await?;
+    let role = match user::Entity::find().count(&txn).await? {
+        0 => Role::Admin,
+        _ => Role::Member,
+    };
+    Ok((txn, role))
+}
+
+/// Takes the lock row that makes admin-count checks one at a time across replicas.
+async fn lock_admins(txn: &DatabaseTransaction) -> Result<(), DbErr> {
     lease::Entity::update_many()
         .col_expr(
             lease::Column::Holder,
             Expr::col(lease::Column::Holder).into(),
         )
         .filter(lease::Column::Name.eq(FIRST_ACCOUNT_LOCK))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    let role = match user::Entity::find().count(&txn).await? {
-        0 => Role::Admin,
-        _ => Role::Member,
+    Ok(())
+}
+
+/// Admins who can sign in (not suspended).
+async fn active_admins(c: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Admin.as_str()))
+        .filter(user::Column::SuspendedAt.is_null())
+        .count(c)
+        .await
+}
+
+/// Refuses a change that takes `row` out of the admins who can sign in when it is the last
+/// of them, while other accounts remain (with none left, the next registration is the admin).
+pub(super) async fn keep_an_admin(
+    txn: &DatabaseTransaction,
+    row: &user::Model,
+) -> Result<(), AccountError> {
+    if Role::of(&row.role) != Role::Admin || row.suspended_at.is_some() {
+        return Ok(());
+    }
+    lock_admins(txn).await?;
+    let others = user::Entity::find()
+        .filter(user::Column::Id.ne(row.id))
+        .count(txn)
+        .await?;
+    if others > 0 && active_admins(txn).await? <= 1 {
+        return Err(AccountError::LastAdmin);
+    }
+    Ok(())
+}
+
+/// Begins a transaction whose reads see what other replicas committed while it waited for a
+/// lock (MySQL's repeatable read would answer from an older snapshot).
+async fn begin_read_committed(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let isolation = match db.get_database_backend() {
+        DbBackend::Sqlite => None,
+        _ => Some(IsolationLevel::ReadCommitted),
     };
-    Ok((txn, role))
+    db.begin_with_config(isolation, None).await
 }
 
 pub async fn role_of(db: &impl ConnectionTrait, user_id: i64) -> Result<Option<Role>, DbErr> {
@@ -89,7 +129,9 @@ pub async fn set_role(
     username: &str,
     role: Role,
 ) -> Result<Account, AccountError> {
-    let txn = db.begin().await?;
+    let txn = begin_read_committed(db).await?;
+    // First, so that two demotions at once cannot both see the other still an admin.
+    lock_admins(&txn).await?;
     let row = user::Entity::find()
         .filter(user::Column::Username.eq(username))
         .one(&txn)
@@ -100,13 +142,7 @@ pub async fn set_role(
         return Ok(account);
     }
     if role == Role::Member {
-        let admins = user::Entity::find()
-            .filter(user::Column::Role.eq(Role::Admin.as_str()))
-            .count(&txn)
-            .await?;
-        if admins <= 1 {
-            return Err(AccountError::LastAdmin);
-        }
+        keep_an_admin(&txn, &row).await?;
     }
     let mut active: user::ActiveModel = row.into();
     active.role = Set(role.as_str().into());
@@ -136,7 +172,8 @@ pub async fn set_suspended(
     if suspended && by.id == Some(user_id) {
         return Err(AccountError::OwnAccount);
     }
-    let txn = db.begin().await?;
+    let txn = begin_read_committed(db).await?;
+    lock_admins(&txn).await?;
     let row = user::Entity::find_by_id(user_id)
         .one(&txn)
         .await?
@@ -144,6 +181,9 @@ pub async fn set_suspended(
     let account = Account::from(row.clone());
     if row.suspended_at.is_some() == suspended {
         return Ok(account);
+    }
+    if suspended {
+        keep_an_admin(&txn, &row).await?;
     }
     let mut active: user::ActiveModel = row.into();
     active.suspended_at = Set(suspended.then(now_unix));

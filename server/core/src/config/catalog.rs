@@ -212,7 +212,7 @@ pub static SETTINGS: &[Setting] = &[
         .default_is("the public URL's host"),
     s("workspaces.max_per_user", "Workspaces one user may have."),
     s("workspaces.max_running_per_user", "Of which running (or starting) at once."),
-    s("workspaces.max_running", "Workspaces running (or starting) at once on this server, whoever owns them; a create or start beyond it is refused with a message naming this limit. 0: one per GiB of the host's memory with the local runtime, no cap with `fc`.")
+    s("workspaces.max_running", "Workspaces running (or starting) at once on this server, whoever owns them; a user's create or start beyond it waits in line (`queued`) and starts by itself when room frees up. 0: one per GiB of the host's memory with the local runtime, no cap with `fc`.")
         .short("max-running"),
     s("workspaces.idle_stop_secs", "Stop a workspace after this many seconds without requests or open WebSockets; 0: never."),
     s("workspaces.pool", "Workspaces prepared ahead, per template, so a new one is up at once: comma-separated `<template>=<count>` (e.g. `jupyter-python=4, vscode-python=2`); 0 or absent: none. Local runtime: started ahead, counted against `max_running`, giving way to users' starts. Function Compute: functions created ahead and started when taken (docs/deploy-fc.md).")

@@ -55,6 +55,16 @@ impl Activity {
         }
     }
 
+    /// Seconds since this process last saw the workspace used (0 while a WebSocket is open);
+    /// `None` when it saw nothing since it started.
+    pub fn idle_secs(&self, id: i64) -> Option<u64> {
+        match self.lock().get(&id) {
+            Some(e) if e.open > 0 => Some(0),
+            Some(e) => e.last.map(|t| t.elapsed().as_secs()),
+            None => None,
+        }
+    }
+
     /// The last activity, or `None` when a WebSocket is open right now (busy).
     pub fn idle_since(&self, id: i64, default: Instant) -> Option<Instant> {
         match self.lock().get(&id) {

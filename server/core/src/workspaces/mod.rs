@@ -32,6 +32,9 @@ pub enum WorkspaceError {
     InvalidPort,
     #[error("{0}")]
     LimitReached(String),
+    /// The host is at `workspaces.max_running`: a user's request waits in the queue instead.
+    #[error("{0}")]
+    HostFull(String),
     #[error("The workspace is {0}; wait until that finishes.")]
     Busy(&'static str),
     #[error("The workspace could not be {action}: {reason}")]

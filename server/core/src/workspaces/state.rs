@@ -2,6 +2,8 @@
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkspaceState {
+    /// Asked to start while the host was at its cap: waits its turn (`workspaces.max_running`).
+    Queued,
     Creating,
     Starting,
     Running,
@@ -12,7 +14,8 @@ pub enum WorkspaceState {
 }
 
 impl WorkspaceState {
-    pub const ALL: [WorkspaceState; 7] = [
+    pub const ALL: [WorkspaceState; 8] = [
+        Self::Queued,
         Self::Creating,
         Self::Starting,
         Self::Running,
@@ -24,6 +27,7 @@ impl WorkspaceState {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Queued => "queued",
             Self::Creating => "creating",
             Self::Starting => "starting",
             Self::Running => "running",
@@ -46,9 +50,19 @@ impl WorkspaceState {
         )
     }
 
-    /// Counts against the per-user limit of running workspaces.
+    /// Counts against the per-user limit of running workspaces (waiting to run counts too).
     pub fn is_active(self) -> bool {
+        self == Self::Queued || self.takes_host_room()
+    }
+
+    /// Takes one of the host's `max_running` slots.
+    pub fn takes_host_room(self) -> bool {
         matches!(self, Self::Creating | Self::Starting | Self::Running)
+    }
+
+    /// Waiting for room: Cancel takes it out of the line (to `stopped`).
+    pub fn can_cancel(self) -> bool {
+        self == Self::Queued
     }
 
     pub fn can_start(self) -> bool {
@@ -72,5 +86,7 @@ mod tests {
             assert!(!(s.can_stop() && s.is_transitional()));
         }
         assert_eq!(S::parse("exploded"), None);
+        assert!(S::Queued.is_active() && !S::Queued.takes_host_room());
+        assert!(!S::Queued.can_start() && !S::Queued.can_stop() && S::Queued.can_cancel());
     }
 }

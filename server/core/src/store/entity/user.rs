@@ -26,6 +26,12 @@ pub struct Model {
     pub role: String,
     /// When an admin suspended the account: it cannot sign in, and has no sessions.
     pub suspended_at: Option<i64>,
+    /// When the person last signed in or used the dashboard (to the nearest few minutes).
+    pub last_seen_at: Option<i64>,
+    /// Per-user overrides of the instance's limits (`None`: the instance's).
+    pub quota_workspaces: Option<i64>,
+    pub quota_running: Option<i64>,
+    pub quota_memory_mb: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,10 @@ enum Users {
     Id,
     Role,
     SuspendedAt,
+    LastSeenAt,
+    QuotaWorkspaces,
+    QuotaRunning,
+    QuotaMemoryMb,
 }
 
 #[derive(DeriveIden)]
@@ -71,6 +75,20 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        for column in [
+            Users::LastSeenAt,
+            Users::QuotaWorkspaces,
+            Users::QuotaRunning,
+            Users::QuotaMemoryMb,
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(Users::Table)
+                    .add_column(ColumnDef::new(column).big_integer().null())
+                    .to_owned(),
+            )
+            .await?;
+        }
         let db = m.get_connection();
         let first = db
             .query_one(
@@ -194,7 +212,14 @@ impl MigrationTrait for Migration {
             .await?;
         m.drop_table(Table::drop().table(AuditEvents::Table).to_owned())
             .await?;
-        for column in [Users::SuspendedAt, Users::Role] {
+        for column in [
+            Users::QuotaMemoryMb,
+            Users::QuotaRunning,
+            Users::QuotaWorkspaces,
+            Users::LastSeenAt,
+            Users::SuspendedAt,
+            Users::Role,
+        ] {
             m.alter_table(
                 Table::alter()
                     .table(Users::Table)

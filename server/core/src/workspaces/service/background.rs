@@ -61,6 +61,7 @@ impl WorkspaceService {
             recovered = true;
         }
         self.run_pool(leads.clone());
+        self.run_queue(leads.clone());
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut leads = leads;

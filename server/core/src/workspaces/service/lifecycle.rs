@@ -2,7 +2,7 @@
 //! transitional state (`prepare`), then makes the runtime calls and persists the outcome
 //! (`finish`).
 
-use super::{pool::Taken, *};
+use super::{limits::Slot, pool::Taken, *};
 use crate::audit::{self, Actor, Subject};
 use sea_orm::TransactionTrait;
 
@@ -44,6 +44,8 @@ pub(super) struct Job {
     pub(super) by: Option<Actor>,
     /// When it was asked for: a user's start is timed from here (`metrics`).
     pub(super) since: Instant,
+    /// What the request was, in the audit log (a create's bring-up is a `Start` job).
+    pub(super) audited_as: audit::Action,
 }
 
 pub(super) enum Prepared {
@@ -91,19 +93,21 @@ impl WorkspaceService {
         // checked before the take turns it `starting` (and so counted).
         let host = match self.runtime.pool_starts_ides() {
             true => None,
-            false => Some(self.take_host_slot(&txn, true, 0).await?),
+            false => Some(self.host_slot(&txn).await?),
         };
         // In the transaction that writes the row: rolled back with it if the name is taken.
-        audit::record(
-            &txn,
-            by,
-            audit::Action::WorkspaceCreate,
-            &Subject::of(owner, name),
-            audit::Outcome::Ok,
-            Some(template_id),
-        )
-        .await?;
-        if let Some(taken) = self.take_pooled(&txn, owner, name, template_id).await? {
+        let subject = Subject::of(owner, name);
+        let record = |txn, detail: String| async move {
+            let ok = audit::Outcome::Ok;
+            let action = audit::Action::WorkspaceCreate;
+            audit::record(txn, by, action, &subject, ok, Some(&detail)).await
+        };
+        let pooled = match &host {
+            Some(Slot::Full(_)) => None,
+            _ => self.take_pooled(&txn, owner, name, template_id).await?,
+        };
+        if let Some(taken) = pooled {
+            record(&txn, template_id.to_string()).await?;
             txn.commit().await?;
             drop(host);
             let (row, claim) = match taken {
@@ -134,12 +138,23 @@ impl WorkspaceService {
                 reason: None,
                 by: Some(by.clone()),
                 since,
+                audited_as: audit::Action::WorkspaceCreate,
             })));
         }
         let host = match host {
-            Some(h) => h,
-            None => self.take_host_slot(&txn, true, 0).await?,
+            Some(slot) => slot,
+            None => self.host_slot(&txn).await?,
         };
+        let host = match host {
+            Slot::Free(h) => h,
+            Slot::Full(why) => {
+                record(&txn, format!("{template_id}; queued: {why}")).await?;
+                let row = self.insert_queued(txn, owner.id, name, template_id).await?;
+                self.owner_changed(owner.id);
+                return Ok(Prepared::Done((&row).into()));
+            }
+        };
+        record(&txn, template_id.to_string()).await?;
         let mut job = self
             .insert_creating(txn, host, owner.id, name, template_id)
             .await?;
@@ -147,6 +162,39 @@ impl WorkspaceService {
         job.since = since;
         self.owner_changed(owner.id);
         Ok(Prepared::Job(Box::new(job)))
+    }
+
+    /// Writes a new workspace that waits for room on the host (`queued`, unclaimed: the
+    /// leader starts it in its turn) in `txn`, and commits.
+    async fn insert_queued(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        user_id: i64,
+        name: &str,
+        template_id: &str,
+    ) -> Result<workspace::Model, WorkspaceError> {
+        let now = now_unix();
+        let row = workspace::ActiveModel {
+            user_id: Set(user_id),
+            name: Set(name.to_string()),
+            template_id: Set(template_id.to_string()),
+            state: Set(WorkspaceState::Queued.as_str().into()),
+            reason: Set(None),
+            runtime_state: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        let row = match row.insert(&txn).await {
+            Ok(r) => r,
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(WorkspaceError::NameTaken)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        txn.commit().await?;
+        tracing::info!(workspace = row.id, "the host is full: queued");
+        Ok(row)
     }
 
     /// A template new workspaces can be made from here.
@@ -208,6 +256,7 @@ impl WorkspaceService {
             reason: None,
             by: None,
             since: Instant::now(),
+            audited_as: audit::Action::WorkspaceCreate,
         })
     }
 
@@ -300,6 +349,8 @@ impl WorkspaceService {
             false => None,
         };
         let mut host = None;
+        // Why the new state needs no runtime call (it is where the request ends).
+        let mut settled = None;
         let next = match action {
             Action::Start if st == WorkspaceState::Running => {
                 return Ok(Prepared::Done((&row).into()))
@@ -309,10 +360,25 @@ impl WorkspaceService {
             }
             Action::Start | Action::Restart if st.can_start() => {
                 let txn = txn.as_ref().expect("begun for a start");
-                host = Some(self.check_running_limit(txn, row.user_id).await?);
-                WorkspaceState::Starting
+                match self.check_running_limit(txn, row.user_id).await {
+                    Ok(guard) => {
+                        host = Some(guard);
+                        WorkspaceState::Starting
+                    }
+                    // A user's start waits its turn; the pool's simply does not happen.
+                    Err(WorkspaceError::HostFull(why)) if row.user_id != POOL_OWNER => {
+                        settled = Some(format!("queued: {why}"));
+                        WorkspaceState::Queued
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Action::Stop | Action::Restart if st.can_stop() => WorkspaceState::Stopping,
+            // Taken out of the line: it never started, so nothing is to be stopped.
+            Action::Stop if st.can_cancel() => {
+                settled = Some("taken out of the queue".into());
+                WorkspaceState::Stopped
+            }
             // Under our claim nothing else is changing it: a transitional state here is left
             // over from a crash, and deleting is the way out of any state.
             Action::Delete => WorkspaceState::Deleting,
@@ -328,7 +394,7 @@ impl WorkspaceService {
                 user_id: Some(row.user_id),
                 name: Some(format!("{}/{}", spec.owner, row.name)),
             };
-            let detail = reason.as_deref();
+            let detail = settled.as_deref().or(reason.as_deref());
             audit::record(
                 &txn,
                 by,
@@ -342,6 +408,10 @@ impl WorkspaceService {
         txn.commit().await?;
         drop(host);
         self.owner_changed(row.user_id);
+        if settled.is_some() {
+            claim.release().await;
+            return Ok(Prepared::Done((&row).into()));
+        }
         Ok(Prepared::Job(Box::new(Job {
             claim,
             action,
@@ -350,6 +420,7 @@ impl WorkspaceService {
             reason,
             by: by.cloned(),
             since,
+            audited_as: audit_action(action),
         })))
     }
 
@@ -393,7 +464,7 @@ impl WorkspaceService {
             user_id: Some(job.row.user_id),
             name: Some(format!("{}/{}", job.spec.owner, job.row.name)),
         };
-        let action = audit_action(job.action);
+        let action = job.audited_as;
         let detail = why.as_deref();
         audit::record_alone(
             &self.db,

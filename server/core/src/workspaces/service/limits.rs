@@ -5,10 +5,19 @@
 //! first, so requests of one process queue there instead of holding connections.
 
 use super::*;
+use crate::accounts::Quota;
 use crate::store::entity::{lease, user};
 use sea_orm::{
     sea_query::Expr, DatabaseBackend, DatabaseTransaction, DbErr, IsolationLevel, TransactionTrait,
 };
+
+/// The answer to "may one more run on this host?".
+pub(super) enum Slot {
+    /// Yes: hold the guard until the transaction that writes the new state ends.
+    Free(tokio::sync::OwnedMutexGuard<()>),
+    /// No, and why (the cap).
+    Full(String),
+}
 
 /// The row whose lock serializes host-wide checks across replicas (made by migration m0006).
 pub(super) const HOST_LOCK_ROW: &str = "workspace-limits";
@@ -49,16 +58,28 @@ impl WorkspaceService {
         Ok(q.count(c).await?)
     }
 
+    /// The user's quota (an admin's override, or nothing).
+    async fn quota(&self, c: &impl ConnectionTrait, user_id: i64) -> Result<Quota, DbErr> {
+        Ok(user::Entity::find_by_id(user_id)
+            .one(c)
+            .await?
+            .map(|u| Quota::of(&u))
+            .unwrap_or_default())
+    }
+
     /// Refuses one more workspace beyond the user's limit.
     pub(super) async fn check_workspace_limit(
         &self,
         txn: &DatabaseTransaction,
         user_id: i64,
     ) -> Result<(), WorkspaceError> {
-        let max = self.limits.max_per_user;
+        let (max, whose) = match self.quota(txn, user_id).await?.workspaces {
+            Some(q) => (q, "your quota"),
+            None => (self.limits.max_per_user, "workspaces.max_per_user"),
+        };
         if self.count(txn, user_id, false).await? >= max {
             return Err(WorkspaceError::LimitReached(format!(
-                "You can have at most {max} workspaces. Delete one first."
+                "You can have at most {max} workspaces ({whose}). Delete one first."
             )));
         }
         Ok(())
@@ -86,10 +107,16 @@ impl WorkspaceService {
         if user_id == POOL_OWNER {
             return Ok(());
         }
-        let max = self.limits.max_running_per_user;
+        let (max, whose) = match self.quota(txn, user_id).await?.running {
+            Some(q) => (q, "your quota"),
+            None => (
+                self.limits.max_running_per_user,
+                "workspaces.max_running_per_user",
+            ),
+        };
         if self.count(txn, user_id, true).await? >= max {
             return Err(WorkspaceError::LimitReached(format!(
-                "You can run at most {max} workspaces at once. Stop one first."
+                "You can run at most {max} workspaces at once ({whose}). Stop one first."
             )));
         }
         Ok(())
@@ -99,7 +126,7 @@ impl WorkspaceService {
     /// except pooled ones that never run here (functions created ahead).
     pub(super) async fn active_on_host(&self, c: &impl ConnectionTrait) -> Result<u64, DbErr> {
         let mut q = workspace::Entity::find()
-            .filter(workspace::Column::State.is_in(states(WorkspaceState::is_active)));
+            .filter(workspace::Column::State.is_in(states(WorkspaceState::takes_host_room)));
         if !self.runtime.pool_starts_ides() {
             q = q.filter(workspace::Column::UserId.ne(POOL_OWNER));
         }
@@ -134,11 +161,23 @@ impl WorkspaceService {
         }
         if running + spare >= self.max_running {
             let max = self.max_running;
-            return Err(WorkspaceError::LimitReached(format!(
+            return Err(WorkspaceError::HostFull(format!(
                 "This server is at its limit of {max} running workspaces \
-                 (workspaces.max_running = {max}). Try again when one has stopped."
+                 (workspaces.max_running = {max})."
             )));
         }
         Ok(host)
+    }
+
+    /// A host slot, or word that the host is full (a user's request then waits in line).
+    pub(super) async fn host_slot(
+        &self,
+        txn: &DatabaseTransaction,
+    ) -> Result<Slot, WorkspaceError> {
+        match self.take_host_slot(txn, true, 0).await {
+            Ok(g) => Ok(Slot::Free(g)),
+            Err(WorkspaceError::HostFull(why)) => Ok(Slot::Full(why)),
+            Err(e) => Err(e),
+        }
     }
 }

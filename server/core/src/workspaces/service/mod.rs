@@ -22,6 +22,7 @@ mod limits;
 mod pool;
 mod port_shares;
 mod queries;
+mod queue;
 mod recovery;
 mod view;
 
@@ -195,21 +196,26 @@ impl WorkspaceService {
 
     async fn spec(&self, row: &workspace::Model) -> Result<WorkspaceSpec, WorkspaceError> {
         // A pooled IDE has no owner, and runs with no user's name in it.
-        let owner = match row.user_id {
-            POOL_OWNER => String::new(),
+        let (owner, quota) = match row.user_id {
+            POOL_OWNER => (String::new(), accounts::Quota::default()),
             id => {
-                accounts::find_by_id(&self.db, id)
+                let u = crate::store::entity::user::Entity::find_by_id(id)
+                    .one(&self.db)
                     .await?
-                    .ok_or(WorkspaceError::NotFound)?
-                    .username
+                    .ok_or(WorkspaceError::NotFound)?;
+                (u.username.clone(), accounts::Quota::of(&u))
             }
         };
-        let template = self
+        let mut template = self
             .templates
             .iter()
             .find(|t| t.id == row.template_id)
             .cloned()
             .ok_or_else(|| WorkspaceError::UnknownTemplate(row.template_id.clone()))?;
+        // An admin's memory quota for this user replaces the template's.
+        if let Some(mb) = quota.memory_mb {
+            template.memory_mb = mb;
+        }
         Ok(WorkspaceSpec {
             id: row.id,
             owner_id: row.user_id,

@@ -314,6 +314,15 @@ impl WorkspaceService {
         if self.runtime.pool_starts_ides() && self.users_starting().await? {
             return Ok(PoolStep::Idle);
         }
+        // People waiting for room come before IDEs for people who might come.
+        let queued = workspace::Entity::find()
+            .filter(workspace::Column::State.eq(WorkspaceState::Queued.as_str()))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if queued {
+            return Ok(PoolStep::Idle);
+        }
         for (template, target) in &self.pool.sizes {
             let kept = rows
                 .iter()
@@ -330,7 +339,9 @@ impl WorkspaceService {
             let job = match self.prepare_pooled(template).await {
                 Ok(job) => job,
                 // The host is full: users come first.
-                Err(WorkspaceError::LimitReached(_)) => return Ok(PoolStep::Idle),
+                Err(WorkspaceError::LimitReached(_) | WorkspaceError::HostFull(_)) => {
+                    return Ok(PoolStep::Idle)
+                }
                 Err(WorkspaceError::EditorMissing(_)) => {
                     self.back_off(template, "its editor is not installed");
                     continue;

@@ -30,6 +30,51 @@ impl WorkspaceService {
             .map(Into::into))
     }
 
+    /// Every user's workspace with its owner's name (the admin's view), by owner and name.
+    pub async fn everyone(&self) -> Result<Vec<(String, WorkspaceView)>, WorkspaceError> {
+        let rows = workspace::Entity::find()
+            .filter(workspace::Column::UserId.ne(POOL_OWNER))
+            .order_by_asc(workspace::Column::UserId)
+            .order_by_asc(workspace::Column::Name)
+            .all(&self.db)
+            .await?;
+        let ids: HashSet<i64> = rows.iter().map(|r| r.user_id).collect();
+        let names: HashMap<i64, String> = crate::store::entity::user::Entity::find()
+            .filter(crate::store::entity::user::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect();
+        let mut all: Vec<(String, WorkspaceView)> = rows
+            .iter()
+            .map(|r| (names.get(&r.user_id).cloned().unwrap_or_default(), r.into()))
+            .collect();
+        all.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+        Ok(all)
+    }
+
+    /// The owner of any user's workspace `id`.
+    pub async fn owner_of(&self, id: i64) -> Result<Account, WorkspaceError> {
+        let row = workspace::Entity::find_by_id(id)
+            .filter(workspace::Column::UserId.ne(POOL_OWNER))
+            .one(&self.db)
+            .await?
+            .ok_or(WorkspaceError::NotFound)?;
+        accounts::find_by_id(&self.db, row.user_id)
+            .await?
+            .ok_or(WorkspaceError::NotFound)
+    }
+
+    /// How many are running or on their way up on this host, and the cap (`None`: no cap).
+    pub async fn host_use(&self) -> Result<(u64, Option<u64>), WorkspaceError> {
+        let running = self.active_on_host(&self.db).await?;
+        Ok((
+            running,
+            (self.max_running != u64::MAX).then_some(self.max_running),
+        ))
+    }
+
     /// How many workspaces there are per (template, state): users' first, then the pool's.
     pub async fn census(&self) -> Result<(Census, Census), WorkspaceError> {
         let count = |pooled: bool| {
