@@ -18,6 +18,7 @@ qingting_core::on_every_backend!(
     sign_ins_and_workspace_requests_are_audited_with_the_address,
     a_suspended_member_loses_the_dashboard_and_the_workspace_at_once,
     metrics_need_their_token_parse_and_follow_a_start,
+    a_full_host_queues_a_create_and_starts_it_when_room_frees_up,
 );
 
 const METRICS_TOKEN: &str = "metrics-token-for-tests";
@@ -53,6 +54,13 @@ impl Harness {
 }
 
 async fn start(backend: Backend) -> Option<Harness> {
+    start_with(backend, |_| {}).await
+}
+
+async fn start_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut qingting_core::Config),
+) -> Option<Harness> {
     let tdb = TestDatabase::create(backend).await?;
     let metrics_port = qingting_core::testing::free_port();
     let url = tdb.url.clone();
@@ -60,6 +68,7 @@ async fn start(backend: Backend) -> Option<Harness> {
         config.database_url = Some(url);
         config.metrics.token = Some(METRICS_TOKEN.into());
         config.metrics.listen = Some(format!("127.0.0.1:{metrics_port}"));
+        tweak(config);
     })
     .await;
     let port = server.port;
@@ -338,4 +347,50 @@ fn promtool_check(text: &str) {
         said.trim().is_empty(),
         "promtool found problems: {said}\n{text}"
     );
+}
+
+async fn a_full_host_queues_a_create_and_starts_it_when_room_frees_up(backend: Backend) {
+    if !sandbox_available() {
+        return;
+    }
+    let Some(h) = start_with(backend, |c| c.workspaces.max_running = 1).await else {
+        return;
+    };
+    let mut alice = register(&h.client, h.port, "alice").await;
+    let mut bob = register(&h.client, h.port, "bob").await;
+    let first = alice.create_running("demo").await;
+    let (s, row) = bob
+        .api(
+            "/api/workspaces/create",
+            &[("name", "demo"), ("template", "test-ide")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{row}");
+    assert_eq!(row["state"], "queued", "{row}");
+    assert_eq!(row["queue_position"], 1);
+    assert_eq!(row["controls"]["can_cancel"], true);
+    // Alice stops hers: the leader starts bob's within a few seconds, by itself.
+    let id = first["id"].as_i64().unwrap().to_string();
+    let (s, _) = alice
+        .api("/api/workspaces/action", &[("id", &id), ("action", "stop")])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let running = bob.wait_state("demo", "running").await;
+    assert_eq!(running["queue_position"], serde_json::Value::Null);
+    // Now alice waits; she cancels.
+    let (s, again) = alice
+        .api(
+            "/api/workspaces/action",
+            &[("id", &id), ("action", "start")],
+        )
+        .await;
+    assert_eq!(
+        (s, again["state"].as_str()),
+        (StatusCode::OK, Some("queued"))
+    );
+    let (_, cancelled) = alice
+        .api("/api/workspaces/action", &[("id", &id), ("action", "stop")])
+        .await;
+    assert_eq!(cancelled["state"], "stopped");
+    h.stop().await;
 }
