@@ -20,6 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_qingting");
 qingting_core::on_every_backend!(
     the_cli_creates_opens_and_deletes_with_a_token_until_it_is_revoked,
     the_api_answers_every_refusal_in_one_shape,
+    admins_script_the_instance_and_members_find_nothing,
 );
 
 struct Harness {
@@ -452,5 +453,136 @@ async fn the_api_answers_every_refusal_in_one_shape(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
+    h.stop().await;
+}
+
+async fn admins_script_the_instance_and_members_find_nothing(backend: Backend) {
+    if !sandbox_available() {
+        return;
+    }
+    let Some(h) = start(backend).await else {
+        return;
+    };
+    let mut alice = register(&h.client, h.port, "alice").await;
+    let mut bob = register(&h.client, h.port, "bob").await;
+    let (admin_rw, _) = make_token(&mut alice, "ops", "workspaces").await;
+    let (admin_ro, _) = make_token(&mut alice, "graphs", "read").await;
+    let (member, _) = make_token(&mut bob, "mine", "workspaces").await;
+    bob.create_running("demo").await;
+    let api = |path: &str| h.dash(&format!("/api/v1/admin{path}"));
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut req = h.client.request(method, api(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    use reqwest::Method;
+    // A member's token: none of it exists.
+    for (m, path) in [
+        (Method::GET, "/users"),
+        (Method::GET, "/workspaces"),
+        (Method::GET, "/audit"),
+        (Method::GET, "/instance"),
+        (Method::POST, "/users/alice/suspend"),
+    ] {
+        let (s, b) = call(m, path, &member, None).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+    // An admin's read-only token reads and may not act.
+    let (s, users) = call(Method::GET, "/users?sort=name", &admin_ro, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let (s, b) = call(Method::POST, "/users/bob/suspend", &admin_ro, None).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    // The read-write one: a quota, a stop, a suspension; all in the log.
+    let (s, _) = call(
+        Method::PUT,
+        "/users/bob/quota",
+        &admin_rw,
+        Some(json!({"workspaces": 9, "running": null})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, b) = call(
+        Method::PUT,
+        "/users/bob/quota",
+        &admin_rw,
+        Some(json!({"memory_mb": 1})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("memory_mb")),
+        "{b}"
+    );
+    let (_, list) = call(Method::GET, "/workspaces", &admin_rw, None).await;
+    let id = list["workspaces"][0]["id"].as_i64().unwrap();
+    assert_eq!(list["workspaces"][0]["owner"], "bob");
+    let (s, _) = call(
+        Method::POST,
+        &format!("/workspaces/{id}/stop"),
+        &admin_rw,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    bob.wait_state("demo", "stopped").await;
+    let (s, b) = call(Method::POST, "/workspaces/nonsense/stop", &admin_rw, None).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (s, _) = call(Method::POST, "/users/bob/suspend", &admin_rw, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let res = h
+        .client
+        .get(h.dash("/api/v1/me"))
+        .bearer_auth(&member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "a suspended member's token is refused"
+    );
+    let (s, b) = call(Method::POST, "/users/alice/suspend", &admin_rw, None).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "not yourself: {b}"
+    );
+    let (_, log) = call(Method::GET, "/audit?user=bob", &admin_ro, None).await;
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for want in ["suspend", "workspace_stop", "quota_change"] {
+        assert!(actions.contains(&want), "{want} in {actions:?}");
+    }
+    let (s, b) = call(Method::DELETE, "/users/bob", &admin_rw, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (_, users) = call(Method::GET, "/users", &admin_ro, None).await;
+    assert_eq!(users["users"].as_array().unwrap().len(), 1);
     h.stop().await;
 }

@@ -111,156 +111,29 @@ pub const AUDIT_ACTIONS: [&str; 17] = [
 
 #[server(prefix = "/api", endpoint = "admin/instance")]
 pub async fn admin_instance() -> Result<InstanceView, ApiError> {
-    use crate::api::server_ctx::{internal, require_admin, session, state};
+    use crate::api::server_ctx::{require_admin, session, state};
     let (state, session) = (state()?, session().await?);
     require_admin(&state, &session).await?;
-    let ws = &state.workspaces;
-    let (running, max_running) = ws.host_use().await.map_err(internal)?;
-    let pool = ws
-        .pool_status()
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .map(|p| {
-            (
-                p.template,
-                p.target.into(),
-                p.ready.into(),
-                p.starting.into(),
-            )
-        })
-        .collect();
-    let (accounts, suspended) = qingting_core::accounts::census(&state.db)
-        .await
-        .map_err(internal)?;
-    let isolation = describe(&ws.runtime().isolation());
-    Ok(InstanceView {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        runtime: ws.runtime().name().to_string(),
-        isolation,
-        running,
-        max_running,
-        pool,
-        editors: ws
-            .templates()
-            .iter()
-            .map(|t| (t.name.clone(), ws.template_ready(t)))
-            .collect(),
-        accounts,
-        suspended,
-        default_workspaces: state.config.workspaces.max_per_user,
-        default_running: state.config.workspaces.max_running_per_user,
-    })
-}
-
-/// The runtime's isolation report (`/healthz`) on one line: `sandboxed: true, limits: …`.
-#[cfg(feature = "ssr")]
-fn describe(v: &serde_json::Value) -> String {
-    match v.as_object() {
-        Some(o) if !o.is_empty() => o
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}: {s}"),
-                other => format!("{k}: {other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "the runtime's own (one function per workspace)".to_string(),
-    }
+    server::instance(&state).await
 }
 
 /// `sort`: `last_seen` (default), `name` or `created`.
 #[server(prefix = "/api", endpoint = "admin/users")]
 pub async fn admin_users(search: String, sort: String) -> Result<Vec<MemberRow>, ApiError> {
-    use crate::api::server_ctx::{internal, require_admin, session, state};
-    use qingting_core::accounts::{directory, MemberSort, Role};
+    use crate::api::server_ctx::{require_admin, session, state};
     let (state, session) = (state()?, session().await?);
     let me = require_admin(&state, &session).await?;
-    let sort = MemberSort::parse(&sort).unwrap_or_default();
-    let list = directory(&state.db, &search, sort)
-        .await
-        .map_err(internal)?;
-    let now = qingting_core::store::now_unix();
-    Ok(list
-        .into_iter()
-        .map(|m| MemberRow {
-            is_you: m.id == me.id,
-            id: m.id,
-            username: m.username,
-            display_name: m.display_name,
-            admin: m.role == Role::Admin,
-            suspended: m.suspended,
-            last_seen_ago: m.last_seen_at.map(|t| (now - t).max(0)),
-            created_at: m.created_at,
-            workspaces: m.workspaces,
-            running: m.running,
-            quota_workspaces: m.quota.workspaces,
-            quota_running: m.quota.running,
-            quota_memory_mb: m.quota.memory_mb,
-        })
-        .collect())
+    server::users(&state, &me, &search, &sort).await
 }
 
 /// `action`: `suspend` (signed out everywhere, running workspaces stopped), `resume`,
 /// `make_admin`, `make_member` or `delete` (the account, its workspaces and files).
 #[server(prefix = "/api", endpoint = "admin/user-action")]
 pub async fn admin_user_action(id: i64, action: String) -> Result<(), ApiError> {
-    use crate::api::server_ctx::{actor, fail, internal, require_admin, session, state};
-    use qingting_core::{
-        accounts::{self, Role},
-        workspaces::Action,
-    };
+    use crate::api::server_ctx::{actor, require_admin, session, state};
     let (state, session) = (state()?, session().await?);
     let me = require_admin(&state, &session).await?;
-    let by = actor(&me);
-    let target = accounts::find_by_id(&state.db, id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| fail(ApiError::NotFound("No such account.".into())))?;
-    match action.as_str() {
-        "suspend" => {
-            accounts::set_suspended(&state.db, &by, id, true).await?;
-            // Nobody can reach them any more: their running IDEs would only use room.
-            let svc = &state.workspaces;
-            for ws in svc.list(&target).await.map_err(internal)? {
-                if ws.state.can_stop() {
-                    if let Err(e) = svc.begin(&by, &target, ws.id, Action::Stop).await {
-                        tracing::warn!(
-                            workspace = ws.id,
-                            "stopping a suspended user's workspace: {e}"
-                        );
-                    }
-                }
-            }
-        }
-        "resume" => {
-            accounts::set_suspended(&state.db, &by, id, false).await?;
-        }
-        "make_admin" | "make_member" => {
-            let role = if action == "make_admin" {
-                Role::Admin
-            } else {
-                Role::Member
-            };
-            accounts::set_role(&state.db, &by, &target.username, role).await?;
-        }
-        "delete" => {
-            if id == me.id {
-                return Err(fail(ApiError::Conflict(
-                    "Delete your own account from Settings → Security.".into(),
-                )));
-            }
-            accounts::delete_account(&state, &by, id).await?;
-        }
-        _ => {
-            return Err(fail(ApiError::invalid(
-                "action",
-                "The action must be suspend, resume, make_admin, make_member or delete.",
-            )))
-        }
-    }
-    Ok(())
+    server::user_action(&state, &me, &actor(&me), id, &action).await
 }
 
 /// Empty fields go back to the instance's default.
@@ -272,7 +145,7 @@ pub async fn admin_set_quota(
     memory_mb: String,
 ) -> Result<(), ApiError> {
     use crate::api::server_ctx::{actor, fail, require_admin, session, state};
-    use qingting_core::accounts::{self, Quota};
+    use qingting_core::accounts::Quota;
     let (state, session) = (state()?, session().await?);
     let me = require_admin(&state, &session).await?;
     let number = |field: &str, v: &str| -> Result<Option<u64>, ApiError> {
@@ -292,70 +165,24 @@ pub async fn admin_set_quota(
         running: number("running", &running)?,
         memory_mb: number("memory_mb", &memory_mb)?,
     };
-    accounts::set_quota(&state.db, &actor(&me), id, quota).await?;
-    Ok(())
+    server::set_quota(&state, &actor(&me), id, quota).await
 }
 
 #[server(prefix = "/api", endpoint = "admin/workspaces")]
 pub async fn admin_workspaces() -> Result<Vec<AdminWorkspaceRow>, ApiError> {
-    use crate::api::server_ctx::{internal, require_admin, session, state};
-    use qingting_core::workspaces::WorkspaceState;
+    use crate::api::server_ctx::{require_admin, session, state};
     let (state, session) = (state()?, session().await?);
     require_admin(&state, &session).await?;
-    let svc = &state.workspaces;
-    let all = svc.everyone().await.map_err(internal)?;
-    Ok(all
-        .into_iter()
-        .map(|(owner, v)| {
-            let usage = (v.state == WorkspaceState::Running)
-                .then(|| svc.runtime().usage(v.id))
-                .flatten();
-            AdminWorkspaceRow {
-                id: v.id,
-                owner,
-                template: v.template_id.clone(),
-                state: v.state.as_str().to_string(),
-                reason: v.reason.clone(),
-                memory_bytes: usage.as_ref().and_then(|u| u.memory_bytes),
-                memory_limit_bytes: usage.as_ref().map(|u| u.memory_limit_bytes),
-                cpu_percent: usage
-                    .as_ref()
-                    .and_then(|u| u.cpu_percent)
-                    .map(|p| p.round() as u64),
-                idle_secs: svc.activity().idle_secs(v.id),
-                updated_at: v.updated_at,
-                can_start: v.state.can_start(),
-                // A queued one is "stopped" by taking it out of the line.
-                can_stop: v.state.can_stop() || v.state.can_cancel(),
-                name: v.name,
-            }
-        })
-        .collect())
+    server::workspaces(&state).await
 }
 
 /// `action`: start, stop, restart or delete, on any user's workspace.
 #[server(prefix = "/api", endpoint = "admin/workspace-action")]
 pub async fn admin_workspace_action(id: i64, action: String) -> Result<(), ApiError> {
-    use crate::api::{
-        server_ctx::{actor, fail, require_admin, session, state},
-        workspaces::server::api_error,
-    };
-    use qingting_core::workspaces::Action;
+    use crate::api::server_ctx::{actor, require_admin, session, state};
     let (state, session) = (state()?, session().await?);
     let me = require_admin(&state, &session).await?;
-    let Some(action) = Action::parse(&action) else {
-        return Err(fail(ApiError::invalid(
-            "action",
-            "The action must be start, stop, restart or delete.",
-        )));
-    };
-    let owner = state.workspaces.owner_of(id).await.map_err(api_error)?;
-    state
-        .workspaces
-        .begin(&actor(&me), &owner, id, action)
-        .await
-        .map_err(api_error)?;
-    Ok(())
+    server::workspace_action(&state, &actor(&me), id, &action).await
 }
 
 /// Newest first, 50 at a time; empty filters match everything. `user` is a user name.
@@ -366,67 +193,302 @@ pub async fn admin_audit(
     outcome: String,
     before: Option<i64>,
 ) -> Result<AuditPage, ApiError> {
-    use crate::api::server_ctx::{fail, internal, require_admin, session, state};
-    use qingting_core::{accounts, audit};
-    const PAGE: u64 = 50;
+    use crate::api::server_ctx::{require_admin, session, state};
     let (state, session) = (state()?, session().await?);
     require_admin(&state, &session).await?;
-    let action = match action.trim() {
-        "" => None,
-        a => Some(
-            audit::Action::parse(a)
-                .ok_or_else(|| fail(ApiError::invalid("action", "Unknown action.")))?,
-        ),
+    server::audit(&state, &action, &user, &outcome, before).await
+}
+
+/// What the admin endpoints do, for the server functions above and the JSON API
+/// (`/api/v1/admin/…`). The caller has checked that an admin asks.
+#[cfg(feature = "ssr")]
+pub mod server {
+    use super::{AdminWorkspaceRow, AuditPage, AuditRow, InstanceView, MemberRow};
+    use crate::api::{
+        server_ctx::{fail, internal},
+        workspaces::server::api_error,
+        ApiError,
     };
-    let outcome = match outcome.trim() {
-        "" => None,
-        o => Some(audit::Outcome::parse(o).ok_or_else(|| {
-            fail(ApiError::invalid(
-                "outcome",
-                "The outcome is ok, refused or failed.",
-            ))
-        })?),
+    use qingting_core::{
+        accounts::{self, Account, MemberSort, Quota, Role},
+        audit::{self, Actor},
+        workspaces::{Action, WorkspaceState},
+        AppState,
     };
-    let user_id = match user.trim() {
-        "" => None,
-        name => match accounts::find_by_username(&state.db, name)
+
+    /// Most audit entries one page shows.
+    pub const AUDIT_PAGE: u64 = 50;
+
+    pub async fn instance(state: &AppState) -> Result<InstanceView, ApiError> {
+        let ws = &state.workspaces;
+        let (running, max_running) = ws.host_use().await.map_err(internal)?;
+        let pool = ws
+            .pool_status()
             .await
             .map_err(internal)?
-        {
-            Some(a) => Some(a.id),
-            // Entries may outlive the account; an unknown name matches nothing.
-            None => Some(i64::MIN),
-        },
-    };
-    let filter = audit::Filter {
-        action,
-        user_id,
-        outcome,
-        since: None,
-        until: None,
-    };
-    let entries = audit::list(&state.db, &filter, before, PAGE)
-        .await
-        .map_err(internal)?;
-    let before = (entries.len() as u64 == PAGE)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
-    Ok(AuditPage {
-        entries: entries
             .into_iter()
-            .map(|e| AuditRow {
-                id: e.id,
-                time: audit::rfc3339(e.at),
-                actor: e.actor,
-                address: e.address,
-                action: e.action,
-                subject: e.subject,
-                outcome: e.outcome,
-                detail: e.detail,
+            .map(|p| {
+                (
+                    p.template,
+                    p.target.into(),
+                    p.ready.into(),
+                    p.starting.into(),
+                )
             })
-            .collect(),
-        before,
-    })
+            .collect();
+        let (accounts, suspended) = accounts::census(&state.db).await.map_err(internal)?;
+        Ok(InstanceView {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            runtime: ws.runtime().name().to_string(),
+            isolation: describe(&ws.runtime().isolation()),
+            running,
+            max_running,
+            pool,
+            editors: ws
+                .templates()
+                .iter()
+                .map(|t| (t.name.clone(), ws.template_ready(t)))
+                .collect(),
+            accounts,
+            suspended,
+            default_workspaces: state.config.workspaces.max_per_user,
+            default_running: state.config.workspaces.max_running_per_user,
+        })
+    }
+
+    /// The runtime's isolation report (`/healthz`) on one line: `sandboxed: true, limits: …`.
+    fn describe(v: &serde_json::Value) -> String {
+        match v.as_object() {
+            Some(o) if !o.is_empty() => o
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}: {s}"),
+                    other => format!("{k}: {other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "the runtime's own (one function per workspace)".to_string(),
+        }
+    }
+
+    /// `sort`: `last_seen` (default), `name` or `created`.
+    pub async fn users(
+        state: &AppState,
+        me: &Account,
+        search: &str,
+        sort: &str,
+    ) -> Result<Vec<MemberRow>, ApiError> {
+        let sort = MemberSort::parse(sort).unwrap_or_default();
+        let list = accounts::directory(&state.db, search, sort)
+            .await
+            .map_err(internal)?;
+        let now = qingting_core::store::now_unix();
+        Ok(list
+            .into_iter()
+            .map(|m| MemberRow {
+                is_you: m.id == me.id,
+                id: m.id,
+                username: m.username,
+                display_name: m.display_name,
+                admin: m.role == Role::Admin,
+                suspended: m.suspended,
+                last_seen_ago: m.last_seen_at.map(|t| (now - t).max(0)),
+                created_at: m.created_at,
+                workspaces: m.workspaces,
+                running: m.running,
+                quota_workspaces: m.quota.workspaces,
+                quota_running: m.quota.running,
+                quota_memory_mb: m.quota.memory_mb,
+            })
+            .collect())
+    }
+
+    /// `action`: `suspend`, `resume`, `make_admin`, `make_member` or `delete`.
+    pub async fn user_action(
+        state: &AppState,
+        me: &Account,
+        by: &Actor,
+        id: i64,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        let target = accounts::find_by_id(&state.db, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| fail(ApiError::NotFound("No such account.".into())))?;
+        match action {
+            "suspend" => {
+                accounts::set_suspended(&state.db, by, id, true).await?;
+                // Nobody can reach them any more: their running IDEs would only use room.
+                let svc = &state.workspaces;
+                for ws in svc.list(&target).await.map_err(internal)? {
+                    if ws.state.can_stop() || ws.state.can_cancel() {
+                        if let Err(e) = svc.begin(by, &target, ws.id, Action::Stop).await {
+                            tracing::warn!(
+                                workspace = ws.id,
+                                "stopping a suspended user's workspace: {e}"
+                            );
+                        }
+                    }
+                }
+            }
+            "resume" => {
+                accounts::set_suspended(&state.db, by, id, false).await?;
+            }
+            "make_admin" | "make_member" => {
+                let role = match action {
+                    "make_admin" => Role::Admin,
+                    _ => Role::Member,
+                };
+                accounts::set_role(&state.db, by, &target.username, role).await?;
+            }
+            "delete" => {
+                if id == me.id {
+                    return Err(fail(ApiError::Conflict(
+                        "Delete your own account from Settings → Security.".into(),
+                    )));
+                }
+                accounts::delete_account(state, by, id).await?;
+            }
+            _ => {
+                return Err(fail(ApiError::invalid(
+                    "action",
+                    "The action must be suspend, resume, make_admin, make_member or delete.",
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn set_quota(
+        state: &AppState,
+        by: &Actor,
+        id: i64,
+        quota: Quota,
+    ) -> Result<(), ApiError> {
+        accounts::set_quota(&state.db, by, id, quota).await?;
+        Ok(())
+    }
+
+    pub async fn workspaces(state: &AppState) -> Result<Vec<AdminWorkspaceRow>, ApiError> {
+        let svc = &state.workspaces;
+        let all = svc.everyone().await.map_err(internal)?;
+        Ok(all
+            .into_iter()
+            .map(|(owner, v)| {
+                let usage = (v.state == WorkspaceState::Running)
+                    .then(|| svc.runtime().usage(v.id))
+                    .flatten();
+                AdminWorkspaceRow {
+                    id: v.id,
+                    owner,
+                    template: v.template_id.clone(),
+                    state: v.state.as_str().to_string(),
+                    reason: v.reason.clone(),
+                    memory_bytes: usage.as_ref().and_then(|u| u.memory_bytes),
+                    memory_limit_bytes: usage.as_ref().map(|u| u.memory_limit_bytes),
+                    cpu_percent: usage
+                        .as_ref()
+                        .and_then(|u| u.cpu_percent)
+                        .map(|p| p.round() as u64),
+                    idle_secs: svc.activity().idle_secs(v.id),
+                    updated_at: v.updated_at,
+                    can_start: v.state.can_start(),
+                    // A queued one is "stopped" by taking it out of the line.
+                    can_stop: v.state.can_stop() || v.state.can_cancel(),
+                    name: v.name,
+                }
+            })
+            .collect())
+    }
+
+    /// `action`: start, stop, restart or delete, on any user's workspace.
+    pub async fn workspace_action(
+        state: &AppState,
+        by: &Actor,
+        id: i64,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        let Some(action) = Action::parse(action) else {
+            return Err(fail(ApiError::invalid(
+                "action",
+                "The action must be start, stop, restart or delete.",
+            )));
+        };
+        let owner = state.workspaces.owner_of(id).await.map_err(api_error)?;
+        state
+            .workspaces
+            .begin(by, &owner, id, action)
+            .await
+            .map_err(api_error)?;
+        Ok(())
+    }
+
+    /// Newest first, [`AUDIT_PAGE`] at a time; empty filters match everything.
+    pub async fn audit(
+        state: &AppState,
+        action: &str,
+        user: &str,
+        outcome: &str,
+        before: Option<i64>,
+    ) -> Result<AuditPage, ApiError> {
+        let action = match action.trim() {
+            "" => None,
+            a => Some(
+                audit::Action::parse(a)
+                    .ok_or_else(|| fail(ApiError::invalid("action", "Unknown action.")))?,
+            ),
+        };
+        let outcome = match outcome.trim() {
+            "" => None,
+            o => Some(audit::Outcome::parse(o).ok_or_else(|| {
+                fail(ApiError::invalid(
+                    "outcome",
+                    "The outcome is ok, refused or failed.",
+                ))
+            })?),
+        };
+        let user_id = match user.trim() {
+            "" => None,
+            name => match accounts::find_by_username(&state.db, name)
+                .await
+                .map_err(internal)?
+            {
+                Some(a) => Some(a.id),
+                // Entries may outlive the account; an unknown name matches nothing.
+                None => Some(i64::MIN),
+            },
+        };
+        let filter = audit::Filter {
+            action,
+            user_id,
+            outcome,
+            since: None,
+            until: None,
+        };
+        let entries = audit::list(&state.db, &filter, before, AUDIT_PAGE)
+            .await
+            .map_err(internal)?;
+        let before = (entries.len() as u64 == AUDIT_PAGE)
+            .then(|| entries.last().map(|e| e.id))
+            .flatten();
+        Ok(AuditPage {
+            entries: entries
+                .into_iter()
+                .map(|e| AuditRow {
+                    id: e.id,
+                    time: audit::rfc3339(e.at),
+                    actor: e.actor,
+                    address: e.address,
+                    action: e.action,
+                    subject: e.subject,
+                    outcome: e.outcome,
+                    detail: e.detail,
+                })
+                .collect(),
+            before,
+        })
+    }
 }
 
 #[cfg(all(test, feature = "ssr"))]

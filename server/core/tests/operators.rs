@@ -438,7 +438,7 @@ async fn workspace_requests_are_logged_with_who_whom_where_and_outcome(backend: 
     let nope = svc.begin(&by_alice, &alice, ws.id, WsAction::Start).await;
     assert!(matches!(nope, Err(WorkspaceError::NotFound)));
 
-    let log: Vec<(String, String, Option<String>, String, Option<String>)> = entries(&db)
+    let log: Vec<Seen> = entries(&db)
         .await
         .into_iter()
         .map(|e| (e.action, e.actor, e.subject, e.outcome, e.address))
@@ -487,6 +487,9 @@ async fn workspace_requests_are_logged_with_who_whom_where_and_outcome(backend: 
     drop(db);
     tdb.drop_database().await;
 }
+
+/// An entry as these tests compare it: action, actor, subject, outcome, address.
+type Seen = (String, String, Option<String>, String, Option<String>);
 
 /// The detail of the newest entry of `action` with `outcome`.
 async fn detail(db: &DatabaseConnection, action: Action, outcome: Outcome) -> String {

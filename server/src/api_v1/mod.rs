@@ -3,6 +3,7 @@
 //! a cookie, so a browser's ambient credentials cannot drive it and the dashboard's CSRF rule
 //! does not apply. Every error is `{"code": "...", "message": "..."}` (docs/api.md).
 
+mod admin;
 mod error;
 mod workspaces;
 
@@ -43,6 +44,18 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: AppState) -> Router<S> {
             put(workspaces::share_port),
         )
         .route("/tokens", get(tokens))
+        .route("/admin/instance", get(admin::instance))
+        .route("/admin/users", get(admin::users))
+        .route("/admin/users/{name}", delete(admin::delete_user))
+        .route("/admin/users/{name}/quota", put(admin::set_quota))
+        .route("/admin/users/{name}/{action}", post(admin::user_action))
+        .route("/admin/workspaces", get(admin::workspaces))
+        .route("/admin/workspaces/{id}", delete(admin::delete_workspace))
+        .route(
+            "/admin/workspaces/{id}/{action}",
+            post(admin::workspace_action),
+        )
+        .route("/admin/audit", get(admin::audit))
         .route("/tokens/current", delete(revoke_current))
         .fallback(|| async { V1Error::not_found("No such endpoint.") })
         .method_not_allowed_fallback(|| async { V1Error::method_not_allowed() })

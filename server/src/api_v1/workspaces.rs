@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 type Answer = Result<Json<Value>, V1Error>;
 
 /// A JSON body, or the API's error naming what is wrong with it.
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, V1Error> {
+pub(super) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, V1Error> {
     b.map(|Json(t)| t)
         .map_err(|e| V1Error::invalid(None, format!("The body must be JSON: {}", e.body_text())))
 }

@@ -16,6 +16,39 @@ pub(super) fn audit_action(action: Action) -> audit::Action {
     }
 }
 
+/// Writes a new workspace row in `state` on `txn`, claimed with `claim` if given; a name the
+/// user already has is `NameTaken` (the unique index decides between two at once).
+async fn insert_row(
+    txn: &sea_orm::DatabaseTransaction,
+    user_id: i64,
+    name: &str,
+    template_id: &str,
+    state: WorkspaceState,
+    claim: Option<&str>,
+) -> Result<workspace::Model, WorkspaceError> {
+    let now = now_unix();
+    let row = workspace::ActiveModel {
+        claimed_by: Set(claim.map(str::to_string)),
+        claim_expires: Set(claim.map(|_| now + claims::CLAIM_SECS)),
+        user_id: Set(user_id),
+        name: Set(name.to_string()),
+        template_id: Set(template_id.to_string()),
+        state: Set(state.as_str().into()),
+        reason: Set(None),
+        runtime_state: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    match row.insert(txn).await {
+        Ok(r) => Ok(r),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(WorkspaceError::NameTaken)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Records a refused (or failed before any change) request; nothing changed, so it has no
 /// transaction to join.
 async fn record_refusal(
@@ -173,25 +206,8 @@ impl WorkspaceService {
         name: &str,
         template_id: &str,
     ) -> Result<workspace::Model, WorkspaceError> {
-        let now = now_unix();
-        let row = workspace::ActiveModel {
-            user_id: Set(user_id),
-            name: Set(name.to_string()),
-            template_id: Set(template_id.to_string()),
-            state: Set(WorkspaceState::Queued.as_str().into()),
-            reason: Set(None),
-            runtime_state: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        };
-        let row = match row.insert(&txn).await {
-            Ok(r) => r,
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(WorkspaceError::NameTaken)
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let state = WorkspaceState::Queued;
+        let row = insert_row(&txn, user_id, name, template_id, state, None).await?;
         txn.commit().await?;
         tracing::info!(workspace = row.id, "the host is full: queued");
         Ok(row)
@@ -220,29 +236,10 @@ impl WorkspaceService {
         name: &str,
         template_id: &str,
     ) -> Result<Job, WorkspaceError> {
-        let now = now_unix();
         // Claimed as it is written: never a moment when it looks abandoned to the leader.
         let token = self.claim_token();
-        let row = workspace::ActiveModel {
-            claimed_by: Set(Some(token.clone())),
-            claim_expires: Set(Some(now + claims::CLAIM_SECS)),
-            user_id: Set(user_id),
-            name: Set(name.to_string()),
-            template_id: Set(template_id.to_string()),
-            state: Set(WorkspaceState::Creating.as_str().into()),
-            reason: Set(None),
-            runtime_state: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        };
-        let row = match row.insert(&txn).await {
-            Ok(r) => r,
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(WorkspaceError::NameTaken)
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let state = WorkspaceState::Creating;
+        let row = insert_row(&txn, user_id, name, template_id, state, Some(&token)).await?;
         txn.commit().await?;
         // Let go at once: whoever waits for it may hold the connection a query below needs.
         drop(host);
