@@ -63,7 +63,7 @@ const replica = (p: number, i: number) => ({
 
 export default defineConfig({
   testDir: './tests',
-  testMatch: ['auth.spec.ts', 'settings.spec.ts', 'progressive.spec.ts', 'fc.spec.ts', 'replicas.spec.ts'],
+  testMatch: ['auth.spec.ts', 'settings.spec.ts', 'progressive.spec.ts', 'fc.spec.ts', 'replicas.spec.ts', 'admin.spec.ts', 'tokens.spec.ts'],
   timeout: 30_000,
   expect: { timeout: 10_000 },
   fullyParallel: true,

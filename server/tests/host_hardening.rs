@@ -1,12 +1,8 @@
 //! What the server keeps on this host is its own user's alone (the data dir 0700, the
 //! database, its journals and the secrets 0600, also after an older version left them
-//! readable), and the host-wide cap on running workspaces is a clear refusal over the API.
+//! readable). (The host-wide cap on running workspaces and its queue: `http_operators`.)
 
-use qingting_core::{
-    testing::{free_port, install_test_ide, sandbox_available, IdeReaper},
-    Config,
-};
-use reqwest::StatusCode;
+use qingting_core::testing::{free_port, sandbox_available};
 use std::{
     os::unix::fs::PermissionsExt,
     path::Path,
@@ -132,47 +128,4 @@ fn data_dir_and_everything_in_it_are_private() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(mode(&fresh), 0o700);
     assert_eq!(mode(&fresh.join("qingting.db")), 0o600);
-}
-
-/// `workspaces.max_running` reached: creating one more is refused with 429 and a message
-/// naming the limit, and nothing is left behind.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_cap_is_a_clear_refusal() {
-    if !sandbox_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let _reaper = IdeReaper(dir.path().to_path_buf());
-    install_test_ide(&dir.path().join("editors"));
-    let templates = dir.path().join("templates.toml");
-    std::fs::write(&templates, common::TEST_TEMPLATES).unwrap();
-    let port = free_port();
-    let mut config = Config {
-        listen: format!("127.0.0.1:{port}"),
-        public_url: format!("http://localhost:{port}"),
-        data_dir: dir.path().to_path_buf(),
-        templates_file: Some(templates.clone()),
-        ..Default::default()
-    };
-    config.workspaces.max_running = 1;
-    config.workspaces.local.uid_base = qingting_core::testing::unique_uid_base();
-    let _server = qingting_server::start(config).await.expect("server starts");
-    let client = common::client(port, &[]);
-    let form = [("name", "demo"), ("template", "test-ide")];
-
-    let mut alice = common::register(&client, port, "alice").await;
-    let (s, body) = alice.api("/api/workspaces/create", &form).await;
-    assert_eq!(s, StatusCode::OK, "{body}");
-    alice.wait_state("demo", "running").await;
-
-    let mut bob = common::register(&client, port, "bob").await;
-    let (s, body) = bob.api("/api/workspaces/create", &form).await;
-    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert!(
-        body.to_string()
-            .contains("at its limit of 1 running workspaces (workspaces.max_running = 1)"),
-        "{body}"
-    );
-    let (_, page) = bob.api("/api/workspaces/list", &[]).await;
-    assert!(page["workspaces"].as_array().unwrap().is_empty(), "{page}");
 }

@@ -151,21 +151,20 @@ fn Users() -> impl IntoView {
     let sort = RwSignal::new("last_seen".to_string());
     let act = ServerAction::<AdminUserAction>::new();
     let quota = ServerAction::<AdminSetQuota>::new();
+    // The list as first shown (rendered on the server too); it changes with the search.
     let list = Resource::new(
-        move || {
-            (
-                tick.get(),
-                search.get(),
-                sort.get(),
-                act.version().get(),
-                quota.version().get(),
-            )
-        },
-        |(_, q, s, _, _)| admin_users(q, s),
+        move || (search.get(), sort.get()),
+        |(q, s)| admin_users(q, s),
     );
+    // Refreshes and actions' answers update the rows in place: a list made anew would close
+    // an open form.
     let rows = RwSignal::new(Vec::<MemberRow>::new());
+    let live = Resource::new(
+        move || (tick.get(), act.version().get(), quota.version().get()),
+        move |_| admin_users(search.get_untracked(), sort.get_untracked()),
+    );
     Effect::new(move |_| {
-        if let Some(Ok(l)) = list.get() {
+        if let Some(Ok(l)) = live.get() {
             rows.set(l);
         }
     });
@@ -194,9 +193,7 @@ fn Users() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match list.await {
                         Ok(first) => {
-                            if rows.get_untracked().is_empty() {
-                                rows.set(first);
-                            }
+                            rows.set(first);
                             view! {
                                 <ul class="admin-list" id="users">
                                     <For each=move || rows.get() key=|m| member_key(m) let:m>
@@ -317,15 +314,17 @@ pub fn AdminWorkspacesPage() -> impl IntoView {
 fn AllWorkspaces() -> impl IntoView {
     let tick = ticker();
     let act = ServerAction::<AdminWorkspaceAction>::new();
-    let list = Resource::new(
-        move || (tick.get(), act.version().get()),
-        |_| admin_workspaces(),
-    );
+    // The list as first shown (rendered on the server too).
+    let list = Resource::new(|| (), |_| admin_workspaces());
     // Figures change every refresh: rows read them from here instead of being rebuilt (which
     // would close an open Delete confirmation).
     let rows = RwSignal::new(Vec::<AdminWorkspaceRow>::new());
+    let live = Resource::new(
+        move || (tick.get(), act.version().get()),
+        |_| admin_workspaces(),
+    );
     Effect::new(move |_| {
-        if let Some(Ok(l)) = list.get() {
+        if let Some(Ok(l)) = live.get() {
             rows.set(l);
         }
     });
@@ -336,12 +335,10 @@ fn AllWorkspaces() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match list.await {
-                        Ok(first) if first.is_empty() => view! { <p class="muted">"No workspaces yet."</p> }.into_any(),
                         Ok(first) => {
-                            if rows.get_untracked().is_empty() {
-                                rows.set(first);
-                            }
+                            rows.set(first);
                             view! {
+                                {move || rows.with(Vec::is_empty).then(|| view! { <p class="muted">"No workspaces yet."</p> })}
                                 <ul class="admin-list" id="all-workspaces">
                                     <For each=move || rows.get() key=|w| (w.id, w.state.clone(), w.reason.clone()) let:w>
                                         <WorkspaceItem w act rows />

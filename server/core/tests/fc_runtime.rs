@@ -529,20 +529,14 @@ async fn functions_created_ahead_take_no_room_on_the_host(backend: Backend) {
     svc.fill_pool().await.unwrap();
     assert_eq!(svc.pool_status().await.unwrap()[0].ready, 2);
 
-    // A second create is refused with the host's limit, and leaves the pool as it was.
+    // A second create waits in line for the host, and leaves the pool as it was.
     let updates = control.count("UpdateFunction");
-    let err = svc
-        .create(&alice, "two", "jupyter-python")
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("workspaces.max_running = 1"),
-        "{err}"
-    );
+    let two = svc.create(&alice, "two", "jupyter-python").await.unwrap();
+    assert_eq!(two.state, WorkspaceState::Queued);
     assert_eq!(control.count("UpdateFunction"), updates);
     let status = svc.pool_status().await.unwrap();
     assert_eq!((status[0].ready, status[0].starting), (2, 0));
-    assert_eq!(svc.list(&alice).await.unwrap().len(), 1);
+    assert_eq!(svc.list(&alice).await.unwrap().len(), 2);
     drop(svc);
     drop(db);
     tdb.drop_database().await;

@@ -8,12 +8,13 @@
 //! what it printed.
 
 use qingting_core::{
-    accounts, templates,
+    accounts::{self, Account},
+    templates,
     testing::{install_test_ide, sandbox_available, unix_http, Backend, IdeReaper, TestDatabase},
     workspaces::{
         local::{LocalOptions, LocalRuntime, Policy},
         runtime::{fake::FakeRuntime, Observed, Runtime, WorkspaceSpec},
-        WorkspaceError, WorkspaceLimits, WorkspaceService, WorkspaceState,
+        WorkspaceLimits, WorkspaceService, WorkspaceState,
     },
 };
 use serde_json::{json, Value};
@@ -426,12 +427,9 @@ fn capped_service(db: &qingting_core::store::DatabaseConnection, max: u64) -> Wo
     .with_max_running(max)
 }
 
-fn is_host_cap(e: &WorkspaceError) -> bool {
-    matches!(e, WorkspaceError::LimitReached(m) if m.contains("workspaces.max_running = 2"))
-}
-
-/// `workspaces.max_running` counts everyone's workspaces: a create or start beyond it is
-/// refused with a message naming the limit, also when several arrive at once.
+/// `workspaces.max_running` counts everyone's workspaces: a create or start beyond it waits
+/// in line (`queued`, nothing of it runs), also when several arrive at once, and the line
+/// starts in order as room frees up.
 async fn host_cap_suite(backend: Backend) {
     let Some(tdb) = TestDatabase::create(backend).await else {
         return;
@@ -448,44 +446,72 @@ async fn host_cap_suite(backend: Backend) {
     let (alice, bob, carol) = (&users[0], &users[1], &users[2]);
     let svc = Arc::new(capped_service(&db, 2));
     let tpl = "vscode-python";
+    let state = |owner: &Account, id: i64| {
+        let svc = svc.clone();
+        let owner = owner.clone();
+        async move { svc.get(&owner, id).await.unwrap().state }
+    };
 
     let a1 = svc.create(alice, "one", tpl).await.unwrap();
     let a2 = svc.create(alice, "two", tpl).await.unwrap();
-    let err = svc.create(bob, "one", tpl).await.unwrap_err();
-    assert!(is_host_cap(&err), "{err}");
-    assert!(svc.list(bob).await.unwrap().is_empty(), "nothing half made");
+    let b1 = svc.create(bob, "one", tpl).await.unwrap();
+    assert_eq!(b1.state, WorkspaceState::Queued);
+    assert_eq!(svc.start_queued().await.unwrap(), 0, "no room yet");
 
     svc.stop(alice, a2.id).await.unwrap();
-    let b1 = svc.create(bob, "one", tpl).await.unwrap();
-    assert_eq!(b1.state, WorkspaceState::Running);
-    let err = svc.start(alice, a2.id).await.unwrap_err();
-    assert!(is_host_cap(&err), "{err}");
+    assert_eq!(svc.start_queued().await.unwrap(), 1);
+    wait_for(|| state(bob, b1.id), WorkspaceState::Running).await;
+    assert_eq!(
+        svc.start(alice, a2.id).await.unwrap().state,
+        WorkspaceState::Queued
+    );
+    assert_eq!(
+        svc.stop(alice, a2.id).await.unwrap().state,
+        WorkspaceState::Stopped
+    );
 
-    // Several users at once, one slot left: exactly one gets it.
+    // Several users at once, one slot left: exactly one runs, the others wait in line.
     svc.stop(bob, b1.id).await.unwrap();
     let (x, y, z) = tokio::join!(
         svc.start(alice, a2.id),
         svc.start(bob, b1.id),
         svc.create(carol, "one", tpl),
     );
-    let results = [x.map(|_| ()), y.map(|_| ()), z.map(|_| ())];
-    let ok = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(ok, 1, "{results:?}");
-    assert!(
-        results
-            .iter()
-            .filter_map(|r| r.as_ref().err())
-            .all(is_host_cap),
-        "{results:?}"
+    let states: Vec<WorkspaceState> = [x, y, z].into_iter().map(|r| r.unwrap().state).collect();
+    let count = |s| states.iter().filter(|x| **x == s).count();
+    assert_eq!(
+        (
+            count(WorkspaceState::Running),
+            count(WorkspaceState::Queued)
+        ),
+        (1, 2),
+        "{states:?}"
     );
-    // Stopping makes room again.
+    // Stopping makes room: the first in line starts, the last keeps waiting.
     svc.stop(alice, a1.id).await.unwrap();
-    assert!(svc.start(alice, a1.id).await.is_ok());
+    assert_eq!(svc.start_queued().await.unwrap(), 1);
+    assert_eq!(svc.queue_positions().await.unwrap().len(), 1);
+    drop(svc);
     tdb.drop_database().await;
 }
 
+/// Polls until `get` answers `want` (10 s at most).
+async fn wait_for<F, Fut>(get: F, want: WorkspaceState)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = WorkspaceState>,
+{
+    for _ in 0..500 {
+        if get().await == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("never became {want:?}");
+}
+
 #[tokio::test]
-async fn host_cap_refuses_starts_beyond_it() {
+async fn host_cap_queues_starts_beyond_it() {
     for backend in Backend::ALL {
         host_cap_suite(backend).await;
     }

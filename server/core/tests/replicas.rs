@@ -479,7 +479,7 @@ async fn limits_hold_across_replicas(backend: Backend) {
     }
 
     // Three starts at once through two replicas, two running allowed per user; then, with
-    // room per user but one running allowed on the host, one.
+    // room per user but one running allowed on the host, one (the others wait in line).
     for (per_user_running, host, want) in [(2, u64::MAX, 2), (10, 1, 1)] {
         let (a, b) = pair(3, per_user_running, host);
         let mut tasks = Vec::new();
