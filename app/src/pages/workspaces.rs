@@ -442,29 +442,40 @@ fn follow_server_events(rows: RwSignal<Vec<WorkspaceRow>>) {
             let Ok(mut events) = source.subscribe("workspaces") else {
                 return;
             };
+            let mut ended = false;
             while let Some(Ok((_, msg))) = events.next().await {
                 let Some(text) = msg.data().as_string() else {
                     continue;
                 };
                 if text == crate::api::workspaces::SESSION_ENDED {
-                    source.close();
-                    // A real navigation: everything the page knew about the user is stale.
-                    let _ = window().location().set_href("/login?next=%2Fworkspaces");
-                    return;
+                    ended = true;
+                    break;
                 }
                 let Ok(list) = serde_json::from_str::<Vec<WorkspaceRow>>(&text) else {
                     continue;
                 };
                 // The page is gone: stop listening (dropping the source closes it).
                 if rows.try_set(list).is_some() {
-                    source.close();
-                    return;
+                    break;
                 }
             }
             source.close();
-            if let Ok(None) = crate::api::auth::current_user().await {
-                let _ = window().location().set_href("/login?next=%2Fworkspaces");
+            if !ended {
+                return;
             }
+            // Signed out from this very page (Log out), it is on its way elsewhere already:
+            // give that a moment, then leave if this list is still what the person sees. A
+            // real navigation: everything the page knew about the user is stale.
+            set_timeout(
+                move || {
+                    let here = window().location().pathname().ok();
+                    if rows.try_get_untracked().is_some() && here.as_deref() == Some("/workspaces")
+                    {
+                        let _ = window().location().set_href("/login?next=%2Fworkspaces");
+                    }
+                },
+                std::time::Duration::from_millis(200),
+            );
         });
     });
     #[cfg(not(feature = "hydrate"))]
