@@ -50,13 +50,17 @@ test('the bundle is compressed, content-hashed and cached for good', async ({ pa
   expect(html.headers()['content-encoding']).toBe('br');
 });
 
-test('a first visit of /login transfers under 300 KB', async ({ page }, info) => {
+// The budget guards against an accidental jump; every page carries every page's views until
+// routes are split into lazily loaded WASM (docs/performance.md, "The browser bundle").
+const BUDGET_KB = 370;
+
+test(`a first visit of /login transfers under ${BUDGET_KB} KB`, async ({ page }, info) => {
   const kb = await firstVisit(page, '/login');
   console.log(`[${info.project.name}] first visit of /login: ${kb} KB transferred`);
-  expect(kb).toBeLessThan(300);
+  expect(kb).toBeLessThan(BUDGET_KB);
 });
 
-test('a first visit of /workspaces, signed in, transfers under 300 KB', async ({ page, browser }, info) => {
+test(`a first visit of /workspaces, signed in, transfers under ${BUDGET_KB} KB`, async ({ page, browser }, info) => {
   await registerUser(page, uniqueName('size'));
   const cached = await firstVisit(page, '/workspaces');
   // The same session in a browser with an empty cache.
@@ -65,7 +69,7 @@ test('a first visit of /workspaces, signed in, transfers under 300 KB', async ({
   const kb = await firstVisit(await fresh.newPage(), '/workspaces');
   await fresh.close();
   console.log(`[${info.project.name}] /workspaces: first visit ${kb} KB, with the bundle cached ${cached} KB`);
-  expect(kb).toBeLessThan(300);
+  expect(kb).toBeLessThan(BUDGET_KB);
 });
 
 test('register, create and open a VS Code and a Jupyter workspace', async ({ page, isMobile }) => {
