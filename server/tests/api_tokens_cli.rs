@@ -35,10 +35,32 @@ impl Harness {
         format!("http://localhost:{}{path}", self.port)
     }
 
+    /// One JSON API request with `token` (sent by [`answer`]).
+    fn request(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, url).bearer_auth(token);
+        match body {
+            Some(b) => req.json(&b),
+            None => req,
+        }
+    }
+
     async fn stop(self) {
         drop(self.server);
         self.tdb.drop_database().await;
     }
+}
+
+/// Sends `req`: its status and JSON body (`null` when there is none).
+async fn answer(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json::<Value>().await.unwrap_or(Value::Null))
 }
 
 async fn start(backend: Backend) -> Option<Harness> {
@@ -308,17 +330,8 @@ async fn the_api_answers_every_refusal_in_one_shape(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
-    let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
-        let mut req = h.client.request(method, api(path)).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
+    let call =
+        |method, path: &str, token: &str, body| answer(h.request(method, api(path), token, body));
     use reqwest::Method;
     let (s, me) = call(Method::GET, "/me", &ro, None).await;
     assert_eq!(
@@ -470,17 +483,8 @@ async fn admins_script_the_instance_and_members_find_nothing(backend: Backend) {
     let (member, _) = make_token(&mut bob, "mine", "workspaces").await;
     bob.create_running("demo").await;
     let api = |path: &str| h.dash(&format!("/api/v1/admin{path}"));
-    let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
-        let mut req = h.client.request(method, api(path)).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
+    let call =
+        |method, path: &str, token: &str, body| answer(h.request(method, api(path), token, body));
     use reqwest::Method;
     // A member's token: none of it exists.
     for (m, path) in [
