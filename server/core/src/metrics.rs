@@ -7,7 +7,7 @@ use std::{
     collections::BTreeMap,
     fmt::Write,
     sync::{
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicI64, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -61,7 +61,6 @@ pub struct Metrics {
     sign_in_failures: Mutex<BTreeMap<&'static str, u64>>,
     sse_clients: AtomicI64,
     websockets: AtomicI64,
-    scrapes: AtomicU64,
 }
 
 /// Decrements its gauge when dropped: held for as long as the stream it counts is open.
@@ -149,7 +148,6 @@ impl Metrics {
 
     /// Writes this process's metrics, after `extra` (the figures read at scrape time).
     pub fn render(&self, extra: &Exposition) -> String {
-        self.scrapes.fetch_add(1, Ordering::Relaxed);
         let mut out = extra.text.clone();
         let starts = lock(&self.starts).clone();
         write_histograms(
