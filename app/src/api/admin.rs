@@ -257,18 +257,26 @@ pub mod server {
     }
 
     /// The runtime's isolation report (`/healthz`) on one line: `sandboxed: true, limits: …`.
-    fn describe(v: &serde_json::Value) -> String {
+    pub(super) fn describe(v: &serde_json::Value) -> String {
         match v.as_object() {
             Some(o) if !o.is_empty() => o
                 .iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => format!("{k}: {s}"),
-                    other => format!("{k}: {other}"),
-                })
+                .map(|(k, v)| format!("{k}: {}", plain(v)))
                 .collect::<Vec<_>>()
                 .join(", "),
             _ => "the runtime's own (one function per workspace)".to_string(),
+        }
+    }
+
+    /// A value of the report as people read it: lists joined, a section by its `mode`.
+    fn plain(v: &serde_json::Value) -> String {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
+            Value::Object(o) => o.get("mode").map_or_else(|| v.to_string(), plain),
+            other => other.to_string(),
         }
     }
 
@@ -500,5 +508,24 @@ mod tests {
             .map(|a| a.as_str())
             .collect();
         assert_eq!(super::AUDIT_ACTIONS.to_vec(), server);
+    }
+
+    #[test]
+    fn the_isolation_report_reads_as_words() {
+        let report = serde_json::json!({
+            "sandbox": "bubblewrap",
+            "namespaces": ["mount", "pid"],
+            "network": {"mode": "internet, firewalled", "refused": ["10.0.0.0/8"]},
+            "uid_base": null,
+        });
+        let text = super::server::describe(&report);
+        for part in [
+            "sandbox: bubblewrap",
+            "namespaces: mount, pid",
+            "network: internet, firewalled",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+        assert!(!text.contains('{') && !text.contains("uid_base"), "{text}");
     }
 }
