@@ -34,6 +34,7 @@ qingting_core::on_every_backend!(
     one_replica_leads_and_another_takes_over,
     the_change_feed_reaches_the_other_replicas,
     two_replicas_never_work_on_one_workspace,
+    a_request_through_the_other_replica_follows_a_shown_outcome,
     the_leader_finishes_what_a_dead_replica_left,
     exactly_one_reaper_acts,
     limits_hold_across_replicas,
@@ -331,6 +332,37 @@ async fn two_replicas_never_work_on_one_workspace(backend: Backend) {
         }
     }
     panic!("the claim was never released");
+}
+
+/// Behind a load balancer, a script's next request may reach the other replica the moment
+/// the outcome shows: it waits for the first replica to give its claim up instead of being
+/// told the workspace is being changed on another server.
+async fn a_request_through_the_other_replica_follows_a_shown_outcome(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let (da, db) = two(&tdb).await;
+    let rt = Arc::new(FakeRuntime::default());
+    let (a, b) = (replica(&da, &rt, "ra"), replica(&db, &rt, "rb"));
+    let alice = register(&da, "alice").await;
+    let ws = a.create(&alice, "demo", "jupyter-python").await.unwrap();
+    a.stop(&alice, ws.id).await.unwrap();
+    let by = Actor::user(&alice, None);
+    rt.fail_start.store(true, Ordering::SeqCst);
+    for round in 0..20 {
+        let (first, next) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        first
+            .begin(&by, &alice, ws.id, Action::Start)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        while next.get(&alice, ws.id).await.unwrap().state != WorkspaceState::Failed {
+            tokio::task::yield_now().await;
+        }
+        next.start(&alice, ws.id)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    tdb.drop_database().await;
 }
 
 async fn the_leader_finishes_what_a_dead_replica_left(backend: Backend) {

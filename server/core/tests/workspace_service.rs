@@ -9,7 +9,7 @@ use qingting_core::{
     templates,
     testing::{Backend, TestDatabase},
     workspaces::{
-        runtime::fake::FakeRuntime, WorkspaceError, WorkspaceLimits, WorkspaceService,
+        runtime::fake::FakeRuntime, Action, WorkspaceError, WorkspaceLimits, WorkspaceService,
         WorkspaceState,
     },
 };
@@ -34,6 +34,7 @@ qingting_core::on_every_backend!(
     limits_hold_under_concurrent_requests,
     port_shares_are_the_owners_to_change_and_go_with_the_workspace,
     cpu_use_inside_counts_as_activity,
+    acting_as_soon_as_an_outcome_shows_is_not_busy,
 );
 
 /// The service over a fake runtime with the given limits.
@@ -494,6 +495,36 @@ async fn cpu_use_inside_counts_as_activity(backend: Backend) {
         svc.get(&alice, demo.id).await.unwrap().state,
         WorkspaceState::Stopped
     );
+
+    drop(svc);
+    drop(db);
+    tdb.drop_database().await;
+}
+
+/// A script that polls until its workspace has failed and then acts at once (the CLI's
+/// `--wait`, then the next command) finds the workspace free: the outcome shows before the
+/// operation has written its audit entry and given up its claim, and the request waits for
+/// that rather than being told the workspace is busy.
+async fn acting_as_soon_as_an_outcome_shows_is_not_busy(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = tdb.connect().await;
+    let alice = register(&db, "alice").await;
+    let (rt, svc) = service(&db, 3, 2);
+    let demo = stopped(&svc, &alice, "demo").await;
+    let by = Actor::user(&alice, None);
+    rt.fail_start.store(true, Ordering::SeqCst);
+    for round in 0..40 {
+        svc.begin(&by, &alice, demo, Action::Start)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        // As tight as a poll can be: the next request goes the moment the state says so.
+        while svc.get(&alice, demo).await.unwrap().state != WorkspaceState::Failed {
+            tokio::task::yield_now().await;
+        }
+    }
+    svc.begin(&by, &alice, demo, Action::Delete).await.unwrap();
 
     drop(svc);
     drop(db);

@@ -8,6 +8,10 @@ use super::*;
 use sea_orm::{sea_query::Expr, Condition, DbErr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How long a person's request waits for an operation that has written its outcome to give
+/// up its claim, rather than being told the workspace is busy.
+const SETTLING: Duration = Duration::from_secs(2);
+
 /// A claim lapses this long after its last renewal.
 pub(super) const CLAIM_SECS: i64 = 10;
 /// How often a held claim is renewed.
@@ -17,7 +21,7 @@ static NEXT_CLAIM: AtomicU64 = AtomicU64::new(1);
 
 /// Holds a workspace's claim until dropped.
 pub(super) struct Claim {
-    set: Arc<Mutex<HashSet<i64>>>,
+    set: Arc<Mutex<HashMap<i64, bool>>>,
     id: i64,
     db: DatabaseConnection,
     token: String,
@@ -122,12 +126,58 @@ impl WorkspaceService {
         Ok(self.renewing(claim))
     }
 
+    /// `claim` for a person's request. The state it shows is written before the operation
+    /// gives its claim up, so whoever saw it settle (a person, a script polling the API) and
+    /// acts at once would be told "busy": such a request waits, up to `SETTLING`, for the
+    /// claim instead. One that comes while the operation is still under way is refused.
+    pub(super) async fn claim_after_settling(&self, id: i64) -> Result<Claim, WorkspaceError> {
+        let give_up = Instant::now() + SETTLING;
+        loop {
+            let busy = match self.claim(id).await {
+                Err(e @ WorkspaceError::Busy(_)) => e,
+                other => return other,
+            };
+            if Instant::now() >= give_up || !self.settling(id).await? {
+                return Err(busy);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether the operation holding `id`'s claim has written its outcome.
+    async fn settling(&self, id: i64) -> Result<bool, WorkspaceError> {
+        let here = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied();
+        if let Some(settled) = here {
+            return Ok(settled);
+        }
+        // Another replica's (or one just given up): its row tells.
+        let row = workspace::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(WorkspaceError::NotFound)?;
+        Ok(!state_of(&row).is_transitional())
+    }
+
+    /// Records whether the operation this process runs on `id` has written its outcome.
+    pub(super) fn mark_settled(&self, id: i64, settled: bool) {
+        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = set.get_mut(&id) {
+            *s = settled;
+        }
+    }
+
     /// The in-process half of a claim; `token` is already on the row or about to be.
     pub(super) fn hold_locally(&self, id: i64, token: String) -> Result<Claim, WorkspaceError> {
         let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(id) {
+        if set.contains_key(&id) {
             return Err(WorkspaceError::Busy("already changing state"));
         }
+        set.insert(id, false);
         Ok(Claim {
             set: self.in_flight.clone(),
             id,
@@ -176,6 +226,6 @@ impl WorkspaceService {
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&id)
+            .contains_key(&id)
     }
 }

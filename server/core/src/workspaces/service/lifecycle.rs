@@ -304,7 +304,7 @@ impl WorkspaceService {
             user_id: Some(row.user_id),
             name: Some(row.name.clone()),
         };
-        let prepared = match self.claim(row.id).await {
+        let prepared = match self.claim_after_settling(row.id).await {
             Ok(claim) => self.prepare_claimed(by, claim, row, action, reason).await,
             Err(e) => Err(e),
         };
@@ -402,6 +402,9 @@ impl WorkspaceService {
             )
             .await?;
         }
+        if settled.is_some() {
+            self.mark_settled(row.id, true);
+        }
         txn.commit().await?;
         drop(host);
         self.owner_changed(row.user_id);
@@ -426,6 +429,7 @@ impl WorkspaceService {
     /// at once.
     pub(super) async fn finish(&self, job: Job) -> Result<WorkspaceView, WorkspaceError> {
         let result = self.carry_out(&job).await;
+        self.mark_settled(job.row.id, true);
         self.record_failure(&job, &result).await;
         self.time_start(&job, &result);
         job.claim.release().await;

@@ -67,8 +67,9 @@ pub struct WorkspaceService {
     limits: WorkspaceLimits,
     /// For runtimes that run editors on this machine: the editors dir to check before create.
     local_editors: Option<PathBuf>,
-    /// Workspaces with an operation under way in this process (two clicks on Start run once).
-    in_flight: Arc<Mutex<HashSet<i64>>>,
+    /// Workspaces with an operation under way in this process (two clicks on Start run once),
+    /// each `true` once its outcome is written and only the claim is left to give up.
+    in_flight: Arc<Mutex<HashMap<i64, bool>>>,
     /// Whose workspaces just changed, here or on another replica (sent by `owner_changed`
     /// and `heard` only).
     changes: broadcast::Sender<Changed>,
@@ -111,7 +112,7 @@ impl WorkspaceService {
             templates: Arc::new(templates),
             limits,
             local_editors,
-            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
             changes: broadcast::channel(256).0,
             replica: crate::replicas::new_id(),
             feed: None,
@@ -239,6 +240,8 @@ impl WorkspaceService {
         state: WorkspaceState,
         reason: Option<String>,
     ) -> Result<workspace::Model, WorkspaceError> {
+        // Marked first: whoever reads the new state may act on it at once.
+        self.mark_settled(id, !state.is_transitional());
         let row = write_state(&self.db, id, state, reason).await?;
         self.owner_changed(row.user_id);
         Ok(row)
