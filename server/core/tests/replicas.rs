@@ -388,6 +388,22 @@ async fn the_leader_finishes_what_a_dead_replica_left(backend: Backend) {
     let dead = row("orphan", "dead#1", now - 1).insert(&da).await.unwrap();
     let alive = row("busy", "alive#1", now + 600).insert(&da).await.unwrap();
 
+    // Every state the owner could see while it is finished, polled as fast as it goes.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let watch = {
+        let (db, seen, id) = (da.clone(), seen.clone(), dead.id);
+        tokio::spawn(async move {
+            loop {
+                let Ok(Some(now)) = workspace::Entity::find_by_id(id).one(&db).await else {
+                    continue;
+                };
+                let mut seen = seen.lock().unwrap();
+                if seen.last() != Some(&now.state) {
+                    seen.push(now.state);
+                }
+            }
+        })
+    };
     let b = replica(&db, &rt, "rb");
     let leads = lease::hold(db.clone(), lease::BACKGROUND, "rb".into()).await;
     b.run_background(leads, None).await;
@@ -409,6 +425,12 @@ async fn the_leader_finishes_what_a_dead_replica_left(backend: Backend) {
                 "a live replica's work is left alone"
             );
             assert_eq!(rt.count("provision"), 1);
+            watch.abort();
+            let seen = seen.lock().unwrap().clone();
+            assert!(
+                !seen.iter().any(|s| s == "failed"),
+                "carried on without passing through failed: {seen:?}"
+            );
             tdb.drop_database().await;
             return;
         }

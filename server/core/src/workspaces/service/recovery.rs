@@ -2,6 +2,7 @@
 //! the server, finish what it left half done), and, on the leading replica, whenever an
 //! operation's replica died before finishing it (its claim lapsed).
 
+use super::lifecycle::{audit_action, Job};
 use super::*;
 
 impl WorkspaceService {
@@ -106,25 +107,16 @@ impl WorkspaceService {
             Some(now) if now.state == row.state => {}
             _ => return Ok(false),
         }
-        // Let `prepare` accept the interrupted state as its starting point.
-        let from = match action {
-            Action::Start => WorkspaceState::Failed,
-            Action::Stop => WorkspaceState::Running,
+        // Carried on in the state it names, never through one the owner would take for its
+        // outcome (a `failed` that a moment later is `starting`). It held its room on the
+        // host and counted against its owner's limits all along: nothing to check again.
+        let next = match action {
+            Action::Start => WorkspaceState::Starting,
             _ => st,
         };
         let id = row.id;
-        let row = self.set_state(id, from, Some(why.into())).await?;
-        tracing::info!(
-            workspace = id,
-            from = st.as_str(),
-            "finishing an interrupted operation"
-        );
-        match self.prepare_claimed(None, claim, row, action, None).await {
-            Ok(Prepared::Job(job)) => {
-                self.spawn_finish(*job);
-                Ok(true)
-            }
-            Ok(Prepared::Done(_)) => Ok(false),
+        let spec = match self.spec(&row).await {
+            Ok(spec) => spec,
             Err(e) => {
                 // Failed, with the reason, rather than transitional and picked up again and
                 // again.
@@ -132,8 +124,27 @@ impl WorkspaceService {
                 let reason = format!("could not be finished: {e}");
                 self.set_state(id, WorkspaceState::Failed, Some(reason))
                     .await?;
-                Ok(false)
+                claim.release().await;
+                return Ok(false);
             }
-        }
+        };
+        let row = self.set_state(id, next, None).await?;
+        tracing::info!(
+            workspace = id,
+            from = st.as_str(),
+            why,
+            "finishing an interrupted operation"
+        );
+        self.spawn_finish(Job {
+            claim,
+            action,
+            row,
+            spec,
+            reason: None,
+            by: None,
+            since: Instant::now(),
+            audited_as: audit_action(action),
+        });
+        Ok(true)
     }
 }
