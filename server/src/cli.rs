@@ -171,6 +171,15 @@ impl From<EditorArg> for Editor {
 }
 
 impl Cli {
+    /// A command of the command-line client (it talks to a server over the JSON API) rather
+    /// than one of the server's own.
+    pub fn talks_to_a_server(&self) -> bool {
+        matches!(
+            self.command,
+            Some(Command::Login { .. } | Command::Logout | Command::Ws { .. })
+        )
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         if let Some(Command::FcSim {
             listen,

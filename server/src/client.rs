@@ -207,12 +207,16 @@ pub async fn login(url: &str, token_stdin: bool) -> anyhow::Result<()> {
         bail!("--url must start with http:// or https://");
     }
     let stdin = std::io::stdin();
+    let mut token = String::new();
     if !token_stdin && stdin.is_terminal() {
         eprint!("Create a token at {url}/settings/tokens and paste it here: ");
         std::io::stderr().flush()?;
+        // Not echoed: a token on the screen is one in the scrollback and in screenshots.
+        let _hidden = EchoOff::on_stdin();
+        stdin.lock().read_line(&mut token)?;
+    } else {
+        stdin.lock().read_line(&mut token)?;
     }
-    let mut token = String::new();
-    stdin.lock().read_line(&mut token)?;
     let token = token.trim().to_string();
     if token.is_empty() {
         bail!("no token given");
@@ -404,4 +408,41 @@ fn launch(url: &str) -> bool {
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+}
+
+/// The terminal on standard input without echo, until dropped.
+struct EchoOff {
+    before: Option<libc::termios>,
+}
+
+impl EchoOff {
+    fn on_stdin() -> Self {
+        // SAFETY: termios is plain data that tcgetattr fills in; fd 0 is standard input.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(libc::STDIN_FILENO, &mut t) != 0 {
+                return Self { before: None };
+            }
+            let before = t;
+            t.c_lflag &= !libc::ECHO;
+            t.c_lflag |= libc::ECHONL;
+            if libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t) != 0 {
+                return Self { before: None };
+            }
+            Self {
+                before: Some(before),
+            }
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(before) = &self.before {
+            // SAFETY: restores the settings read in `on_stdin`.
+            unsafe {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, before);
+            }
+        }
+    }
 }

@@ -115,6 +115,49 @@ async fn cli(home: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().await.unwrap()
 }
 
+/// `qingting login --url URL` on a terminal (`script` gives it one), the token typed once the
+/// prompt shows; returns what the terminal showed.
+async fn login_on_a_terminal(home: &Path, url: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let command = format!("{BIN} login --url {url}");
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("QINGTING_CLI_CONFIG", home.join("cli.toml"))
+        .env_remove("QINGTING_URL")
+        .env_remove("QINGTING_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the login on a terminal");
+    let mut out = child.stdout.take().unwrap();
+    let mut screen = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Typed only once asked: what arrives earlier is echoed before the prompt turns echo off.
+    while !String::from_utf8_lossy(&screen).contains("paste it here") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), out.read(&mut buf))
+            .await
+            .expect("the prompt shows")
+            .unwrap();
+        assert!(
+            n > 0,
+            "ended before asking: {}",
+            String::from_utf8_lossy(&screen)
+        );
+        screen.extend_from_slice(&buf[..n]);
+    }
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(format!("{token}\n").as_bytes())
+        .await
+        .unwrap();
+    out.read_to_end(&mut screen).await.unwrap();
+    let status = child.wait().await.unwrap();
+    let screen = String::from_utf8_lossy(&screen).to_string();
+    assert!(status.success(), "{screen}");
+    drop(input);
+    screen
+}
+
 fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout: {}\nstderr: {}",
@@ -227,11 +270,16 @@ async fn the_cli_creates_opens_and_deletes_with_a_token_until_it_is_revoked(back
     assert_eq!(s, StatusCode::OK);
     let out = cli(home.path(), &["ws", "list"], "").await;
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not valid"),
+    // Said once, on standard error; standard output stays for what scripts read.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("not valid")
+            .count(),
+        1,
         "{}",
         text(&out)
     );
+    assert!(out.stdout.is_empty(), "{}", text(&out));
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let after = browser.get(&format!("{ws_origin}/")).await;
     assert_eq!(
@@ -240,15 +288,13 @@ async fn the_cli_creates_opens_and_deletes_with_a_token_until_it_is_revoked(back
         "the opened session ended with the token"
     );
 
-    // A new token: delete with --wait, then the list is empty; logout revokes it.
+    // A new token, pasted at the prompt on a terminal: not shown. Then delete with --wait,
+    // the list is empty; logout revokes it.
     let (secret, _) = make_token(&mut alice, "second", "workspaces").await;
-    let out = cli(
-        home.path(),
-        &["login", "--url", &url, "--token-stdin"],
-        &secret,
-    )
-    .await;
-    assert!(out.status.success(), "{}", text(&out));
+    let screen = login_on_a_terminal(home.path(), &url, &secret).await;
+    assert!(screen.contains("paste it here"), "{screen}");
+    assert!(screen.contains("as alice"), "{screen}");
+    assert!(!screen.contains(&secret), "the token was echoed: {screen}");
     let deleted = json_out(
         &cli(
             home.path(),
