@@ -209,10 +209,11 @@ pub async fn login(url: &str, token_stdin: bool) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let mut token = String::new();
     if !token_stdin && stdin.is_terminal() {
+        // Not echoed: a token on the screen is one in the scrollback and in screenshots. Off
+        // before the prompt shows, so a paste at once is not echoed either.
+        let _hidden = EchoOff::on_stdin();
         eprint!("Create a token at {url}/settings/tokens and paste it here: ");
         std::io::stderr().flush()?;
-        // Not echoed: a token on the screen is one in the scrollback and in screenshots.
-        let _hidden = EchoOff::on_stdin();
         stdin.lock().read_line(&mut token)?;
     } else {
         stdin.lock().read_line(&mut token)?;

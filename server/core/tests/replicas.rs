@@ -355,9 +355,14 @@ async fn a_request_through_the_other_replica_follows_a_shown_outcome(backend: Ba
             .begin(&by, &alice, ws.id, Action::Start)
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        while next.get(&alice, ws.id).await.unwrap().state != WorkspaceState::Failed {
-            tokio::task::yield_now().await;
-        }
+        let failed = async {
+            while next.get(&alice, ws.id).await.unwrap().state != WorkspaceState::Failed {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), failed)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: never failed"));
         next.start(&alice, ws.id)
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
@@ -388,19 +393,19 @@ async fn the_leader_finishes_what_a_dead_replica_left(backend: Backend) {
     let dead = row("orphan", "dead#1", now - 1).insert(&da).await.unwrap();
     let alive = row("busy", "alive#1", now + 600).insert(&da).await.unwrap();
 
-    // Every state the owner could see while it is finished, polled as fast as it goes.
+    // Every state the owner could see while it is finished, polled every millisecond.
     let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let watch = {
         let (db, seen, id) = (da.clone(), seen.clone(), dead.id);
         tokio::spawn(async move {
             loop {
-                let Ok(Some(now)) = workspace::Entity::find_by_id(id).one(&db).await else {
-                    continue;
-                };
-                let mut seen = seen.lock().unwrap();
-                if seen.last() != Some(&now.state) {
-                    seen.push(now.state);
+                if let Ok(Some(now)) = workspace::Entity::find_by_id(id).one(&db).await {
+                    let mut seen = seen.lock().unwrap();
+                    if seen.last() != Some(&now.state) {
+                        seen.push(now.state);
+                    }
                 }
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
     };

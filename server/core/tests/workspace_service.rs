@@ -520,9 +520,14 @@ async fn acting_as_soon_as_an_outcome_shows_is_not_busy(backend: Backend) {
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
         // As tight as a poll can be: the next request goes the moment the state says so.
-        while svc.get(&alice, demo).await.unwrap().state != WorkspaceState::Failed {
-            tokio::task::yield_now().await;
-        }
+        let failed = async {
+            while svc.get(&alice, demo).await.unwrap().state != WorkspaceState::Failed {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), failed)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: never failed"));
     }
     svc.begin(&by, &alice, demo, Action::Delete).await.unwrap();
 

@@ -125,7 +125,11 @@ impl WorkspaceService {
                 };
                 let Some(this) = weak.upgrade() else { return };
                 match ev.kind {
-                    RuntimeEventKind::Failed { reason } if !this.is_claimed(ev.workspace_id) => {
+                    // Under a claim of its own: an operation under way writes its own outcome.
+                    RuntimeEventKind::Failed { reason } => {
+                        let Ok(claim) = this.claim(ev.workspace_id).await else {
+                            continue;
+                        };
                         if let Err(e) = this
                             .set_state(ev.workspace_id, WorkspaceState::Failed, Some(reason))
                             .await
@@ -135,6 +139,7 @@ impl WorkspaceService {
                                 "cannot record the failure: {e}"
                             );
                         }
+                        claim.release().await;
                     }
                     RuntimeEventKind::Restarted { attempt } => {
                         tracing::info!(

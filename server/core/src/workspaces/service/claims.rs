@@ -8,6 +8,16 @@ use super::*;
 use sea_orm::{sea_query::Expr, Condition, DbErr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What a request that found a workspace claimed waits for.
+enum Holder {
+    /// Nobody any more: claim it.
+    Gone,
+    /// The outcome is written; only the audit entry and the release are left.
+    Settling,
+    /// Still under way: the request is refused.
+    Working,
+}
+
 /// How long a person's request waits for an operation that has written its outcome to give
 /// up its claim, rather than being told the workspace is busy.
 const SETTLING: Duration = Duration::from_secs(2);
@@ -99,7 +109,7 @@ impl WorkspaceService {
     /// restart, and is taken over.
     pub(super) async fn claim(&self, id: i64) -> Result<Claim, WorkspaceError> {
         let token = self.claim_token();
-        let claim = self.hold_locally(id, token.clone())?;
+        let mut claim = self.hold_locally(id, token.clone())?;
         let now = now_unix();
         let taken = workspace::Entity::update_many()
             .col_expr(workspace::Column::ClaimedBy, Expr::value(token))
@@ -117,6 +127,8 @@ impl WorkspaceService {
             .exec(&self.db)
             .await?;
         if taken.rows_affected == 0 {
+            // Never written to the row: nothing there to clear.
+            claim.token.clear();
             workspace::Entity::find_by_id(id)
                 .one(&self.db)
                 .await?
@@ -137,30 +149,50 @@ impl WorkspaceService {
                 Err(e @ WorkspaceError::Busy(_)) => e,
                 other => return other,
             };
-            if Instant::now() >= give_up || !self.settling(id).await? {
-                return Err(busy);
+            // Watched, not contended for: the holder needs the row (and on SQLite the
+            // database's one writer) to finish.
+            loop {
+                if Instant::now() >= give_up {
+                    return Err(busy);
+                }
+                match self.holder(id).await? {
+                    Holder::Gone => break,
+                    Holder::Settling => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Holder::Working => return Err(busy),
+                }
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
-    /// Whether the operation holding `id`'s claim has written its outcome.
-    async fn settling(&self, id: i64) -> Result<bool, WorkspaceError> {
+    /// What holds `id`'s claim, as far as a waiting request is concerned.
+    async fn holder(&self, id: i64) -> Result<Holder, WorkspaceError> {
         let here = self
             .in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .copied();
-        if let Some(settled) = here {
-            return Ok(settled);
+        match here {
+            Some(true) => return Ok(Holder::Settling),
+            Some(false) => return Ok(Holder::Working),
+            None => {}
         }
-        // Another replica's (or one just given up): its row tells.
         let row = workspace::Entity::find_by_id(id)
             .one(&self.db)
             .await?
             .ok_or(WorkspaceError::NotFound)?;
-        Ok(!state_of(&row).is_transitional())
+        let free = match (&row.claimed_by, row.claim_expires) {
+            (None, _) => true,
+            (Some(_), Some(until)) if until < now_unix() => true,
+            // This replica's, left over from before a restart: `claim` takes it over.
+            (Some(by), _) => by.starts_with(&format!("{}#", self.replica)),
+        };
+        Ok(match free {
+            true => Holder::Gone,
+            // Another replica's: its row tells whether the outcome is written.
+            false if state_of(&row).is_transitional() => Holder::Working,
+            false => Holder::Settling,
+        })
     }
 
     /// Records whether the operation this process runs on `id` has written its outcome.

@@ -304,7 +304,13 @@ impl WorkspaceService {
             user_id: Some(row.user_id),
             name: Some(row.name.clone()),
         };
-        let prepared = match self.claim_after_settling(row.id).await {
+        // Only a person's request waits: the service's own upkeep (the idle reaper) acting on
+        // what just settled would act on something a person just did.
+        let claimed = match by.is_some_and(|b| b.id.is_some()) {
+            true => self.claim_after_settling(row.id).await,
+            false => self.claim(row.id).await,
+        };
+        let prepared = match claimed {
             Ok(claim) => self.prepare_claimed(by, claim, row, action, reason).await,
             Err(e) => Err(e),
         };
