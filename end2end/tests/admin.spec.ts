@@ -66,8 +66,9 @@ test('an admin suspends a member signed in elsewhere, raises a quota, stops a wo
   await expect(row.locator('.badge', { hasText: 'suspended' })).toBeVisible();
   // The badge shows once the suspension is written; from then on, a second at most.
   // Across two replicas the member's stream may hang on the other one, which notices the
-  // ended session on its next sweep: a second on one server, two across replicas.
-  await expect(suspect).toHaveURL(/\/login\?next=%2Fworkspaces$/, { timeout: replicas ? 2_000 : 1_000 });
+  // ended session on its next sweep: a second on one server, two across replicas. Waited
+  // for by the navigation itself: a polled URL would be seen up to half a second late.
+  await suspect.waitForURL(/\/login\?next=%2Fworkspaces$/, { timeout: replicas ? 2_000 : 1_000, waitUntil: 'commit' });
   if (!replicas) {
     // The workspace: a request with its cookie is sent away to sign in, not answered by the
     // IDE (the IDE's own tab reloads itself when its requests fail, so a fresh tab asks).

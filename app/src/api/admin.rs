@@ -327,6 +327,8 @@ pub mod server {
         match action {
             "suspend" => {
                 accounts::set_suspended(&state.db, by, id, true).await?;
+                // Its sessions are gone: its open dashboards and IDEs here close now.
+                state.live.recheck();
                 // Nobody can reach them any more: their running IDEs would only use room.
                 let svc = &state.workspaces;
                 for ws in svc.list(&target).await.map_err(internal)? {

@@ -44,6 +44,8 @@ pub struct LiveSessions {
     probe: Arc<dyn SessionProbe>,
     entries: Mutex<HashMap<String, Entry>>,
     sweeper: std::sync::OnceLock<()>,
+    /// Wakes the sweeper before its next tick (`recheck`).
+    kick: Arc<tokio::sync::Notify>,
 }
 
 /// Held by one live connection; dropping it unregisters the connection.
@@ -102,6 +104,7 @@ impl LiveSessions {
             probe,
             entries: Mutex::default(),
             sweeper: std::sync::OnceLock::new(),
+            kick: Arc::default(),
         })
     }
 
@@ -113,7 +116,7 @@ impl LiveSessions {
     /// runtime: the first call starts the sweeper).
     pub fn register(self: &Arc<Self>, sid: &str, user: i64) -> LiveGuard {
         self.sweeper.get_or_init(|| {
-            tokio::spawn(sweep(Arc::downgrade(self)));
+            tokio::spawn(sweep(Arc::downgrade(self), self.kick.clone()));
         });
         let mut entries = self.lock();
         let entry = entries.entry(sid.to_string()).or_insert_with(|| Entry {
@@ -127,6 +130,13 @@ impl LiveSessions {
             sid: sid.to_string(),
             ended: entry.ended.subscribe(),
         }
+    }
+
+    /// Checks now rather than at the next sweep: this replica just ended sessions (a
+    /// suspension, a sign-out, a password change), so their connections close at once.
+    /// Other replicas still notice on their own sweep.
+    pub fn recheck(&self) {
+        self.kick.notify_one();
     }
 
     /// Number of sessions with live connections (for tests and metrics).
@@ -155,11 +165,14 @@ impl LiveSessions {
     }
 }
 
-async fn sweep(registry: Weak<LiveSessions>) {
+async fn sweep(registry: Weak<LiveSessions>, kick: Arc<tokio::sync::Notify>) {
     let mut every = tokio::time::interval(SWEEP);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        every.tick().await;
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = kick.notified() => every.reset(),
+        }
         let Some(registry) = registry.upgrade() else {
             return;
         };
@@ -169,5 +182,46 @@ async fn sweep(registry: Weak<LiveSessions>) {
         if let Err(e) = registry.check().await {
             tracing::warn!("live session check failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Knows no session at all: every registered one has ended.
+    #[derive(Debug)]
+    struct NoneAlive;
+
+    impl SessionProbe for NoneAlive {
+        fn alive<'a>(
+            &'a self,
+            _: &'a [SessionKey],
+        ) -> BoxFuture<'a, Result<HashSet<SessionKey>, String>> {
+            Box::pin(async { Ok(HashSet::new()) })
+        }
+    }
+
+    /// On the paused clock, time moves only when every task waits on a timer: the
+    /// connection closing before the sweep's next tick means the kick did it.
+    #[tokio::test(start_paused = true)]
+    async fn a_recheck_closes_ended_sessions_before_the_next_sweep() {
+        let live = LiveSessions::new(Arc::new(NoneAlive));
+        let first = live.register("s1", 1);
+        first.ended().await;
+        let t0 = tokio::time::Instant::now();
+        let second = live.register("s2", 2);
+        live.recheck();
+        second.ended().await;
+        assert!(t0.elapsed() < SWEEP, "closed after {:?}", t0.elapsed());
+        // Without the kick it waits for the tick.
+        let third = live.register("s3", 3);
+        let t1 = tokio::time::Instant::now();
+        third.ended().await;
+        assert!(
+            t1.elapsed() > Duration::ZERO,
+            "closed after {:?}",
+            t1.elapsed()
+        );
     }
 }

@@ -154,5 +154,7 @@ async fn revoke_current(
     )
     .await
     .map_err(V1Error::from)?;
+    // The browser sessions it opened ended with it.
+    state.live.recheck();
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -20,6 +20,8 @@ pub async fn logout() -> Result<String, ApiError> {
         .await
         .map_err(internal)?;
     if let Some((state, a)) = account {
+        // The session's open IDE connections close now, not at the next sweep.
+        state.live.recheck();
         let (by, subject) = (actor(&a), Subject::user(&a));
         audit::record_alone(&state.db, &by, Action::SignOut, &subject, Outcome::Ok, None).await;
     }

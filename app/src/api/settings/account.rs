@@ -37,6 +37,7 @@ pub async fn change_password(
     let revoked = revoke_user_sessions(&state.db, account.id, session.id().as_ref())
         .await
         .map_err(internal)?;
+    state.live.recheck();
     tracing::info!(user = %account.username, revoked, "password changed; other sessions revoked");
     Ok(())
 }

@@ -103,7 +103,11 @@ pub async fn revoke_token(id: i64) -> Result<(), ApiError> {
     let (state, session) = (state()?, session().await?);
     let account = require_account(&state, &session).await?;
     match api_tokens::revoke(&state.db, &actor(&account), &account, id).await {
-        Ok(()) => Ok(()),
+        // The browser sessions the token opened ended with it.
+        Ok(()) => {
+            state.live.recheck();
+            Ok(())
+        }
         Err(e @ TokenError::NotFound) => Err(fail(ApiError::NotFound(e.to_string()))),
         Err(e) => Err(internal(e)),
     }

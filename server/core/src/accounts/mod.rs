@@ -309,7 +309,10 @@ pub async fn delete_account(
             .await
             .map_err(AccountError::Internal)?;
     }
-    if let Some(key) = delete_user_rows(&state.db, by, user_id).await? {
+    let avatar = delete_user_rows(&state.db, by, user_id).await?;
+    // Its sessions went with the rows: its open connections here close now.
+    state.live.recheck();
+    if let Some(key) = avatar {
         if let Err(e) = state.objects.delete(&key).await {
             // The account is gone either way; an orphaned image is only storage.
             tracing::warn!(%key, "could not delete avatar of deleted account: {e}");

@@ -148,7 +148,6 @@ impl WorkspaceService {
                             "IDE restarted by its supervisor"
                         );
                     }
-                    _ => {}
                 }
             }
         });
