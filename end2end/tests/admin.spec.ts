@@ -91,6 +91,12 @@ test('an admin suspends a member signed in elsewhere, raises a quota, stops a wo
   await otherRow.locator('summary[data-action=quota]').click();
   await otherRow.locator('input[name=workspaces]').fill('12');
   await otherRow.locator('input[name=running]').fill('4');
+  // Meanwhile the member makes another workspace: the row's counts follow, and the form being
+  // filled in stays open with what was typed.
+  await createWorkspace(other, 'more', 'jupyter-python');
+  await expect(otherRow.locator('.usage')).toContainText('2 workspaces');
+  await expect(otherRow.locator('details:has(summary[data-action=quota])')).toHaveAttribute('open', '');
+  await expect(otherRow.locator('input[name=workspaces]')).toHaveValue('12');
   await otherRow.locator('button', { hasText: 'Save quota' }).click();
   await expect(admin.locator(`#users [data-user="${otherName}"] .quota`)).toContainText('quota: 12 workspaces, 4 running');
 

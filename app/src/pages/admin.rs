@@ -197,7 +197,7 @@ fn Users() -> impl IntoView {
                             view! {
                                 <ul class="admin-list" id="users">
                                     <For each=move || rows.get() key=|m| member_key(m) let:m>
-                                        <UserItem m act quota />
+                                        <UserItem m act quota rows />
                                     </For>
                                 </ul>
                             }.into_any()
@@ -210,17 +210,16 @@ fn Users() -> impl IntoView {
     }
 }
 
-/// What re-renders a user's row when it changes (not the last-seen time, which changes on
-/// its own and would close an open form).
+/// What re-renders a user's row when it changes: what its buttons and forms show. Not what
+/// changes on its own (last seen, the workspace counts: read live from `rows`), which would
+/// close a form someone has open.
 fn member_key(m: &MemberRow) -> String {
     format!(
-        "{}:{}:{}:{}:{}:{}:{:?}:{:?}:{:?}",
+        "{}:{}:{}:{}:{:?}:{:?}:{:?}",
         m.id,
         m.username,
         m.admin,
         m.suspended,
-        m.workspaces,
-        m.running,
         m.quota_workspaces,
         m.quota_running,
         m.quota_memory_mb
@@ -232,6 +231,7 @@ fn UserItem(
     m: MemberRow,
     act: ServerAction<AdminUserAction>,
     quota: ServerAction<AdminSetQuota>,
+    rows: RwSignal<Vec<MemberRow>>,
 ) -> impl IntoView {
     let button = move |id: i64, action: &'static str, label: &'static str, class: &'static str| {
         view! {
@@ -242,7 +242,18 @@ fn UserItem(
             </ActionForm>
         }
     };
-    let seen = m.last_seen_ago.map_or("never".to_string(), ago);
+    let id = m.id;
+    let usage = move || {
+        rows.with(|rs| {
+            rs.iter().find(|r| r.id == id).map(|r| {
+                let seen = r.last_seen_ago.map_or("never".to_string(), ago);
+                format!(
+                    "seen {seen} · {} workspaces ({} running) · ",
+                    r.workspaces, r.running
+                )
+            })
+        })
+    };
     let q = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     let quota_text = match (m.quota_workspaces, m.quota_running, m.quota_memory_mb) {
         (None, None, None) => "default quota".to_string(),
@@ -253,7 +264,6 @@ fn UserItem(
             mem.map_or("default memory".into(), |v| format!("{v} MiB each")),
         ),
     };
-    let id = m.id;
     view! {
         <li class="admin-row" data-user=m.username.clone()>
             <div class="admin-row-head">
@@ -263,7 +273,7 @@ fn UserItem(
                 {m.suspended.then(|| view! { <span class="badge state-failed">"suspended"</span> })}
             </div>
             <p class="muted">
-                {format!("seen {seen} · {} workspaces ({} running) · ", m.workspaces, m.running)}
+                <span class="usage">{usage}</span>
                 <span class="quota">{quota_text}</span>
             </p>
             <div class="actions">
