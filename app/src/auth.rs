@@ -102,26 +102,30 @@ where
 pub fn RequireUser(children: ChildrenFn) -> impl IntoView {
     let auth = Auth::get();
     let location = use_location();
+    let (pathname, search) = (location.pathname, location.search);
     let children = StoredValue::new(children);
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match auth.user.await {
                     Ok(Some(_)) => children.with_value(|c| c()).into_any(),
-                    _ => {
-                        let search = location.search.get_untracked();
-                        let here = if search.is_empty() {
-                            location.pathname.get_untracked()
-                        } else {
-                            format!("{}?{}", location.pathname.get_untracked(), search.trim_start_matches('?'))
-                        };
-                        let to = format!("/login?next={}", urlencoding::encode(&here));
-                        view! { <Redirect path=to /> }.into_any()
-                    }
+                    _ => to_login(pathname, search).into_any(),
                 }
             })}
         </Suspense>
     }
+}
+
+/// Sends the visitor to the login page with a `next` back to where they are.
+pub fn to_login(pathname: Memo<String>, search: Memo<String>) -> impl IntoView {
+    let (pathname, search) = (pathname.get_untracked(), search.get_untracked());
+    let here = if search.is_empty() {
+        pathname
+    } else {
+        format!("{pathname}?{}", search.trim_start_matches('?'))
+    };
+    let to = format!("/login?next={}", urlencoding::encode(&here));
+    view! { <Redirect path=to /> }
 }
 
 /// For pages only the signed-out need (login, register): a signed-in visitor goes home.

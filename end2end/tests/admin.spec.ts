@@ -156,3 +156,23 @@ test('a member gets 404 on the admin pages and the admin API', async ({ page, br
     expect(res.status(), endpoint).toBe(404);
   }
 });
+
+test('every admin page comes alive when loaded directly (and after a plain form post)', async ({ page }) => {
+  const name = await registerUser(page, uniqueName('adm'));
+  grantAdmin(name);
+  const errors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text().split('\n')[0]); });
+  page.on('pageerror', (e) => errors.push(String(e).split('\n')[0]));
+  // `?` is where a form posted without JavaScript comes back to.
+  for (const path of ['/admin', '/admin/users', '/admin/users?', '/admin/workspaces', '/admin/audit']) {
+    await page.goto(path);
+    await hydrated(page);
+    // Live: a tab switches pages in the browser, and the page it shows answers too.
+    const tabs = page.getByRole('navigation', { name: 'Admin' });
+    await tabs.getByRole('link', { name: 'Audit log' }).click();
+    await expect(page).toHaveURL(/\/admin\/audit$/);
+    await page.locator('#audit-user').fill(name);
+    await expect(page.locator('#audit [data-action]').first()).toBeVisible();
+    expect(errors, path).toEqual([]);
+  }
+});

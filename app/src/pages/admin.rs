@@ -8,29 +8,32 @@ use crate::{
         AdminWorkspaceAction, AdminWorkspaceRow, AuditPage, MemberRow,
     },
     api::workspaces::human_bytes,
-    auth::{action_error, Auth, RequireUser},
+    auth::{action_error, to_login, Auth},
     components::form::FormAlert,
     pages::not_found::NotFound,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
+use leptos_router::{components::A, hooks::use_location};
 
 #[component]
 fn RequireAdmin(children: ChildrenFn) -> impl IntoView {
     let auth = Auth::get();
+    let location = use_location();
+    let (pathname, search) = (location.pathname, location.search);
     let children = StoredValue::new(children);
+    // One boundary, not `RequireUser` around another: nested, the page rendered once per
+    // boundary on the server, and the browser could not hydrate what it sent.
     view! {
-        <RequireUser>
-            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match auth.user.await {
-                        Ok(Some(u)) if u.is_admin => children.with_value(|c| c()).into_any(),
-                        _ => view! { <NotFound /> }.into_any(),
-                    }
-                })}
-            </Suspense>
-        </RequireUser>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match auth.user.await {
+                    Ok(Some(u)) if u.is_admin => children.with_value(|c| c()).into_any(),
+                    Ok(Some(_)) => view! { <NotFound /> }.into_any(),
+                    _ => to_login(pathname, search).into_any(),
+                }
+            })}
+        </Suspense>
     }
 }
 
