@@ -18,7 +18,7 @@ use qingting_core::{
     testing::{Backend, TestDatabase},
     workspaces::{
         runtime::fake::FakeRuntime, Action, WorkspaceError, WorkspaceLimits, WorkspaceService,
-        WorkspaceState,
+        WorkspaceState, WorkspaceView,
     },
 };
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
@@ -299,16 +299,30 @@ async fn register(db: &DatabaseConnection, name: &str) -> Account {
     accounts::register(db, name, "correct horse").await.unwrap()
 }
 
-async fn two_replicas_never_work_on_one_workspace(backend: Backend) {
-    let Some(tdb) = TestDatabase::create(backend).await else {
-        return;
-    };
-    let (da, db) = two(&tdb).await;
-    // One runtime for both, as Function Compute is one for every replica.
+/// Replicas A and B on one runtime (as Function Compute is one for every replica), and
+/// alice's workspace `demo` created through A, running.
+async fn two_replicas_with_a_workspace(
+    tdb: &TestDatabase,
+) -> (
+    Arc<FakeRuntime>,
+    Arc<WorkspaceService>,
+    Arc<WorkspaceService>,
+    Account,
+    WorkspaceView,
+) {
+    let (da, db) = two(tdb).await;
     let rt = Arc::new(FakeRuntime::default());
     let (a, b) = (replica(&da, &rt, "ra"), replica(&db, &rt, "rb"));
     let alice = register(&da, "alice").await;
     let ws = a.create(&alice, "demo", "jupyter-python").await.unwrap();
+    (rt, a, b, alice, ws)
+}
+
+async fn two_replicas_never_work_on_one_workspace(backend: Backend) {
+    let Some(tdb) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let (rt, a, b, alice, ws) = two_replicas_with_a_workspace(&tdb).await;
     rt.start_delay_ms.store(1500, Ordering::SeqCst);
     a.begin(&Actor::user(&alice, None), &alice, ws.id, Action::Restart)
         .await
@@ -341,11 +355,7 @@ async fn a_request_through_the_other_replica_follows_a_shown_outcome(backend: Ba
     let Some(tdb) = TestDatabase::create(backend).await else {
         return;
     };
-    let (da, db) = two(&tdb).await;
-    let rt = Arc::new(FakeRuntime::default());
-    let (a, b) = (replica(&da, &rt, "ra"), replica(&db, &rt, "rb"));
-    let alice = register(&da, "alice").await;
-    let ws = a.create(&alice, "demo", "jupyter-python").await.unwrap();
+    let (rt, a, b, alice, ws) = two_replicas_with_a_workspace(&tdb).await;
     a.stop(&alice, ws.id).await.unwrap();
     let by = Actor::user(&alice, None);
     rt.fail_start.store(true, Ordering::SeqCst);
