@@ -30,6 +30,18 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The kinds of process the binary runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Runs until stopped; its log is its output.
+    Server,
+    /// A server's own one-shot command (`migrate`, `admin`, `audit export`, `editors`): its
+    /// output is what it prints, its log is for the operator.
+    Tool,
+    /// The command-line client (`login`, `logout`, `ws`), talking to a server over the API.
+    Client,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the dashboard and API (the default).
@@ -171,13 +183,21 @@ impl From<EditorArg> for Editor {
 }
 
 impl Cli {
-    /// A command of the command-line client (it talks to a server over the JSON API) rather
-    /// than one of the server's own.
-    pub fn talks_to_a_server(&self) -> bool {
-        matches!(
-            self.command,
-            Some(Command::Login { .. } | Command::Logout | Command::Ws { .. })
-        )
+    /// What kind of process this command makes, which decides where its logs go.
+    pub fn kind(&self) -> Kind {
+        match &self.command {
+            None | Some(Command::Serve | Command::FcSim { .. } | Command::FakeGithub { .. }) => {
+                Kind::Server
+            }
+            Some(Command::Login { .. } | Command::Logout | Command::Ws { .. }) => Kind::Client,
+            Some(
+                Command::Migrate
+                | Command::Config { .. }
+                | Command::Admin { .. }
+                | Command::Audit { .. }
+                | Command::Editors { .. },
+            ) => Kind::Tool,
+        }
     }
 
     pub async fn run(self) -> anyhow::Result<()> {

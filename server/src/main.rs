@@ -1,5 +1,8 @@
 use clap::Parser;
-use qingting_server::{cli::Cli, telemetry};
+use qingting_server::{
+    cli::{Cli, Kind},
+    telemetry,
+};
 use std::io::Write;
 
 #[global_allocator]
@@ -8,15 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let client = cli.talks_to_a_server();
-    match client {
-        true => telemetry::init_for_client(),
-        false => telemetry::init(cli.log_format),
-    }
+    let kind = cli.kind();
+    telemetry::init(kind, cli.log_format);
     match cli.run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            if !client {
+            // A server's log records why it ended; anything else says it once, below.
+            if kind == Kind::Server {
                 tracing::error!("{e:#}");
             }
             // Not eprintln!: it panics when standard error is a closed pipe.

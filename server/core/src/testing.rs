@@ -39,12 +39,41 @@ impl Backend {
     }
 }
 
-/// A loopback TCP port that was free a moment ago (for servers a test starts by address).
+/// A loopback TCP port that is free now and that no other test of this process is handed, for
+/// servers a test starts by address.
+///
+/// Picked below the kernel's ephemeral range: a port from `bind(0)` is released before the
+/// server binds it, and in that gap any outgoing connection (to a database, between test
+/// servers) may take it as its source port, so the server fails to start now and then. Ports
+/// below the range are never handed out that way; a counter keeps this process's tests apart
+/// and a start derived from the process id keeps concurrent test processes apart.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    const LOWEST: u32 = 20_000;
+    let end = ephemeral_range_start().max(LOWEST + 1_000);
+    let span = end - LOWEST;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let port = (LOWEST + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOWEST} and {end}");
+}
+
+/// Where the kernel starts handing out ports for `bind(0)` and outgoing connections.
+fn ephemeral_range_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// A database that exists for one test.
