@@ -496,7 +496,7 @@ async fn the_api_answers_every_refusal_in_one_shape(backend: Backend) {
     shape(s, &b, "invalid");
 
     // Cross-site headers do not matter here (no cookie is read), and no CSRF rule applies.
-    for _ in 0..200 {
+    for _ in 0..600 {
         let (_, row) = call(Method::GET, "/workspaces/two", &rw, None).await;
         if row["controls"]["busy"] == false {
             break;

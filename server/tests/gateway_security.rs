@@ -144,25 +144,23 @@ async fn open_live_connections(
     (ws, events)
 }
 
-/// Both connections end within a second (reads see the end of stream).
-async fn assert_closed_within_a_second(
-    ws: &mut tokio::net::TcpStream,
-    events: &mut reqwest::Response,
-) {
+/// Both connections end at once (reads see the end of stream): on a quiet machine within
+/// milliseconds; the bound is loose for a loaded one, and far below the sweep of a cache.
+async fn assert_closed_at_once(ws: &mut tokio::net::TcpStream, events: &mut reqwest::Response) {
     let started = std::time::Instant::now();
     let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(2), ws.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(5), ws.read(&mut buf))
         .await
         .expect("the WebSocket is closed")
         .unwrap_or(0);
     assert_eq!(n, 0, "the WebSocket is closed");
     // Keep-alive comments may still be in flight before the end.
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(2), events.chunk())
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), events.chunk())
         .await
         .expect("the event stream ends")
     {}
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(1), "closed after {took:?}");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +175,7 @@ async fn live_connections_close_when_their_session_ends() {
     let (mut ws, mut events) = open_live_connections(&h, &mut alice).await;
     let (s, _) = alice.api("/api/logout", &[]).await;
     assert!(s.is_success() || s.is_redirection(), "{s}");
-    assert_closed_within_a_second(&mut ws, &mut events).await;
+    assert_closed_at_once(&mut ws, &mut events).await;
 
     // A password change ends the other sessions, and theirs.
     let mut first = Browser::new(&h.client, h.port);
@@ -207,7 +205,7 @@ async fn live_connections_close_when_their_session_ends() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    assert_closed_within_a_second(&mut ws, &mut events).await;
+    assert_closed_at_once(&mut ws, &mut events).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,7 +407,7 @@ async fn the_gateway_sees_every_change_at_once() {
     alice
         .api("/api/workspaces/action", &[("id", &id), ("action", act)])
         .await;
-    for _ in 0..100 {
+    for _ in 0..300 {
         let (_, rows) = alice.api("/api/workspaces/list", &[]).await;
         if rows["workspaces"].as_array().unwrap().len() == 1 {
             break;

@@ -19,6 +19,10 @@ use std::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_qingting");
 const FC_KEY: (&str, &str) = ("replicas-key", "replicas-secret");
+/// What "at once" may take across replicas in these tests: the feed's poll and the session
+/// sweep take well under a second, and the bound leaves room for a loaded test machine. It
+/// still fails a change that waits for a page refresh or a cache to lapse (minutes).
+const AT_ONCE: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_postgres() {
@@ -196,7 +200,9 @@ image_registry = "registry.example.com/qingting"
     let mut on_b = Browser::new(&client_b, pb);
     on_b.jar = on_a.jar.clone();
 
-    // A workspace created through A shows in B's live list within a second.
+    // A workspace created through A shows in B's live list at once: well under a second on a
+    // quiet machine (the change feed's poll); the bound is loose for a loaded one, and still
+    // far below anything a page refresh or a poll by the browser would give.
     let mut stream = events(&mut on_b).await;
     let mut buf = String::new();
     let first = next_event(&mut stream, &mut buf).await.unwrap();
@@ -210,16 +216,16 @@ image_registry = "registry.example.com/qingting"
         .await;
     assert_eq!(s, StatusCode::OK, "{row}");
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(1), next_event(&mut stream, &mut buf))
+        let ev = tokio::time::timeout(AT_ONCE, next_event(&mut stream, &mut buf))
             .await
-            .expect("B's stream heard of A's change within a second")
+            .expect("B's stream heard of A's change at once")
             .expect("stream open");
         if ev.contains("\"demo\"") {
             break;
         }
     }
     let seen_after = asked.elapsed();
-    assert!(seen_after < Duration::from_secs(1), "{seen_after:?}");
+    assert!(seen_after < AT_ONCE, "{seen_after:?}");
     eprintln!(
         "{}: B's stream showed A's create after {seen_after:?}",
         backend.name()
@@ -287,7 +293,7 @@ image_registry = "registry.example.com/qingting"
     assert_eq!(s, StatusCode::OK);
     let out = Instant::now();
     assert_eq!(alive(&client_b, pb).await, serde_json::json!([]));
-    let closed = tokio::time::timeout(Duration::from_secs(1), async {
+    let closed = tokio::time::timeout(AT_ONCE, async {
         while next_event(&mut stream, &mut buf).await.is_some() {}
     })
     .await;

@@ -37,7 +37,8 @@ fn spawn_server(data: &Path, port: u16) -> Child {
 }
 
 async fn wait_healthy(client: &reqwest::Client, port: u16) {
-    for _ in 0..200 {
+    // Up to 30 s: start-up includes adopting and recovering workspaces.
+    for _ in 0..600 {
         if let Ok(r) = client
             .get(format!("http://localhost:{port}/healthz"))
             .send()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, stand_in_dashboard, Kill, TEST_IDE};
+use common::{free_port, stand_in_dashboard, wait_until_serving, Kill, TEST_IDE};
 use qingting_gateway::{
     conformance,
     token::{BoxFuture, TokenSigner},
@@ -61,17 +61,7 @@ async fn start_shell() -> Shell {
         .build()
         .unwrap();
     let base = format!("http://alice-demo.localhost:{port}");
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/_qingting/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_serving(&client, &base).await;
     let init = client
         .post(format!("{base}/initialize"))
         .send()
@@ -223,13 +213,14 @@ async fn signing_out_of_the_dashboard_ends_access_and_closes_websockets() {
     shell.dashboard.ended.lock().unwrap().insert("s-out".into());
     let started = std::time::Instant::now();
     let mut buf = [0u8; 8];
-    let n = tokio::time::timeout(Duration::from_secs(2), ws.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(5), ws.read(&mut buf))
         .await
         .expect("the WebSocket is closed")
         .unwrap_or(0);
     assert_eq!(n, 0);
+    // The next sweep (0.4 s) on a quiet machine; loose for a loaded one.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{stand_in_dashboard, Kill};
+use common::{free_port, stand_in_dashboard, wait_until_serving, Kill};
 use futures_util::{SinkExt, StreamExt};
 use qingting_gateway::token::TokenSigner;
 use reqwest::{header, redirect::Policy, StatusCode};
@@ -37,10 +37,7 @@ fn jupyter() -> Option<PathBuf> {
 async fn shell_guards_a_real_jupyterlab() {
     let Some(jupyter) = jupyter() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let signer = TokenSigner::from_seed(&[42; 32]);
     let dashboard = stand_in_dashboard(signer.public_key()).await.url;
     let shell = Command::new(env!("CARGO_BIN_EXE_qingting-shell"))
@@ -86,17 +83,7 @@ async fn shell_guards_a_real_jupyterlab() {
         )
         .build()
         .unwrap();
-    for _ in 0..100 {
-        if client
-            .get(format!("{base}/_qingting/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_serving(&client, &base).await;
 
     // FC's Initializer starts the IDE; its health check then passes.
     let init = client

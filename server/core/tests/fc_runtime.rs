@@ -285,7 +285,8 @@ async fn until_running(
     id: i64,
 ) -> qingting_core::workspaces::WorkspaceView {
     let mut v = svc.get(who, id).await.unwrap();
-    for _ in 0..200 {
+    // Up to 30 s: a dozen simulator round trips on a loaded machine.
+    for _ in 0..1200 {
         if v.state == WorkspaceState::Running {
             break;
         }

@@ -187,12 +187,21 @@ async fn a_networked_workspace_reaches_the_internet_and_nothing_near_it() {
         &[
             "/bin/sh",
             "-c",
-            "python3 -m http.server 8765 --bind 127.0.0.1 >/dev/null 2>&1 & sleep 1",
+            "python3 -m http.server 8765 --bind 127.0.0.1 >/dev/null 2>&1 &",
         ],
     )
     .await;
     assert_eq!(code, 0, "{out}");
-    assert!(connects(&rt, 1, "127.0.0.1:8765").await, "its own loopback");
+    // The server takes a moment to listen (longer on a loaded machine).
+    let mut reached = false;
+    for _ in 0..50 {
+        reached = connects(&rt, 1, "127.0.0.1:8765").await;
+        if reached {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(reached, "its own loopback");
 
     // Nothing on this host: a port on its loopback, the same port on its own addresses,
     // Postgres, and the slirp gateway (which would be the host's loopback).

@@ -504,8 +504,13 @@ async fn detail(db: &DatabaseConnection, action: Action, outcome: Outcome) -> St
         .unwrap()
 }
 
+/// How long a background operation may take here: the fake runtime answers at once, but a
+/// loaded machine runs twelve scenarios on three databases at a time.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn wait_state(svc: &WorkspaceService, owner: &Account, id: i64, state: &str) {
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         if svc.get(owner, id).await.unwrap().state.as_str() == state {
             return;
         }
@@ -519,7 +524,8 @@ async fn wait_running(svc: &WorkspaceService, owner: &Account, id: i64) {
 }
 
 async fn wait_gone(svc: &WorkspaceService, owner: &Account, id: i64) {
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         if svc.get(owner, id).await.is_err() {
             return;
         }

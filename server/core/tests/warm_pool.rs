@@ -16,7 +16,7 @@ use qingting_core::{
 };
 use std::{
     sync::{atomic::Ordering, Arc},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 qingting_core::on_every_backend!(
@@ -55,6 +55,24 @@ async fn register(db: &DatabaseConnection, name: &str) -> Account {
 async fn status(svc: &WorkspaceService) -> (u32, u32) {
     let s: Vec<PoolStatus> = svc.pool_status().await.unwrap();
     (s[0].ready, s[0].starting)
+}
+
+/// Fills the pool until it shows `want` (ready, starting): what comes before it finishes in
+/// the background. Fails after 30 s.
+async fn fill_until(svc: &WorkspaceService, want: (u32, u32)) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        svc.fill_pool().await.unwrap();
+        let now = status(svc).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool stayed at {now:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn a_create_takes_a_running_ide_from_the_pool_and_the_pool_refills(backend: Backend) {
@@ -290,9 +308,7 @@ async fn pooled_ides_are_adopted_after_a_restart(backend: Backend) {
         .for_each(|(_, up)| *up = false);
     let again = service(&db, &rt, 2, u64::MAX);
     again.recover().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    again.fill_pool().await.unwrap();
-    assert_eq!(status(&again).await, (2, 0));
+    fill_until(&again, (2, 0)).await;
     assert_eq!(again.list(&alice).await.unwrap().len(), 1);
 
     // Restarted without a pool: what the old one left is removed, users' workspaces stay.
@@ -353,7 +369,8 @@ async fn the_pool_waits_while_a_user_starts(backend: Backend) {
     let alice = register(&db, "alice").await;
     let rt = Arc::new(FakeRuntime::default());
     let svc = service(&db, &rt, 1, u64::MAX);
-    rt.start_delay_ms.store(400, Ordering::SeqCst);
+    // Long enough that the pool's first look below comes while alice's start is under way.
+    rt.start_delay_ms.store(3_000, Ordering::SeqCst);
 
     let ws = svc
         .create_in_background(&Actor::user(&alice, None), &alice, "web", "vscode-node")
@@ -362,9 +379,12 @@ async fn the_pool_waits_while_a_user_starts(backend: Backend) {
     assert_eq!(ws.state, WorkspaceState::Creating);
     assert_eq!(svc.tend_pool().await.unwrap(), PoolStep::Idle);
     assert_eq!(status(&svc).await, (0, 0));
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    svc.fill_pool().await.unwrap();
-    assert_eq!(status(&svc).await, (1, 0));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while svc.get(&alice, ws.id).await.unwrap().state != WorkspaceState::Running {
+        assert!(Instant::now() < deadline, "alice's workspace never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fill_until(&svc, (1, 0)).await;
 
     drop(svc);
     drop(db);

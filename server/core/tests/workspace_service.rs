@@ -473,13 +473,15 @@ async fn cpu_use_inside_counts_as_activity(backend: Backend) {
     let alice = register(&db, "alice").await;
     let (rt, svc) = service(&db, 3, 2);
     let demo = svc.create(&alice, "demo", "jupyter-python").await.unwrap();
-    let idle = Duration::from_millis(400);
+    // Long enough that the first look below comes before it even on a loaded machine.
+    let idle = Duration::from_secs(2);
     rt.cpu.lock().unwrap().insert(demo.id, 10.0);
     // The first look only notes its CPU time; it has not been idle long enough anyway.
     assert_eq!(svc.stop_idle(idle).await.unwrap(), 0);
-    // A build: a second of CPU time in half a second. Work, not idleness.
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    // A build: a second of CPU time every 0.75 s, for longer than the idle time. Work, not
+    // idleness.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(750)).await;
         *rt.cpu.lock().unwrap().get_mut(&demo.id).unwrap() += 1.0;
         assert_eq!(
             svc.stop_idle(idle).await.unwrap(),
@@ -488,7 +490,7 @@ async fn cpu_use_inside_counts_as_activity(backend: Backend) {
         );
     }
     // A trickle (an idle IDE's housekeeping) is not.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(idle + Duration::from_millis(500)).await;
     *rt.cpu.lock().unwrap().get_mut(&demo.id).unwrap() += 0.001;
     assert_eq!(svc.stop_idle(idle).await.unwrap(), 1);
     assert_eq!(

@@ -256,7 +256,8 @@ pub async fn get_until_ok(client: &Client, url: &str, cookie: Option<String>) ->
         }
         let res = req.send().await.unwrap();
         tries += 1;
-        if res.status() == StatusCode::OK || tries >= 100 {
+        // Up to 30 s: a process started inside a workspace, on a loaded machine.
+        if res.status() == StatusCode::OK || tries >= 600 {
             return res;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

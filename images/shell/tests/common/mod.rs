@@ -1,5 +1,6 @@
-//! Shared by the shell's tests: a process killed on drop, a free port, and a stand-in
-//! dashboard that answers the used-token and session endpoints as the server does.
+//! Shared by the shell's tests: a process killed on drop, a free port, waiting for a shell to
+//! serve, and a stand-in dashboard that answers the used-token and session endpoints as the
+//! server does.
 #![allow(dead_code)]
 
 use axum::{body::Bytes, http::StatusCode, routing::post, Json, Router};
@@ -27,12 +28,25 @@ impl Drop for Kill {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A free port for a shell under test: the server's tests' picker, which keeps clear of the
+/// ports the kernel hands to outgoing connections.
+pub use qingting_core::testing::free_port;
+
+/// Waits until the shell at `base` answers its health check; fails after 30 s.
+pub async fn wait_until_serving(client: &reqwest::Client, base: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client
+        .get(format!("{base}/_qingting/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell at {base} never answered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The dashboard as the shell sees it: the used-token and session endpoints, answered as the
