@@ -13,6 +13,7 @@ use std::{
     path::PathBuf,
     time::Duration,
 };
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 #[derive(Debug, Subcommand)]
 pub enum WsAction {
@@ -211,10 +212,12 @@ pub async fn login(url: &str, token_stdin: bool) -> anyhow::Result<()> {
     if !token_stdin && stdin.is_terminal() {
         // Not echoed: a token on the screen is one in the scrollback and in screenshots. Off
         // before the prompt shows, so a paste at once is not echoed either.
-        let _hidden = EchoOff::on_stdin();
+        // Ctrl-C is caught from before the prompt shows, so it never meets the echo off.
+        let interrupt = signal(SignalKind::interrupt())?;
+        let hidden = EchoOff::on_stdin();
         eprint!("Create a token at {url}/settings/tokens and paste it here: ");
         std::io::stderr().flush()?;
-        stdin.lock().read_line(&mut token)?;
+        token = read_line_or_interrupt(hidden, interrupt).await?;
     } else {
         stdin.lock().read_line(&mut token)?;
     }
@@ -409,6 +412,29 @@ fn launch(url: &str) -> bool {
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+}
+
+/// A line from standard input, or an error on Ctrl-C (`interrupt`). `hidden` is dropped (the terminal's echo
+/// back on) either way: an interrupt ends the process without unwinding, which would leave the
+/// person's shell without echo.
+async fn read_line_or_interrupt(hidden: EchoOff, mut interrupt: Signal) -> anyhow::Result<String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // A thread of its own, not the runtime's blocking pool: the runtime waits for its blocking
+    // tasks at exit, and this read only ends with a line.
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = tx.send(std::io::stdin().lock().read_line(&mut line).map(|_| line));
+    });
+    let line = tokio::select! {
+        read = rx => read.context("standard input closed")?,
+        _ = interrupt.recv() => {
+            drop(hidden);
+            let _ = writeln!(std::io::stderr());
+            bail!("interrupted: no token kept");
+        }
+    };
+    drop(hidden);
+    Ok(line?)
 }
 
 /// The terminal on standard input without echo, until dropped.

@@ -118,10 +118,28 @@ async fn cli(home: &Path, args: &[&str], stdin: &str) -> Output {
 /// `qingting login --url URL` on a terminal (`script` gives it one), the token typed once the
 /// prompt shows; returns what the terminal showed.
 async fn login_on_a_terminal(home: &Path, url: &str, token: &str) -> String {
+    let (status, screen) = on_a_terminal(
+        home,
+        &format!("{BIN} login --url {url}"),
+        format!("{token}\n").as_bytes(),
+    )
+    .await;
+    assert!(status.success(), "{screen}");
+    screen
+}
+
+/// Runs the shell line `command` on a terminal (`script`, util-linux; bash as its shell) with
+/// `home`'s CLI config, types `keys` once the login prompt shows, and returns the exit status
+/// and everything the terminal showed.
+async fn on_a_terminal(
+    home: &Path,
+    command: &str,
+    keys: &[u8],
+) -> (std::process::ExitStatus, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let command = format!("{BIN} login --url {url}");
     let mut child = tokio::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
+        .args(["-qec", command, "/dev/null"])
+        .env("SHELL", "/bin/bash")
         .env("QINGTING_CLI_CONFIG", home.join("cli.toml"))
         .env_remove("QINGTING_URL")
         .env_remove("QINGTING_TOKEN")
@@ -146,16 +164,36 @@ async fn login_on_a_terminal(home: &Path, url: &str, token: &str) -> String {
         screen.extend_from_slice(&buf[..n]);
     }
     let mut input = child.stdin.take().unwrap();
-    input
-        .write_all(format!("{token}\n").as_bytes())
-        .await
-        .unwrap();
-    out.read_to_end(&mut screen).await.unwrap();
+    input.write_all(keys).await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        out.read_to_end(&mut screen),
+    )
+    .await
+    .expect("the command ends")
+    .unwrap();
     let status = child.wait().await.unwrap();
-    let screen = String::from_utf8_lossy(&screen).to_string();
-    assert!(status.success(), "{screen}");
     drop(input);
-    screen
+    (status, String::from_utf8_lossy(&screen).to_string())
+}
+
+/// Ctrl-C at the token prompt ends the login and gives the terminal its echo back: the
+/// person's shell is not left blind.
+#[tokio::test]
+async fn ctrl_c_at_the_token_prompt_leaves_the_terminal_as_it_was() {
+    let home = tempfile::tempdir().unwrap();
+    // Nothing listens there: the prompt comes before any request.
+    let line = format!("{BIN} login --url http://127.0.0.1:9; echo \"exit=$?\"; stty -a");
+    let (status, screen) = on_a_terminal(home.path(), &line, b"\x03").await;
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("interrupted"), "{screen}");
+    assert!(screen.contains("exit=1"), "{screen}");
+    let modes = screen.rsplit("exit=1").next().unwrap();
+    assert!(
+        modes.split_whitespace().any(|m| m == "echo"),
+        "echo is still off:\n{modes}"
+    );
+    assert!(!home.path().join("cli.toml").exists(), "no token kept");
 }
 
 fn text(o: &Output) -> String {
