@@ -208,25 +208,29 @@ pub async fn login(url: &str, token_stdin: bool) -> anyhow::Result<()> {
         bail!("--url must start with http:// or https://");
     }
     let stdin = std::io::stdin();
-    let mut token = String::new();
-    if !token_stdin && stdin.is_terminal() {
+    let (token, mut interrupt) = if !token_stdin && stdin.is_terminal() {
+        // Ctrl-C is caught from before the prompt shows, so it never meets the echo off; and
+        // since a handler, once there, stays, it is caught for the rest of the login too.
+        let mut interrupt = signal(SignalKind::interrupt())?;
         // Not echoed: a token on the screen is one in the scrollback and in screenshots. Off
         // before the prompt shows, so a paste at once is not echoed either.
-        // Ctrl-C is caught from before the prompt shows, so it never meets the echo off.
-        let interrupt = signal(SignalKind::interrupt())?;
-        let hidden = EchoOff::on_stdin();
+        let _hidden = EchoOff::on_stdin();
         eprint!("Create a token at {url}/settings/tokens and paste it here: ");
         std::io::stderr().flush()?;
-        token = read_line_or_interrupt(hidden, interrupt).await?;
+        let line = unless_interrupted(Some(&mut interrupt), read_line()).await?;
+        (line, Some(interrupt))
     } else {
-        stdin.lock().read_line(&mut token)?;
-    }
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        (line, None)
+    };
     let token = token.trim().to_string();
     if token.is_empty() {
         bail!("no token given");
     }
     let creds = Credentials { url, token };
-    let me = Api::new(&creds)?.call(Method::GET, "/me", None).await?;
+    let api = Api::new(&creds)?;
+    let me = unless_interrupted(interrupt.as_mut(), api.call(Method::GET, "/me", None)).await?;
     let path = save(&creds)?;
     outln!(
         "Signed in to {} as {} (token kept in {})",
@@ -414,27 +418,34 @@ fn launch(url: &str) -> bool {
             .is_ok_and(|s| s.success())
 }
 
-/// A line from standard input, or an error on Ctrl-C (`interrupt`). `hidden` is dropped (the terminal's echo
-/// back on) either way: an interrupt ends the process without unwinding, which would leave the
-/// person's shell without echo.
-async fn read_line_or_interrupt(hidden: EchoOff, mut interrupt: Signal) -> anyhow::Result<String> {
+/// `work`, or an error as soon as `interrupt` (if any) catches Ctrl-C. Returning the error,
+/// rather than dying of the signal, lets the caller's guards (the terminal's echo) undo
+/// themselves.
+async fn unless_interrupted<T>(
+    interrupt: Option<&mut Signal>,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let Some(interrupt) = interrupt else {
+        return work.await;
+    };
+    tokio::select! {
+        done = work => done,
+        _ = interrupt.recv() => {
+            let _ = writeln!(std::io::stderr());
+            bail!("interrupted: no token kept")
+        }
+    }
+}
+
+/// A line from standard input, read on a thread of its own rather than the runtime's blocking
+/// pool: the runtime waits for its blocking tasks at exit, and this read ends only with a line.
+async fn read_line() -> anyhow::Result<String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    // A thread of its own, not the runtime's blocking pool: the runtime waits for its blocking
-    // tasks at exit, and this read only ends with a line.
     std::thread::spawn(move || {
         let mut line = String::new();
         let _ = tx.send(std::io::stdin().lock().read_line(&mut line).map(|_| line));
     });
-    let line = tokio::select! {
-        read = rx => read.context("standard input closed")?,
-        _ = interrupt.recv() => {
-            drop(hidden);
-            let _ = writeln!(std::io::stderr());
-            bail!("interrupted: no token kept");
-        }
-    };
-    drop(hidden);
-    Ok(line?)
+    Ok(rx.await.context("standard input closed")??)
 }
 
 /// The terminal on standard input without echo, until dropped.

@@ -121,7 +121,7 @@ async fn login_on_a_terminal(home: &Path, url: &str, token: &str) -> String {
     let (status, screen) = on_a_terminal(
         home,
         &format!("{BIN} login --url {url}"),
-        format!("{token}\n").as_bytes(),
+        &[format!("{token}\n").as_bytes()],
     )
     .await;
     assert!(status.success(), "{screen}");
@@ -129,12 +129,12 @@ async fn login_on_a_terminal(home: &Path, url: &str, token: &str) -> String {
 }
 
 /// Runs the shell line `command` on a terminal (`script`, util-linux; bash as its shell) with
-/// `home`'s CLI config, types `keys` once the login prompt shows, and returns the exit status
-/// and everything the terminal showed.
+/// `home`'s CLI config, types `keys` once the login prompt shows (a pause between each), and
+/// returns the exit status and everything the terminal showed.
 async fn on_a_terminal(
     home: &Path,
     command: &str,
-    keys: &[u8],
+    keys: &[&[u8]],
 ) -> (std::process::ExitStatus, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut child = tokio::process::Command::new("script")
@@ -164,7 +164,12 @@ async fn on_a_terminal(
         screen.extend_from_slice(&buf[..n]);
     }
     let mut input = child.stdin.take().unwrap();
-    input.write_all(keys).await.unwrap();
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        input.write_all(k).await.unwrap();
+    }
     tokio::time::timeout(
         std::time::Duration::from_secs(20),
         out.read_to_end(&mut screen),
@@ -177,23 +182,38 @@ async fn on_a_terminal(
     (status, String::from_utf8_lossy(&screen).to_string())
 }
 
-/// Ctrl-C at the token prompt ends the login and gives the terminal its echo back: the
-/// person's shell is not left blind.
+/// Ctrl-C at the token prompt, or while the token is being checked, ends the login with
+/// status 1 and the terminal's echo back: the person's shell is not left blind, nor the command
+/// deaf to Ctrl-C.
 #[tokio::test]
-async fn ctrl_c_at_the_token_prompt_leaves_the_terminal_as_it_was() {
-    let home = tempfile::tempdir().unwrap();
-    // Nothing listens there: the prompt comes before any request.
-    let line = format!("{BIN} login --url http://127.0.0.1:9; echo \"exit=$?\"; stty -a");
-    let (status, screen) = on_a_terminal(home.path(), &line, b"\x03").await;
-    assert!(status.success(), "{screen}");
-    assert!(screen.contains("interrupted"), "{screen}");
-    assert!(screen.contains("exit=1"), "{screen}");
-    let modes = screen.rsplit("exit=1").next().unwrap();
-    assert!(
-        modes.split_whitespace().any(|m| m == "echo"),
-        "echo is still off:\n{modes}"
-    );
-    assert!(!home.path().join("cli.toml").exists(), "no token kept");
+async fn ctrl_c_during_login_leaves_the_terminal_as_it_was() {
+    // A server that takes the connection and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("http://{}", silent.local_addr().unwrap());
+    for (when, keys) in [
+        ("at the prompt", vec![&b"\x03"[..]]),
+        (
+            "while checking",
+            vec![&b"qt_not_answered\n"[..], &b"\x03"[..]],
+        ),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let line = format!("{BIN} login --url {silent}; echo \"exit=$?\"; stty -a");
+        let (status, screen) = on_a_terminal(home.path(), &line, &keys).await;
+        assert!(status.success(), "{when}: {screen}");
+        assert!(screen.contains("interrupted"), "{when}: {screen}");
+        let (_, modes) = screen
+            .split_once("exit=1\r\n")
+            .unwrap_or_else(|| panic!("{when}: not status 1: {screen}"));
+        assert!(
+            modes.split_whitespace().any(|m| m == "echo"),
+            "{when}: echo is still off:\n{modes}"
+        );
+        assert!(
+            !home.path().join("cli.toml").exists(),
+            "{when}: no token kept"
+        );
+    }
 }
 
 fn text(o: &Output) -> String {

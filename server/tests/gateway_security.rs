@@ -145,7 +145,7 @@ async fn open_live_connections(
 }
 
 /// Both connections end at once (reads see the end of stream): on a quiet machine within
-/// milliseconds; the bound is loose for a loaded one, and far below the sweep of a cache.
+/// milliseconds; the bound is loose for a loaded one.
 async fn assert_closed_at_once(ws: &mut tokio::net::TcpStream, events: &mut reqwest::Response) {
     let started = std::time::Instant::now();
     let mut buf = [0u8; 16];

@@ -55,7 +55,7 @@ async fn admin_and_audit_commands_keep_stdout_to_their_answer(backend: Backend) 
             .unwrap()
     };
 
-    // The first command on a new database migrates it: those log lines stay off stdout.
+    // The first command on a new database migrates it, and prints nothing.
     let out = qingting(&["audit", "export"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "", "an empty log exports nothing");

@@ -42,17 +42,21 @@ impl Backend {
 /// A loopback TCP port that is free now and that no other test of this process is handed, for
 /// servers a test starts by address.
 ///
-/// Picked below the kernel's ephemeral range: a port from `bind(0)` is released before the
-/// server binds it, and in that gap any outgoing connection (to a database, between test
-/// servers) may take it as its source port, so the server fails to start now and then. Ports
-/// below the range are never handed out that way; a counter keeps this process's tests apart
-/// and a start derived from the process id keeps concurrent test processes apart.
+/// Picked outside the kernel's ephemeral range: a port from `bind(0)` is released before the
+/// server binds it, and in that gap another `bind(0)` or an outgoing connection (to a
+/// database, between test servers) may take it, so the server fails to start now and then.
+/// Ports outside the range are never handed out that way; a counter keeps this process's tests
+/// apart and a start derived from the process id keeps concurrent test processes apart. Only
+/// where the range leaves no room is the port the kernel's.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    const LOWEST: u32 = 20_000;
-    let end = ephemeral_range_start().max(LOWEST + 1_000);
-    let span = end - LOWEST;
+    let Some((lowest, span)) = outside_ephemeral_range() else {
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind an ephemeral port")
+            .port();
+    };
     let _ = NEXT.compare_exchange(
         u32::MAX,
         std::process::id().wrapping_mul(7_919) % span,
@@ -60,20 +64,32 @@ pub fn free_port() -> u16 {
         Ordering::Relaxed,
     );
     for _ in 0..span {
-        let port = (LOWEST + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        let port = (lowest + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free loopback port between {LOWEST} and {end}");
+    panic!("no free loopback port among {span} from {lowest}");
 }
 
-/// Where the kernel starts handing out ports for `bind(0)` and outgoing connections.
-fn ephemeral_range_start() -> u32 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+/// The larger run of ports outside the kernel's range for `bind(0)` and outgoing connections
+/// (`ip_local_port_range`), below it from 10000 (clear of common services' ports) or above
+/// it: its first port and length, if it has room for a test run.
+fn outside_ephemeral_range() -> Option<(u32, u32)> {
+    const LOWEST: u32 = 10_000;
+    let (start, end) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32_768)
+        .and_then(|s| {
+            let mut n = s.split_whitespace().map(|n| n.parse::<u32>().ok());
+            Some((n.next()??, n.next()??))
+        })
+        .unwrap_or((32_768, 60_999));
+    let below = start.saturating_sub(LOWEST);
+    let above = 65_535u32.saturating_sub(end);
+    match below >= above {
+        true => (below >= 1_000).then_some((LOWEST, below)),
+        false => (above >= 1_000).then_some((end + 1, above)),
+    }
 }
 
 /// A database that exists for one test.

@@ -52,7 +52,9 @@ async fn a_running_workspace_reports_memory_cpu_and_disk() {
         .unwrap();
     assert_eq!(status, 200);
     let busy = rt.usage(1).unwrap();
-    assert!(busy.cpu_percent.unwrap() > 30.0, "{busy:?}");
+    // The burn counts CPU time, so on a loaded machine it takes longer and shows a lower share;
+    // an idle IDE shows under 1 %.
+    assert!(busy.cpu_percent.unwrap() > 10.0, "{busy:?}");
     assert!(rt.cpu_seconds(1).unwrap() - cpu_before > 1.0);
 
     // The disk figure arrives from a walk in the background and counts the file.
