@@ -91,6 +91,9 @@ test('an admin suspends a member signed in elsewhere, raises a quota, stops a wo
   await otherRow.locator('summary[data-action=quota]').click();
   await otherRow.locator('input[name=workspaces]').fill('12');
   await otherRow.locator('input[name=running]').fill('4');
+  // Sorting the list differently keeps the form open with what was typed.
+  await admin.locator('#user-sort').selectOption('name');
+  await expect(otherRow.locator('input[name=workspaces]')).toHaveValue('12');
   // Meanwhile the member makes another workspace: the row's counts follow, and the form being
   // filled in stays open with what was typed.
   await createWorkspace(other, 'more', 'jupyter-python');

@@ -154,17 +154,25 @@ fn Users() -> impl IntoView {
     let sort = RwSignal::new("last_seen".to_string());
     let act = ServerAction::<AdminUserAction>::new();
     let quota = ServerAction::<AdminSetQuota>::new();
-    // The list as first shown (rendered on the server too); it changes with the search.
+    // The list as first shown (rendered on the server too). Everything after it, the search
+    // and sort included, updates the rows in place: a list rendered anew would redraw the
+    // forms in it and lose what someone is typing there.
     let list = Resource::new(
-        move || (search.get(), sort.get()),
-        |(q, s)| admin_users(q, s),
+        || (),
+        move |_| admin_users(search.get_untracked(), sort.get_untracked()),
     );
-    // Refreshes and actions' answers update the rows in place: a list made anew would close
-    // an open form.
     let rows = RwSignal::new(Vec::<MemberRow>::new());
     let live = Resource::new(
-        move || (tick.get(), act.version().get(), quota.version().get()),
-        move |_| admin_users(search.get_untracked(), sort.get_untracked()),
+        move || {
+            (
+                tick.get(),
+                act.version().get(),
+                quota.version().get(),
+                search.get(),
+                sort.get(),
+            )
+        },
+        |(_, _, _, q, s)| admin_users(q, s),
     );
     Effect::new(move |_| {
         if let Some(Ok(l)) = live.get() {
