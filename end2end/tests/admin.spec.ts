@@ -48,8 +48,9 @@ test('an admin suspends a member signed in elsewhere, raises a quota, stops a wo
   const suspect = await person(browser, isMobile);
   const suspectName = await registerUser(suspect, uniqueName('sus'));
   await createWorkspace(suspect, 'work', 'jupyter-python');
+  let ide: Page | undefined;
   if (!replicas) {
-    const ide = await open(suspect, 'work');
+    ide = await open(suspect, 'work');
     await expect(ide).toHaveURL(new RegExp(`^${wsOrigin(suspectName, 'work')}/lab`), { timeout: 30_000 });
     await suspect.bringToFront();
   }
@@ -79,6 +80,9 @@ test('an admin suspends a member signed in elsewhere, raises a quota, stops a wo
     };
     await expect.poll(landing, { timeout: 1_000, intervals: [50] }).toBe('/login');
     await probe.close();
+    // Shown. The IDE's tab, whose requests now all fail, keeps retrying them in the renderer it
+    // shares with the dashboard's tab; it is not needed any more.
+    await ide?.close();
   }
   // And they cannot sign back in.
   await suspect.locator('#login-form #username').fill(suspectName);
