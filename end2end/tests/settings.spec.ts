@@ -62,7 +62,10 @@ test('change the password: this session stays, the other is signed out', async (
   // This session continues.
   await page.goto('/workspaces');
   await expect(page.getByTestId('nav-user')).toContainText(name);
-  // The other device is signed out.
+  // The other device is signed out: its open dashboard goes to the sign-in page by itself
+  // (waited for first: a navigation of the test's own would race with it and be aborted), and
+  // a new visit is sent there too.
+  await otherPage.waitForURL(/\/login\?next=/, { timeout: 5_000, waitUntil: 'commit' });
   await otherPage.goto('/workspaces');
   await expect(otherPage).toHaveURL(/\/login\?next=/);
   // The new password works, the old one does not.
